@@ -1,0 +1,3 @@
+"""ishowtts: reads livestream chat aloud in a cloned voice."""
+
+__version__ = "0.1.0"

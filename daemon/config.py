@@ -1,0 +1,325 @@
+"""The configuration schema and its loader. One YAML file → frozen, validated models.
+
+Plugins (connectors, engines) validate their own sections: a plugin class may carry an
+``Options`` model (a ``Section``); its keys sit beside ``type`` in the YAML.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from .confload import ConfigError, Section, SourceMap, format_loc, read_yaml, validate
+from .events import Kind
+
+__all__ = ["Config", "ConfigError", "PluginConfig", "load_config", "load_plugin"]
+
+
+class LogConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class PluginConfig(BaseModel):
+    """A connector or engine entry: ``type`` picks the plug-in, the rest are its options."""
+
+    type: str
+    name: str = ""
+    enabled: bool = True
+    options: Any = None  # the plug-in's validated Options (or the raw mapping)
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
+class NormalizeConfig(Section):
+    fullwidth: bool = True  # ＡＢＣ１２３ → ABC123
+    max_repeat: int = Field(3, ge=1)  # 哈哈哈哈哈哈 → 哈哈哈, 666666 → 666
+    links: Literal["drop", "word"] = "word"
+    link_word: str = "链接"
+    emoji: Literal["drop", "name", "keep"] = "drop"
+    emoji_language: str = "zh"
+    stickers: Literal["drop", "name", "keep"] = "name"  # Bilibili [doge]-style codes
+
+
+class UserLists(Section):
+    block: list[str] = []  # user ids or names never read
+    allow: list[str] = []  # when not empty, only these users are read (paid events too)
+
+
+class RateLimit(Section):
+    messages: int = Field(3, ge=1)
+    per_seconds: float = Field(15.0, gt=0)
+
+
+class FiltersConfig(Section):
+    block_keywords: list[str] = []
+    block_regex: list[str] = []
+    users: UserLists = UserLists()
+    min_chars: int = Field(1, ge=0)  # graphemes after normalisation; danmaku only
+    max_chars: int = Field(80, ge=1)
+    drop_punctuation_only: bool = True
+    rate: RateLimit | None = RateLimit()  # per user, danmaku only; null turns it off
+    kinds: list[Kind] = list(Kind)  # kinds read at all
+
+    @field_validator("block_regex")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
+        return patterns
+
+    @model_validator(mode="after")
+    def _lengths(self) -> FiltersConfig:
+        if self.min_chars > self.max_chars:
+            raise ValueError(f"min_chars ({self.min_chars}) exceeds max_chars ({self.max_chars})")
+        return self
+
+
+class DedupeConfig(Section):
+    window_s: float = Field(30.0, ge=0)  # 0 turns dedupe off
+    max_entries: int = Field(5000, ge=1)
+
+
+class GiftsConfig(Section):
+    merge_window_s: float = Field(10.0, ge=0)  # same user + gift while queued → one "x N"
+    min_amount: float = Field(0.0, ge=0)  # gifts worth less are not read (dropped: gift_value)
+
+
+DEFAULT_PRIORITY = {
+    Kind.SYSTEM: 60,
+    Kind.SUPER_CHAT: 50,
+    Kind.GUARD: 40,
+    Kind.GIFT: 30,
+    Kind.DANMAKU: 20,
+    Kind.FOLLOW: 10,
+    Kind.ENTER: 10,
+}
+DEFAULT_TTL = {
+    Kind.SYSTEM: 120.0,
+    Kind.SUPER_CHAT: 600.0,
+    Kind.GUARD: 300.0,
+    Kind.GIFT: 120.0,
+    Kind.DANMAKU: 30.0,
+    Kind.FOLLOW: 15.0,
+    Kind.ENTER: 10.0,
+}
+
+
+class QueueConfig(Section):
+    max_items: int = Field(100, ge=1)
+    priority: dict[Kind, int] = {}  # merged over DEFAULT_PRIORITY
+    ttl_s: dict[Kind, float] = {}  # merged over DEFAULT_TTL
+
+    def priority_of(self, kind: Kind) -> int:
+        return self.priority.get(kind, DEFAULT_PRIORITY[kind])
+
+    def ttl_of(self, kind: Kind) -> float:
+        return self.ttl_s.get(kind, DEFAULT_TTL[kind])
+
+
+DEFAULT_TEMPLATES = {
+    Kind.DANMAKU: "{text}",
+    Kind.SUPER_CHAT: "{user}的醒目留言：{text}",
+    Kind.GIFT: "谢谢{user}送的{gift}{count_text}",
+    Kind.GUARD: "感谢{user}开通{gift}",
+    Kind.FOLLOW: "欢迎{user}关注",
+    Kind.ENTER: "欢迎{user}",
+    Kind.SYSTEM: "{text}",
+}
+TEMPLATE_FIELDS = frozenset({"text", "user", "gift", "count", "count_text", "amount", "platform"})
+
+
+class SpeechConfig(Section):
+    templates: dict[Kind, str] = {}  # merged over DEFAULT_TEMPLATES
+
+    @field_validator("templates")
+    @classmethod
+    def _fields_known(cls, templates: dict[Kind, str]) -> dict[Kind, str]:
+        for kind, template in templates.items():
+            try:
+                names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+            except ValueError as exc:
+                raise ValueError(f"template for {kind}: {exc}") from None
+            unknown = names - TEMPLATE_FIELDS
+            if unknown:
+                raise ValueError(
+                    f"template for {kind} uses unknown field(s) {sorted(unknown)}; "
+                    f"known: {sorted(TEMPLATE_FIELDS)}"
+                )
+        return templates
+
+    def template_for(self, kind: Kind) -> str:
+        return self.templates.get(kind, DEFAULT_TEMPLATES[kind])
+
+
+class VoiceConfig(Section):
+    ref_audio: str | None = None  # path, relative to the config file; None: the engine's default
+    ref_text: str = ""
+    speed: float = Field(1.0, gt=0.2, le=3.0)
+    steps: int | None = Field(None, ge=1, le=64)
+
+
+class RoutingConfig(Section):
+    default: str = "default"
+    kinds: dict[Kind, str] = {}
+    users: dict[str, str] = {}  # user id or name → voice
+
+
+class PlayerConfig(Section):
+    device: str | int | None = None  # name (substring) or index; None: the system default
+    volume: float = Field(1.0, ge=0.0, le=2.0)
+    fade_ms: float = Field(6.0, ge=0.0, le=100.0)
+    lookahead_s: float = Field(8.0, gt=0.0)  # audio made ahead of playback, at most
+    blocksize: int = Field(480, ge=0)  # frames per callback; 480 = 20 ms at 24 kHz
+    latency: Literal["low", "high"] | float = "low"
+
+
+class ApiConfig(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+    token_env: str = "ISHOWTTS_TOKEN"  # bearer token, required when host is not loopback
+    max_body_bytes: int = Field(16384, ge=256)
+
+
+class Config(Section):
+    log: LogConfig = LogConfig()
+    connectors: list[PluginConfig] = []
+    engine: PluginConfig = PluginConfig(type="f5")
+    voices: dict[str, VoiceConfig] = {"default": VoiceConfig()}
+    routing: RoutingConfig = RoutingConfig()
+    speech: SpeechConfig = SpeechConfig()
+    normalize: NormalizeConfig = NormalizeConfig()
+    filters: FiltersConfig = FiltersConfig()
+    dedupe: DedupeConfig = DedupeConfig()
+    gifts: GiftsConfig = GiftsConfig()
+    queue: QueueConfig = QueueConfig()
+    player: PlayerConfig = PlayerConfig()
+    api: ApiConfig = ApiConfig()
+    path: Path = Path("config.yaml")
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(os.path.expanduser(str(path)))
+        return p if p.is_absolute() else self.base_dir / p
+
+    def voice_for(self, kind: Kind, user_id: str, user_name: str) -> str:
+        users = self.routing.users
+        return (
+            users.get(user_id)
+            or users.get(user_name)
+            or self.routing.kinds.get(kind)
+            or self.routing.default
+        )
+
+
+def load_plugin(group: str, kind: str) -> Any:
+    for ep in entry_points(group=group):
+        if ep.name == kind:
+            return ep.load()
+    raise LookupError(kind)
+
+
+def _plugin_names(group: str) -> str:
+    return ", ".join(sorted(ep.name for ep in entry_points(group=group))) or "none"
+
+
+def _plugin(group: str, entry: Any, source: SourceMap, loc: tuple[str | int, ...]) -> PluginConfig:
+    where = source.where(loc)
+    if not isinstance(entry, Mapping):
+        raise ConfigError([f"{format_loc(loc)}: expected a mapping with a 'type' key ({where})"])
+    raw = dict(entry)
+    kind = raw.pop("type", None)
+    if not isinstance(kind, str):
+        raise ConfigError(
+            [f"{format_loc((*loc, 'type'))}: required; one of {_plugin_names(group)} ({where})"]
+        )
+    name = raw.pop("name", None) or kind
+    enabled = raw.pop("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(
+            [f"{format_loc((*loc, 'enabled'))}: expected true or false ({source.where(loc)})"]
+        )
+    try:
+        cls = load_plugin(group, kind)
+    except LookupError:
+        raise ConfigError(
+            [
+                f"{format_loc((*loc, 'type'))}: unknown {group.split('.')[-1][:-1]} {kind!r}; "
+                f"installed: {_plugin_names(group)} ({source.where((*loc, 'type'))})"
+            ]
+        ) from None
+    model = getattr(cls, "Options", None)
+    options = validate(model, raw, source, loc) if model is not None else raw
+    return PluginConfig(type=kind, name=str(name), enabled=enabled, options=options, raw=raw)
+
+
+def parse_config(data: Mapping[str, Any], source: SourceMap, path: Path) -> Config:
+    problems: list[str] = []
+    data = dict(data)
+    connectors: list[PluginConfig] = []
+    raw_connectors = data.pop("connectors", None) or []
+    if not isinstance(raw_connectors, list):
+        problems.append(f"connectors: expected a list ({source.where(('connectors',))})")
+        raw_connectors = []
+    for i, entry in enumerate(raw_connectors):
+        try:
+            connectors.append(_plugin("ishowtts.connectors", entry, source, ("connectors", i)))
+        except ConfigError as exc:
+            problems += exc.problems
+    engine = None
+    try:
+        raw_engine = data.pop("engine", {"type": "f5"})
+        engine = _plugin("ishowtts.engines", raw_engine, source, ("engine",))
+    except ConfigError as exc:
+        problems += exc.problems
+    names = [c.name for c in connectors]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"connectors: two connectors are named {dup!r}; give each a distinct name")
+    config = None
+    try:
+        config = validate(Config, {**data, "path": path}, source)
+    except ConfigError as exc:
+        problems += exc.problems
+    if config is not None:
+        problems += _check_routing(config, source)
+    if problems:
+        raise ConfigError(problems)
+    assert config is not None and engine is not None
+    return config.model_copy(update={"connectors": connectors, "engine": engine})
+
+
+def _check_routing(config: Config, source: SourceMap) -> list[str]:
+    out = []
+    voices = config.voices
+    refs: list[tuple[tuple[str | int, ...], str]] = [
+        (("routing", "default"), config.routing.default)
+    ]
+    refs += [(("routing", "kinds", k.value), v) for k, v in config.routing.kinds.items()]
+    refs += [(("routing", "users", k), v) for k, v in config.routing.users.items()]
+    for loc, voice in refs:
+        if voice not in voices:
+            out.append(
+                f"{format_loc(loc)}: no voice named {voice!r}; voices: "
+                f"{', '.join(voices) or 'none'} ({source.where(loc)})"
+            )
+    return out
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    data, source = read_yaml(path)
+    return parse_config(data, source, path.resolve())

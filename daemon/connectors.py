@@ -1,0 +1,139 @@
+"""The connector protocol and a base class for connectors.
+
+A connector is an async iterator of ``ChatEvent`` (and ``Retraction``) with ``start``/``stop``,
+built by its entry point (group ``ishowtts.connectors``) as ``cls(name, options, context)``.
+It owns its reconnects, backoff and heartbeats; a malformed frame is logged and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import structlog
+
+from .events import ConnectorItem
+
+GROUP = "ishowtts.connectors"
+
+
+class ConnectorState(str, Enum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    FAILED = "failed"  # gave up (bad credentials, room not found): needs the operator
+    FINISHED = "finished"  # a finite source (a replay) reached its end
+    STOPPED = "stopped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorContext:
+    base_dir: Path  # the config file's folder: relative paths resolve against it
+
+
+@runtime_checkable
+class Connector(Protocol):
+    name: str
+    platform: str
+    state: ConnectorState
+    counters: Counter[str]  # frames, events, malformed, unknown commands, reconnects...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[ConnectorItem]: ...
+
+
+class Backoff:
+    """Exponential backoff with full jitter; ``reset`` after a connection that worked."""
+
+    def __init__(self, initial: float = 1.0, maximum: float = 60.0, factor: float = 2.0) -> None:
+        self.initial, self.maximum, self.factor = initial, maximum, factor
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.maximum, self.initial * self.factor**self.attempt)
+        self.attempt += 1
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+_DONE = object()
+
+
+class BaseConnector:
+    """Runs ``run()`` in a task; what it ``emit``s comes out of the async iterator.
+
+    Subclasses implement ``run`` (loop, reconnect, parse) and set ``state`` as they go.
+    """
+
+    platform = "unknown"
+
+    def __init__(self, name: str, options: Any, context: ConnectorContext) -> None:
+        self.name = name
+        self.options = options
+        self.context = context
+        self.state = ConnectorState.IDLE
+        self.counters: Counter[str] = Counter()
+        self.log = structlog.get_logger("ishowtts.connector").bind(connector=name)
+        # Unbounded: the daemon drains it synchronously and fast, and the end marker must fit.
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        raise NotImplementedError
+
+    async def emit(self, item: ConnectorItem) -> None:
+        self.counters["emitted"] += 1
+        self._queue.put_nowait(item)
+        await asyncio.sleep(0)  # let the consumer run between bursts
+
+    def set_state(self, state: ConnectorState, **why: Any) -> None:
+        if state != self.state:
+            self.state = state
+            self.log.info("connector_state", state=str(state), **why)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._main(), name=f"connector:{self.name}")
+
+    async def _main(self) -> None:
+        try:
+            await self.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in a connector must not take the daemon down
+            self.log.exception("connector_crashed", error=repr(exc))
+            self.set_state(ConnectorState.FAILED, error=repr(exc))
+        finally:
+            self._queue.put_nowait(_DONE)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.state not in (ConnectorState.FAILED, ConnectorState.FINISHED):
+            self.set_state(ConnectorState.STOPPED)
+
+    async def __aiter__(self) -> AsyncIterator[ConnectorItem]:
+        while True:
+            item = await self._queue.get()
+            if item is _DONE:
+                return
+            yield item

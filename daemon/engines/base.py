@@ -1,0 +1,61 @@
+"""The engine protocol: text + voice in, audio chunks out. The synth worker owns the engine and
+calls it from its own thread only, so engines need not be thread-safe."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+class EngineError(Exception):
+    """Synthesis of one utterance failed; the engine itself is still usable."""
+
+
+class EngineBroken(EngineError):
+    """The engine is unusable (device lost, out of memory): the worker rebuilds it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Voice:
+    """A voice to clone, as configured. Engines load and cache what they need from it."""
+
+    name: str
+    ref_audio: Path | None = None
+    ref_text: str = ""
+    speed: float = 1.0
+    steps: int | None = None  # per-voice step count (F5: NFE); None = engine default
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+Progress = Callable[[str], None]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Engines are built from their config section (a mapping) by their entry point
+    (group `ishowtts.engines`): ``factory(options: Mapping[str, Any]) -> Engine``."""
+
+    name: str
+    sample_rate: int
+
+    def load(self, voices: Mapping[str, Voice], progress: Progress) -> None:
+        """Load the model and every voice; raise ValueError naming a bad voice."""
+
+    def set_voices(self, voices: Mapping[str, Voice]) -> None:
+        """Replace the voice set (config reload) without reloading the model."""
+
+    def warmup(self, progress: Progress) -> None:
+        """Do whatever makes the first real request fast (compile, capture, caches)."""
+
+    def synthesize(self, text: str, voice: str) -> Iterator[np.ndarray]:
+        """Yield mono float32 chunks at ``sample_rate``. The first chunk should come as soon
+        as possible (streaming); chunks are already cross-faded and play back to back."""
+
+    def describe(self) -> Mapping[str, Any]:
+        """Device, precision and the like, for the start-up summary and /status."""
+
+    def close(self) -> None: ...

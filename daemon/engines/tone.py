@@ -1,0 +1,61 @@
+"""A cheap deterministic engine for testing everything around the real one: a sine tone whose
+pitch is a function of the text and whose length follows the text's length. Never the default."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from .base import EngineError, Progress, Voice
+
+
+def tone_frequency(text: str, low: float = 300.0, high: float = 1500.0) -> float:
+    """The pitch a text is spoken at; tests use it to tell utterances apart in a recording."""
+    step = 25.0  # keeps distinct texts at least one FFT bin apart in short recordings
+    slots = int((high - low) / step)
+    return low + step * (zlib.crc32(text.encode()) % slots)
+
+
+class ToneEngine:
+    name = "tone"
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        self.sample_rate = int(options.get("sample_rate", 24000))
+        self.seconds_per_char = float(options.get("seconds_per_char", 0.06))
+        self.min_seconds = float(options.get("min_seconds", 0.25))
+        self.chunk_seconds = float(options.get("chunk_seconds", 0.5))
+        self.amplitude = float(options.get("amplitude", 0.3))
+        self.voices: dict[str, Voice] = {}
+
+    def load(self, voices: Mapping[str, Voice], progress: Progress) -> None:
+        self.set_voices(voices)
+        progress(f"tone engine ready at {self.sample_rate} Hz")
+
+    def set_voices(self, voices: Mapping[str, Voice]) -> None:
+        self.voices = dict(voices)
+
+    def warmup(self, progress: Progress) -> None:
+        progress("tone engine needs no warm-up")
+
+    def duration(self, text: str, voice: str) -> float:
+        speed = self.voices[voice].speed if voice in self.voices else 1.0
+        return max(self.min_seconds, len(text) * self.seconds_per_char) / speed
+
+    def synthesize(self, text: str, voice: str) -> Iterator[np.ndarray]:
+        if self.voices and voice not in self.voices:
+            raise EngineError(f"unknown voice {voice!r}")
+        freq = tone_frequency(text)
+        total = round(self.duration(text, voice) * self.sample_rate)
+        step = max(1, round(self.chunk_seconds * self.sample_rate))
+        for start in range(0, total, step):
+            t = np.arange(start, min(total, start + step)) / self.sample_rate
+            yield (self.amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+    def describe(self) -> Mapping[str, Any]:
+        return {"engine": "tone", "device": "cpu", "sample_rate": self.sample_rate}
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,1 @@
+"""Built-in plug-ins of ishowtts (connectors), imported as ``ishowtts_plugins``."""
