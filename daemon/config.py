@@ -253,14 +253,19 @@ def _plugin(group: str, entry: Any, source: SourceMap, loc: tuple[str | int, ...
         raise ConfigError(
             [f"{format_loc((*loc, 'enabled'))}: expected true or false ({source.where(loc)})"]
         )
+    type_loc = (*loc, "type")
     try:
         cls = load_plugin(group, kind)
     except LookupError:
         raise ConfigError(
             [
-                f"{format_loc((*loc, 'type'))}: unknown {group.split('.')[-1][:-1]} {kind!r}; "
-                f"installed: {_plugin_names(group)} ({source.where((*loc, 'type'))})"
+                f"{format_loc(type_loc)}: unknown {group.split('.')[-1][:-1]} {kind!r}; "
+                f"installed: {_plugin_names(group)} ({source.where(type_loc)})"
             ]
+        ) from None
+    except Exception as exc:  # an installed plug-in that cannot be imported (missing library)
+        raise ConfigError(
+            [f"{format_loc(type_loc)}: {kind!r} failed to load: {exc!r} ({source.where(type_loc)})"]
         ) from None
     model = getattr(cls, "Options", None)
     options = validate(model, raw, source, loc) if model is not None else raw

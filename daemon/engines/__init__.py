@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -17,8 +16,12 @@ def available() -> list[str]:
     return sorted(ep.name for ep in entry_points(group=GROUP))
 
 
-def build(kind: str, options: Mapping[str, Any]) -> Engine:
+def build(kind: str, options: Any = None) -> Engine:
+    """An engine by name; ``options`` is its validated Options (None: its defaults)."""
     for ep in entry_points(group=GROUP):
         if ep.name == kind:
-            return ep.load()(options)
+            cls = ep.load()
+            if options is None and hasattr(cls, "Options"):
+                options = cls.Options()
+            return cls(options)
     raise ValueError(f"unknown engine {kind!r}; installed: {', '.join(available()) or 'none'}")

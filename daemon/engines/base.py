@@ -36,8 +36,8 @@ Progress = Callable[[str], None]
 
 @runtime_checkable
 class Engine(Protocol):
-    """Engines are built from their config section (a mapping) by their entry point
-    (group `ishowtts.engines`): ``factory(options: Mapping[str, Any]) -> Engine``."""
+    """Engines are built by their entry point (group ``ishowtts.engines``) as ``cls(options)``,
+    ``options`` being an instance of the class's ``Options`` model (the YAML engine section)."""
 
     name: str
     sample_rate: int

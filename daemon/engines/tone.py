@@ -3,12 +3,15 @@ pitch is a function of the text and whose length follows the text's length. Neve
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
+from ..confload import Section
 from .base import EngineError, Progress, Voice
 
 
@@ -19,15 +22,27 @@ def tone_frequency(text: str, low: float = 300.0, high: float = 1500.0) -> float
     return low + step * (zlib.crc32(text.encode()) % slots)
 
 
+class ToneOptions(Section):
+    sample_rate: int = Field(24000, ge=8000, le=192000)
+    seconds_per_char: float = Field(0.06, gt=0)
+    min_seconds: float = Field(0.25, gt=0)
+    chunk_seconds: float = Field(0.5, gt=0)
+    amplitude: float = Field(0.3, gt=0, le=1)
+    delay_s: float = Field(0.0, ge=0)  # pretend synthesis takes this long per chunk
+
+
 class ToneEngine:
     name = "tone"
+    Options = ToneOptions
 
-    def __init__(self, options: Mapping[str, Any]) -> None:
-        self.sample_rate = int(options.get("sample_rate", 24000))
-        self.seconds_per_char = float(options.get("seconds_per_char", 0.06))
-        self.min_seconds = float(options.get("min_seconds", 0.25))
-        self.chunk_seconds = float(options.get("chunk_seconds", 0.5))
-        self.amplitude = float(options.get("amplitude", 0.3))
+    def __init__(self, options: ToneOptions | None = None) -> None:
+        o = options or ToneOptions()
+        self.sample_rate = o.sample_rate
+        self.seconds_per_char = o.seconds_per_char
+        self.min_seconds = o.min_seconds
+        self.chunk_seconds = o.chunk_seconds
+        self.amplitude = o.amplitude
+        self.delay_s = o.delay_s
         self.voices: dict[str, Voice] = {}
 
     def load(self, voices: Mapping[str, Voice], progress: Progress) -> None:
@@ -51,6 +66,8 @@ class ToneEngine:
         total = round(self.duration(text, voice) * self.sample_rate)
         step = max(1, round(self.chunk_seconds * self.sample_rate))
         for start in range(0, total, step):
+            if self.delay_s:
+                time.sleep(self.delay_s)
             t = np.arange(start, min(total, start + step)) / self.sample_rate
             yield (self.amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 

@@ -1,0 +1,307 @@
+"""The daemon: wires connectors → pipeline → scheduler → synth worker → player, one asyncio loop.
+
+Data flows one way. Control (skip, pause, reload, stop) comes from signals and the control API
+and acts on the parts directly; every received event ends in one terminal ledger line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from . import engines
+from .config import Config, ConfigError, load_config
+from .connectors import Connector, ConnectorContext, ConnectorState
+from .engines import Engine, Voice
+from .events import ChatEvent, Retraction, Utterance
+from .ledger import Ledger, Terminal
+from .pipeline import Pipeline
+from .player import Player
+from .scheduler import Scheduler
+from .synth import SynthWorker
+
+log = structlog.get_logger("ishowtts")
+
+
+def voices_from(config: Config) -> dict[str, Voice]:
+    return {
+        name: Voice(
+            name=name,
+            ref_audio=config.resolve(v.ref_audio) if v.ref_audio else None,
+            ref_text=v.ref_text,
+            speed=v.speed,
+            steps=v.steps,
+        )
+        for name, v in config.voices.items()
+    }
+
+
+def build_connectors(config: Config) -> list[Connector]:
+    from .config import load_plugin
+
+    context = ConnectorContext(base_dir=config.base_dir)
+    out: list[Connector] = []
+    for entry in config.connectors:
+        if entry.enabled:
+            cls = load_plugin("ishowtts.connectors", entry.type)
+            out.append(cls(entry.name, entry.options, context))
+    if config.api.enabled and not any(c.platform == "http" for c in out):
+        # POST /say always has somewhere to go.
+        cls = load_plugin("ishowtts.connectors", "http")
+        out.append(cls("http", cls.Options(), context))
+    return out
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        until_idle: bool = False,
+        engine_factory: Callable[[], Engine] | None = None,
+        shutdown_grace_s: float = 15.0,
+    ) -> None:
+        self.config = config
+        self.until_idle = until_idle
+        self.shutdown_grace_s = shutdown_grace_s
+        self.started_at = time.monotonic()
+        self.ledger = Ledger()
+        self.scheduler = Scheduler(config.queue, self._on_queue_terminal)
+        self.pipeline = Pipeline(config, self.ledger, self.scheduler)
+        self.connectors = build_connectors(config)
+        self.engine_factory = engine_factory or (
+            lambda: engines.build(config.engine.type, config.engine.options)
+        )
+        self.worker = SynthWorker(
+            self.engine_factory,
+            voices_from(config),
+            self.scheduler,
+            self.ledger,
+            config.player.lookahead_s,
+        )
+        self.player: Player | None = None
+        self.ttfa: deque[float] = deque(maxlen=1024)  # seconds, arrival → first sample out
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.exit_code = 0
+
+    # -- plumbing between the parts ------------------------------------------------------------
+
+    def _on_queue_terminal(self, utt: Utterance, state: Terminal, fields: dict[str, Any]) -> None:
+        self.ledger.close(utt.id, state, **fields)
+
+    def _on_started(self, utt: Utterance, at: float) -> None:
+        ttfa = at - utt.event.received_mono
+        self.ttfa.append(ttfa)
+        log.info("speaking", id=utt.id, voice=utt.voice, ttfa_ms=round(ttfa * 1000, 1))
+
+    def _on_done(self, utt: Utterance, played: bool) -> None:
+        if played:
+            self.ledger.close(utt.id, Terminal.SPOKEN, text=utt.text, voice=utt.voice)
+        else:
+            self.ledger.close(utt.id, Terminal.REMOVED, rule="skip")
+
+    def handle(self, item: ChatEvent | Retraction) -> None:
+        """One item from a connector. Never raises: chat content must not kill the daemon."""
+        try:
+            if isinstance(item, Retraction):
+                self.retract(item)
+            else:
+                self.pipeline.ingest(item)
+        except Exception as exc:  # the pipeline closes its own failures; this is a last guard
+            log.exception("handle_failed", error=repr(exc))
+            if isinstance(item, ChatEvent):
+                self.ledger.close(item.id, Terminal.FAILED, rule="pipeline", error=repr(exc))
+
+    def retract(self, r: Retraction) -> int:
+        n = self.pipeline.retract(r)
+        # Also what is being made or played right now.
+        for utt in {self.worker.current, self.player.now_playing if self.player else None}:
+            if utt is not None and _matches(r, utt.event):
+                if self.player is not None:
+                    self.player.cancel(utt.id)
+                if self.ledger.close(utt.id, Terminal.REMOVED, rule=r.reason):
+                    n += 1
+        return n
+
+    # -- control (signals, API) ----------------------------------------------------------------
+
+    def skip(self) -> str | None:
+        utt = self.player.skip() if self.player else None
+        return utt.id if utt else None
+
+    def pause(self) -> None:
+        if self.player:
+            self.player.pause()
+
+    def resume(self) -> None:
+        if self.player:
+            self.player.resume()
+
+    def clear(self, reason: str = "cleared") -> int:
+        return self.scheduler.clear(reason)
+
+    def set_volume(self, volume: float) -> None:
+        if self.player:
+            self.player.volume = volume
+
+    async def say(self, text: str, user: str = "") -> ChatEvent:
+        http = next((c for c in self.connectors if c.platform == "http"), None)
+        if http is None:
+            raise RuntimeError("no http connector")
+        return await http.say(text, user=user)  # type: ignore[attr-defined]
+
+    async def reload(self) -> bool:
+        """Re-read the config: filters, templates, routing and voices; the model stays. A broken
+        file is rejected whole and the running config kept."""
+        try:
+            new = load_config(self.config.path)
+            voices = voices_from(new)
+            await self.worker.set_voices(voices)
+        except (ConfigError, ValueError) as exc:
+            log.error("reload_rejected", error=str(exc))
+            return False
+        self.pipeline.reconfigure(new)
+        self.config = new
+        if self.player:
+            self.player.volume = new.player.volume
+        log.info("reloaded", voices=sorted(voices), path=str(new.path))
+        return True
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def status(self) -> dict[str, Any]:
+        engine = self.worker.engine
+        return {
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "ready": self.ready.is_set(),
+            "engine": {
+                "state": self.worker.state,
+                **(dict(engine.describe()) if engine is not None else {}),
+            },
+            "player": {
+                "state": self.player.state if self.player else "stopped",
+                "now_playing": self.player.now_playing.id
+                if self.player and self.player.now_playing
+                else None,
+                "queued_audio_s": round(self.player.queued_seconds, 2) if self.player else 0.0,
+            },
+            "queue": self.scheduler.depth_by_kind(),
+            "connectors": {
+                c.name: {"state": str(c.state), "counters": dict(c.counters)}
+                for c in self.connectors
+            },
+            "ledger": self.ledger.summary(),
+        }
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    async def start(self, progress: Callable[[str], None] | None = None) -> None:
+        progress = progress or (lambda line: log.info("startup", step=line))
+        progress(f"loading engine {self.config.engine.type}")
+        took = await self.worker.load(progress)
+        loop = asyncio.get_running_loop()
+        self.player = Player(
+            self.config.player, self.worker.sample_rate, self._on_started, self._on_done, loop
+        )
+        await self.player.start()
+        self.worker.sink = self.player
+        self.worker.start()
+        for connector in self.connectors:
+            await connector.start()
+            self._tasks.append(asyncio.create_task(self._pump(connector)))
+        self.ready.set()
+        engine = self.worker.engine
+        log.info(
+            "ready",
+            engine=self.config.engine.type,
+            **{k: v for k, v in (engine.describe() if engine else {}).items() if k != "engine"},
+            voices=sorted(self.worker.voices),
+            connectors=[f"{c.name}({c.platform})" for c in self.connectors],
+            output=str(self.config.player.device or "default"),
+            startup_s=round(time.monotonic() - self.started_at, 2),
+            engine_load_s=round(took, 2),
+        )
+
+    async def _pump(self, connector: Connector) -> None:
+        async for item in connector:
+            self.handle(item)
+
+    def idle(self) -> bool:
+        finished = (ConnectorState.FINISHED, ConnectorState.FAILED, ConnectorState.STOPPED)
+        return (
+            all(c.state in finished for c in self.connectors if c.platform != "http")
+            and len(self.scheduler) == 0
+            and self.worker.current is None
+            and self.player is not None
+            and self.player.now_playing is None
+            and self.player.queued_seconds == 0
+            and not self.ledger.open
+        )
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        try:
+            await self.start()
+            await self._wait()
+        finally:
+            await self.shutdown()
+        return self.exit_code
+
+    async def _wait(self) -> None:
+        worker = self.worker._task
+        while not self._stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=0.1)
+            if worker is not None and worker.done():
+                log.error("synth_worker_died", error=repr(worker.exception()))
+                self.exit_code = 1
+                return
+            if self.until_idle and self.idle():
+                log.info("idle", reason="every connector finished and the queue is empty")
+                return
+
+    async def shutdown(self) -> None:
+        """Stop intake, let the current utterance finish (bounded), account for the rest."""
+        for connector in self.connectors:
+            with contextlib.suppress(Exception):
+                await connector.stop()
+        for task in self._tasks:
+            task.cancel()
+        self.scheduler.clear("shutdown")
+        deadline = time.monotonic() + self.shutdown_grace_s
+        while time.monotonic() < deadline and (
+            self.worker.current is not None
+            or (self.player is not None and self.player.now_playing is not None)
+        ):
+            await asyncio.sleep(0.05)
+        await self.worker.stop()
+        if self.player is not None:
+            await self.player.stop()
+        left = self.ledger.close_all(Terminal.REMOVED, rule="shutdown")
+        await asyncio.get_running_loop().run_in_executor(None, self.worker.close)
+        log.info("stopped", unfinished=left, **self.ledger.summary())
+
+
+def _matches(r: Retraction, event: ChatEvent) -> bool:
+    if r.platform and r.platform != event.platform:
+        return False
+    if r.everything:
+        return True
+    if r.raw_ids:
+        return event.raw_id in r.raw_ids
+    return bool(r.user_id) and event.user.id == r.user_id

@@ -1,0 +1,150 @@
+"""``ishowtts``: run the daemon, check a config, list sound devices, say one line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import __version__, logs
+from .config import Config, ConfigError, load_config
+
+EXIT_CONFIG = 2
+DEFAULT_PATHS = (Path("config.yaml"), Path("/etc/ishowtts/config.yaml"))
+
+
+def default_config_path() -> Path:
+    env = os.environ.get("ISHOWTTS_CONFIG")
+    if env:
+        return Path(env)
+    return next((p for p in DEFAULT_PATHS if p.is_file()), DEFAULT_PATHS[0])
+
+
+def _load(path: Path | None) -> Config:
+    path = path or default_config_path()
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .app import Daemon
+
+    config = _load(args.config)
+    logs.configure(config.log.level, config.log.format)
+    daemon = Daemon(config, until_idle=args.until_idle)
+    return asyncio.run(daemon.run())
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    names = ", ".join(f"{c.name} ({c.type})" for c in config.connectors) or "none"
+    print(f"{config.path}: OK")
+    print(f"  engine: {config.engine.type}; voices: {', '.join(config.voices)}")
+    print(f"  connectors: {names}")
+    print(
+        f"  output device: {config.player.device if config.player.device is not None else 'default'}"
+    )
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from .player import list_output_devices
+
+    devices = list_output_devices()
+    if not devices:
+        print("no output devices found (is PortAudio installed and a sound server running?)")
+        return 1
+    for d in devices:
+        mark = "*" if d.get("is_default") else " "
+        print(
+            f"{mark} {d['index']:>3}  {d['name']}  [{d['hostapi']}, {d['channels']} ch, "
+            f"{d['default_samplerate']:.0f} Hz]"
+        )
+    print("\nUse the index or a unique part of the name as player.device in config.yaml.")
+    return 0
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    import numpy as np
+    import soundfile as sf
+
+    from . import engines
+    from .app import voices_from
+    from .normalize import Normalizer
+
+    config = _load(args.config)
+    logs.configure(config.log.level, config.log.format)
+    voice = args.voice or config.routing.default
+    if voice not in config.voices:
+        print(f"no voice named {voice!r}; voices: {', '.join(config.voices)}", file=sys.stderr)
+        return EXIT_CONFIG
+    engine = engines.build(config.engine.type, config.engine.options)
+    progress = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    engine.load(voices_from(config), progress)
+    text = Normalizer(config.normalize)(args.text)
+    started = time.monotonic()
+    audio = np.concatenate([np.zeros(0, np.float32), *engine.synthesize(text, voice)])
+    took = time.monotonic() - started
+    seconds = len(audio) / engine.sample_rate
+    print(
+        f"{seconds:.2f} s of audio in {took:.2f} s (RTF {took / max(seconds, 1e-9):.3f})",
+        file=sys.stderr,
+    )
+    if args.out:
+        sf.write(args.out, audio, engine.sample_rate, subtype="PCM_16")
+        print(f"wrote {args.out}", file=sys.stderr)
+        return 0
+    import sounddevice as sd
+
+    sd.play(audio, engine.sample_rate, device=config.player.device, blocking=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ishowtts", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ishowtts {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "-c",
+            "--config",
+            type=Path,
+            default=None,
+            help="config file (default: $ISHOWTTS_CONFIG, ./config.yaml, /etc/ishowtts/config.yaml)",
+        )
+        return p
+
+    run = with_config(sub.add_parser("run", help="run the daemon"))
+    run.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="exit once every finite connector (replay) is done and everything queued is spoken",
+    )
+    run.set_defaults(func=cmd_run)
+    with_config(sub.add_parser("check-config", help="validate the config and exit")).set_defaults(
+        func=cmd_check_config
+    )
+    sub.add_parser("devices", help="list sound output devices").set_defaults(func=cmd_devices)
+    say = with_config(sub.add_parser("say", help="synthesise one line and play or save it"))
+    say.add_argument("text")
+    say.add_argument("--out", type=Path, help="write a WAV file instead of playing")
+    say.add_argument("--voice", help="voice name from the config (default: routing.default)")
+    say.set_defaults(func=cmd_say)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

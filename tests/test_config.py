@@ -1,0 +1,169 @@
+"""Config loading: the shipped default is valid, and broken files get one clear message each,
+naming the key path and the line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ishowtts.config import ConfigError, load_config
+from ishowtts.events import Kind
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = """\
+engine:
+  type: tone
+connectors:
+  - type: replay
+    path: demo
+voices:
+  default: {}
+filters:
+  max_chars: 42
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_shipped_config_is_valid_and_replays_the_demo() -> None:
+    config = load_config(ROOT / "config.yaml")
+    assert config.engine.type == "f5"
+    assert [c.type for c in config.connectors] == ["replay"]
+    assert config.connectors[0].options.path == "demo"
+    assert "default" in config.voices
+
+
+def test_good_config_values_and_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD))
+    assert config.filters.max_chars == 42
+    assert config.queue.priority_of(Kind.SUPER_CHAT) > config.queue.priority_of(Kind.DANMAKU)
+    assert config.queue.ttl_of(Kind.DANMAKU) < config.queue.ttl_of(Kind.SUPER_CHAT)
+    assert config.connectors[0].name == "replay"
+    assert config.resolve("voices/a.wav") == tmp_path.resolve() / "voices/a.wav"
+
+
+BROKEN = [
+    (
+        "filters:\n  max_chars: abc\n",
+        'filters.max_chars: expected an integer, got "abc" (config.yaml:2)',
+    ),
+    (
+        "engine:\n  type: tone\nfilters:\n  max_chars: 4.5\n",
+        "filters.max_chars: expected an integer, got 4.5 (config.yaml:4)",
+    ),
+    (
+        "engine: {type: tone}\nplayer:\n  volume: loud\n",
+        'player.volume: expected a number, got "loud" (config.yaml:3)',
+    ),
+    (
+        "engine: {type: tone}\nplayer:\n  volume: 5\n",
+        "player.volume: input should be less than or equal to 2, got 5 (config.yaml:3)",
+    ),
+    ("engine: {type: tone}\nfilter:\n  max_chars: 3\n", "filter: unknown key (config.yaml:2)"),
+    ("engine: {type: tone}\nqueue:\n  ttl_s:\n    chat: 5\n", "queue.ttl_s.chat: expected one of"),
+    ("engine: {type: tone}\nnormalize:\n  emoji: maybe\n", "normalize.emoji: expected one of"),
+    (
+        "engine: {type: tone}\nfilters:\n  block_regex: ['(unclosed']\n",
+        "filters.block_regex: bad regular expression '(unclosed'",
+    ),
+    (
+        "engine: {type: tone}\nfilters:\n  min_chars: 9\n  max_chars: 3\n",
+        "filters: min_chars (9) exceeds max_chars (3)",
+    ),
+    (
+        "engine: {type: tone}\nrouting:\n  default: nobody\n",
+        "routing.default: no voice named 'nobody'; voices: default (config.yaml:3)",
+    ),
+    (
+        "engine: {type: tone}\nrouting:\n  kinds:\n    super_chat: ghost\n",
+        "routing.kinds.super_chat: no voice named 'ghost'",
+    ),
+    (
+        "engine: {type: tone}\nspeech:\n  templates:\n    gift: '{user} {nonsense}'\n",
+        "unknown field(s) ['nonsense']",
+    ),
+    ("engine:\n  type: espeak\n", "engine.type: unknown engine 'espeak'; installed:"),
+    (
+        "engine: {type: tone}\nconnectors:\n  - type: myspace\n",
+        "connectors[0].type: unknown connector 'myspace'",
+    ),
+    ("engine: {type: tone}\nconnectors:\n  - path: demo\n", "connectors[0].type: required"),
+    (
+        "engine: {type: tone}\nconnectors:\n  - type: replay\n    speed: fast\n",
+        'connectors[0].speed: expected a number, got "fast" (config.yaml:4)',
+    ),
+    (
+        "engine: {type: tone}\nconnectors:\n  - type: replay\n    sped: 2\n",
+        "connectors[0].sped: unknown key (config.yaml:4)",
+    ),
+    (
+        "engine: {type: tone}\nconnectors:\n  - type: replay\n  - type: replay\n",
+        "two connectors are named 'replay'",
+    ),
+    (
+        "engine:\n  type: tone\n  sample_rate: lots\n",
+        'engine.sample_rate: expected an integer, got "lots" (config.yaml:3)',
+    ),
+    ("engine: {type: tone}\nconnectors: {type: replay}\n", "connectors: expected a list"),
+    (
+        "engine: {type: tone}\nvoices:\n  default:\n    speed: 0\n",
+        "voices.default.speed: input should be greater than 0.2, got 0 (config.yaml:4)",
+    ),
+    (
+        "engine: {type: tone}\napi:\n  port: 99999\n",
+        "api.port: input should be less than or equal to 65535, got 99999 (config.yaml:3)",
+    ),
+    ("engine: {type: tone}\nlog: [info]\n", "log: expected a mapping"),
+    ("- just\n- a list\n", "(top level): expected a mapping"),
+    ("filters:\n  max_chars: 3\n bad_indent: 1\n", "YAML syntax error:"),
+    ("engine: {type: tone\n", "YAML syntax error:"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BROKEN, ids=[e for _, e in BROKEN])
+def test_broken_config_names_key_and_line(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert any(expected in problem for problem in info.value.problems), info.value.problems
+
+
+def test_all_problems_reported_at_once(tmp_path: Path) -> None:
+    text = "engine: {type: tone}\nfilters:\n  max_chars: abc\nplayer:\n  volume: loud\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert len(info.value.problems) == 2
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_cli_check_config_exits_2_with_the_message(tmp_path: Path) -> None:
+    path = write(tmp_path, "engine: {type: tone}\nfilters:\n  max_chars: abc\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "ishowtts", "check-config", "-c", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert 'filters.max_chars: expected an integer, got "abc" (config.yaml:3)' in result.stderr
+
+
+def test_cli_check_config_ok(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ishowtts", "check-config", "-c", str(write(tmp_path, GOOD))],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
