@@ -48,9 +48,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"{config.path}: OK")
     print(f"  engine: {config.engine.type}; voices: {', '.join(config.voices)}")
     print(f"  connectors: {names}")
-    print(
-        f"  output device: {config.player.device if config.player.device is not None else 'default'}"
-    )
+    device = config.player.device
+    print(f"  output device: {device if device is not None else 'default'}")
     return 0
 
 
@@ -118,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--config",
             type=Path,
             default=None,
-            help="config file (default: $ISHOWTTS_CONFIG, ./config.yaml, /etc/ishowtts/config.yaml)",
+            help="config file (default: $ISHOWTTS_CONFIG, ./config.yaml, "
+            "/etc/ishowtts/config.yaml)",
         )
         return p
 
