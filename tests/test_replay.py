@@ -1,0 +1,125 @@
+"""The replay connector: the JSONL format, timing, bad lines, recalls, looping."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from ishowtts.connectors import ConnectorContext, ConnectorState
+from ishowtts.events import ChatEvent, Kind, Retraction
+from ishowtts_plugins.replay import (
+    ReplayConnector,
+    ReplayError,
+    ReplayOptions,
+    demo_path,
+    parse_line,
+)
+
+
+def test_parse_full_line() -> None:
+    line = json.dumps(
+        {
+            "t": 1.25,
+            "kind": "gift",
+            "user": {"id": 42, "name": "alice", "guard": 3, "medal_level": 7, "moderator": True},
+            "gift": "小心心",
+            "count": 5,
+            "amount": 0.5,
+            "id": "abc",
+        }
+    )
+    t, event = parse_line(line, "bilibili", "123")
+    assert t == 1.25
+    assert isinstance(event, ChatEvent)
+    assert event.kind is Kind.GIFT and event.platform == "bilibili" and event.room == "123"
+    assert event.user.id == "42" and event.user.guard_level == 3 and event.user.is_moderator
+    assert (event.gift_name, event.gift_count, event.amount, event.raw_id) == (
+        "小心心",
+        5,
+        0.5,
+        "abc",
+    )
+
+
+def test_parse_recall() -> None:
+    _, item = parse_line('{"t": 2, "kind": "recall", "id": "m-1"}', "replay", "r")
+    assert item == Retraction("replay", raw_ids=("m-1",))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "not JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"t": -1, "text": "x"}', "'t' must be a non-negative number"),
+        ('{"t": "soon", "text": "x"}', "'t' must be a non-negative number"),
+        ('{"kind": "shout", "text": "x"}', "unknown kind 'shout'"),
+        ('{"kind": "recall"}', "a recall needs"),
+        ('{"user": "bob"}', "'user' must be an object"),
+        ('{"count": "many", "kind": "gift"}', "bad field"),
+    ],
+)
+def test_bad_lines_say_what_is_wrong(line: str, message: str) -> None:
+    with pytest.raises(ReplayError, match=message):
+        parse_line(line, "replay", "r")
+
+
+def _connector(tmp_path: Path, lines: list[str], **options: object) -> ReplayConnector:
+    path = tmp_path / "chat.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    opts = ReplayOptions(path="chat.jsonl", **options)
+    return ReplayConnector("r", opts, ConnectorContext(base_dir=tmp_path))
+
+
+async def test_replays_with_timing_and_skips_bad_lines(tmp_path: Path) -> None:
+    lines = [
+        '{"t": 0.0, "text": "first", "user": {"id": "1", "name": "a"}}',
+        "garbage",
+        '{"t": 0.4, "text": "second", "user": {"id": "2", "name": "b"}}',
+        '{"t": 0.6, "kind": "recall", "id": "x"}',
+    ]
+    connector = _connector(tmp_path, lines, speed=2.0)
+    started = time.monotonic()
+    await connector.start()
+    items = [(time.monotonic() - started, item) async for item in connector]
+    assert [type(i).__name__ for _, i in items] == ["ChatEvent", "ChatEvent", "Retraction"]
+    assert [i.text for _, i in items[:2]] == ["first", "second"]
+    # speed 2: t=0.4 arrives at 0.2 s, not before; received_mono is the replay time
+    assert items[1][0] >= 0.19
+    assert items[1][1].received_mono >= started + 0.19
+    assert connector.counters["malformed"] == 1
+    assert connector.state is ConnectorState.FINISHED
+
+
+async def test_loop_repeats_the_log(tmp_path: Path) -> None:
+    connector = _connector(tmp_path, ['{"t": 0, "text": "hi"}'], loop=True)
+    await connector.start()
+    seen = []
+    async for item in connector:
+        seen.append(item)
+        if len(seen) == 3:
+            break
+    await connector.stop()
+    assert len({i.id for i in seen}) == 3  # each replayed event is a new event
+    assert connector.state is ConnectorState.STOPPED
+
+
+async def test_missing_file_fails_the_connector_not_the_daemon(tmp_path: Path) -> None:
+    connector = ReplayConnector(
+        "r", ReplayOptions(path="nope.jsonl"), ConnectorContext(base_dir=tmp_path)
+    )
+    await connector.start()
+    assert [i async for i in connector] == []
+    assert connector.state is ConnectorState.FAILED
+
+
+def test_bundled_demo_has_every_kind_and_parses() -> None:
+    kinds = set()
+    for line in demo_path().read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            _, item = parse_line(line, "replay", "demo")
+            kinds.add(item.kind if isinstance(item, ChatEvent) else "recall")
+    assert kinds == set(Kind) | {"recall"}
