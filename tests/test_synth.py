@@ -136,6 +136,7 @@ async def test_broken_engine_is_rebuilt() -> None:
     await worker.stop()
     assert FlakyEngine.builds == 2
     assert worker.state == "ready"
+    assert ledger.terminal_counts[("danmaku", Terminal.FAILED.value)] == 1
     assert [c.utterance.id for c in sink.chunks if c.last] == [utts[1].id]
     worker.close()
 
