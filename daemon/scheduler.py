@@ -1,0 +1,228 @@
+"""The scheduler: a bounded priority queue of utterances waiting for the synth worker.
+
+Served by (priority class desc, arrival). Stale items expire by their deadline; when full, the
+lowest class and, within it, the oldest goes first (possibly the newcomer). Every way out of the
+queue other than being served reports the utterance to ``on_terminal`` exactly once.
+
+One FIFO per priority class: the classes are few (seven kinds), so picking the best or the
+worst class is a scan of a handful of keys, and every operation but a search is O(1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .config import QueueConfig
+from .events import Utterance
+from .ledger import Terminal
+
+OnTerminal = Callable[[Utterance, Terminal, dict[str, Any]], None]
+
+
+class Scheduler:
+    def __init__(self, cfg: QueueConfig, on_terminal: OnTerminal) -> None:
+        self.cfg = cfg
+        self.max_items = cfg.max_items
+        self.on_terminal = on_terminal
+        # priority → slot → utterance, in arrival order; slots survive replace() so a merged
+        # gift keeps its place.
+        self._classes: dict[int, OrderedDict[int, Utterance]] = {}
+        self._where: dict[str, tuple[int, int]] = {}  # utterance id → (priority, slot)
+        self._slots = itertools.count()
+        self._len = 0
+        # A lower bound on the queued deadlines: expire() skips its scan while none can be due.
+        self._min_deadline = float("inf")
+        self._ready: asyncio.Event | None = None
+
+    # -- adding --------------------------------------------------------------------------------
+
+    def put(self, utt: Utterance, now: float) -> None:
+        if utt.id in self._where:
+            raise ValueError(f"utterance {utt.id} is already queued")
+        if self._len >= self.max_items:
+            self.expire(now)  # stale items go before anything is evicted
+        while self._len >= self.max_items:
+            worst = min(p for p, q in self._classes.items() if q)
+            if utt.priority < worst:
+                self._report(utt, Terminal.EVICTED, rule="queue_full")
+                return
+            _, victim = self._classes[worst].popitem(last=False)
+            self._forget(victim)
+            self._report(victim, Terminal.EVICTED, rule="queue_full")
+        self._insert(utt, next(self._slots))
+        if self._ready is not None:
+            self._ready.set()
+
+    def replace(self, old_id: str, new_utt: Utterance) -> None:
+        """Put ``new_utt`` where ``old_id`` waits (gift merging). A different id closes the old
+        one as removed (``replaced``); a different priority moves it to the end of its class."""
+        priority, slot = self._where[old_id]
+        old = self._classes[priority][slot]
+        if new_utt.id != old_id and new_utt.id in self._where:
+            raise ValueError(f"utterance {new_utt.id} is already queued")
+        if new_utt.priority == priority:
+            self._classes[priority][slot] = new_utt
+            self._min_deadline = min(self._min_deadline, new_utt.deadline)
+            del self._where[old_id]
+            self._where[new_utt.id] = (priority, slot)
+        else:
+            self._take(old_id)
+            self._insert(new_utt, next(self._slots))
+        if new_utt.id != old_id:
+            self._report(old, Terminal.REMOVED, rule="replaced")
+
+    # -- serving -------------------------------------------------------------------------------
+
+    def pop(self, now: float) -> Utterance | None:
+        """The best utterance still fresh at ``now``, or None; stale ones on the way expire."""
+        while self._len:
+            best = max(p for p, q in self._classes.items() if q)
+            _, utt = self._classes[best].popitem(last=False)
+            self._forget(utt)
+            if utt.deadline < now:
+                self._report(utt, Terminal.EXPIRED, rule="ttl")
+                continue
+            return utt
+        return None
+
+    async def get(self) -> Utterance:
+        """Wait for the best fresh utterance."""
+        if self._ready is None:
+            self._ready = asyncio.Event()
+        while True:
+            utt = self.pop(time.monotonic())
+            if utt is not None:
+                return utt
+            self._ready.clear()
+            await self._ready.wait()
+
+    # -- taking out ----------------------------------------------------------------------------
+
+    def peek(self, utt_id: str) -> Utterance | None:
+        """The queued utterance with this id, if it is still waiting."""
+        where = self._where.get(utt_id)
+        return None if where is None else self._classes[where[0]][where[1]]
+
+    def expire(self, now: float) -> int:
+        if now <= self._min_deadline:
+            return 0
+        stale = [u for u in self._iter() if u.deadline < now]
+        for utt in stale:
+            self._take(utt.id)
+            self._report(utt, Terminal.EXPIRED, rule="ttl")
+        self._min_deadline = min((u.deadline for u in self._iter()), default=float("inf"))
+        return len(stale)
+
+    def remove(
+        self,
+        *,
+        raw_ids: Iterable[str] = (),
+        user_id: str = "",
+        platform: str = "",
+        ids: Iterable[str] = (),
+        everything: bool = False,
+        reason: str = "removed",
+    ) -> int:
+        """Take out what matches: platform message ids, our event ids, all of one user's, or
+        (``everything``) all of a platform's (all of all, without a platform). ``platform``
+        narrows every match. Reports REMOVED with ``rule=reason``."""
+        raw = frozenset(raw_ids)
+        ours = frozenset(ids)
+
+        def hit(u: Utterance) -> bool:
+            e = u.event
+            if platform and e.platform != platform:
+                return False
+            return (
+                everything
+                or (bool(e.raw_id) and e.raw_id in raw)
+                or u.id in ours
+                or (bool(user_id) and e.user.id == user_id)
+            )
+
+        victims = [u for u in self._iter() if hit(u)]
+        for utt in victims:
+            self._take(utt.id)
+            self._report(utt, Terminal.REMOVED, rule=reason)
+        return len(victims)
+
+    def clear(self, reason: str = "cleared") -> int:
+        return self.remove(everything=True, reason=reason)
+
+    def reconfigure(self, cfg: QueueConfig, now: float) -> None:
+        """New limits; a smaller queue evicts down to size at once."""
+        self.cfg = cfg
+        self.max_items = cfg.max_items
+        if self._len > self.max_items:
+            self.expire(now)
+        while self._len > self.max_items:
+            worst = min(p for p, q in self._classes.items() if q)
+            _, victim = self._classes[worst].popitem(last=False)
+            self._forget(victim)
+            self._report(victim, Terminal.EVICTED, rule="queue_full")
+
+    # -- looking -------------------------------------------------------------------------------
+
+    def find(self, predicate: Callable[[Utterance], bool]) -> Utterance | None:
+        for utt in self._iter():
+            if predicate(utt):
+                return utt
+        return None
+
+    def __contains__(self, utt_id: object) -> bool:
+        return utt_id in self._where
+
+    def __len__(self) -> int:
+        return self._len
+
+    def depth_by_kind(self) -> dict[str, int]:
+        return dict(Counter(u.event.kind.value for u in self._iter()))
+
+    def snapshot(self, now: float | None = None) -> list[dict[str, Any]]:
+        """The queue in serving order, for /status."""
+        now = time.monotonic() if now is None else now
+        return [
+            {
+                "id": u.id,
+                "kind": u.event.kind.value,
+                "user": u.event.user.name,
+                "text": u.text,
+                "voice": u.voice,
+                "priority": u.priority,
+                "ttl_s": round(u.deadline - now, 1),
+            }
+            for u in self._iter()
+        ]
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _iter(self) -> Iterator[Utterance]:
+        """Serving order: best class first, arrival order within it."""
+        for priority in sorted(self._classes, reverse=True):
+            yield from list(self._classes[priority].values())
+
+    def _insert(self, utt: Utterance, slot: int) -> None:
+        q = self._classes.get(utt.priority)
+        if q is None:
+            q = self._classes[utt.priority] = OrderedDict()
+        q[slot] = utt
+        self._where[utt.id] = (utt.priority, slot)
+        self._min_deadline = min(self._min_deadline, utt.deadline)
+        self._len += 1
+
+    def _take(self, utt_id: str) -> Utterance:
+        priority, slot = self._where.pop(utt_id)
+        self._len -= 1
+        return self._classes[priority].pop(slot)
+
+    def _forget(self, utt: Utterance) -> None:
+        del self._where[utt.id]
+        self._len -= 1
+
+    def _report(self, utt: Utterance, state: Terminal, **fields: Any) -> None:
+        self.on_terminal(utt, state, fields)

@@ -1,0 +1,180 @@
+"""The pipeline: each step's outcome reaches the ledger and the queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from ishowtts.config import Config
+from ishowtts.events import ChatEvent, Kind, Retraction, User
+from ishowtts.ledger import Ledger
+from ishowtts.pipeline import Pipeline
+from ishowtts.scheduler import Scheduler
+
+ALICE = User("42", "alice")
+
+
+def ev(kind: Kind = Kind.DANMAKU, text: str = "", user: User = ALICE, **kw: Any) -> ChatEvent:
+    kw.setdefault("received_mono", 0.0)
+    return ChatEvent(platform="bili", room="1", kind=kind, user=user, text=text, **kw)
+
+
+def build(**config: Any) -> tuple[Pipeline, Ledger, Scheduler]:
+    cfg = Config(**config)
+    ledger = Ledger()
+    sched = Scheduler(cfg.queue, lambda u, state, f: ledger.close(u.id, state, **f))
+    return Pipeline(cfg, ledger, sched), ledger, sched
+
+
+def test_danmaku_becomes_utterance() -> None:
+    p, ledger, s = build()
+    u = p.ingest(ev(text="主播好厉害哈哈哈哈哈哈", received_mono=100.0), now=100.0)
+    assert u is not None
+    assert u.text == "主播好厉害哈哈哈"
+    assert (u.voice, u.priority, u.deadline) == ("default", 20, 130.0)
+    assert len(s) == 1 and u.id in ledger.open
+
+
+@pytest.mark.parametrize(
+    ("config", "event", "rule"),
+    [
+        ({}, ev(text="😂😂"), "empty"),
+        ({}, ev(text="   "), "empty"),
+        ({}, ev(Kind.SUPER_CHAT, text="[doge]", amount=30), None),
+        ({"normalize": {"stickers": "drop"}}, ev(Kind.SUPER_CHAT, text="[doge]"), "empty"),
+        ({"filters": {"block_keywords": ["广告"]}}, ev(text="看广告"), "blocked_keyword"),
+        ({"filters": {"users": {"block": ["alice"]}}}, ev(text="hi"), "blocked_user"),
+        ({"filters": {"kinds": ["danmaku"]}}, ev(Kind.ENTER), "kind_disabled"),
+        ({}, ev(text="???"), "punctuation_only"),
+        ({"gifts": {"min_amount": 1}}, ev(Kind.GIFT, gift_name="辣条", amount=0.1), "gift_value"),
+        ({}, ev(Kind.ENTER), None),
+        ({}, ev(Kind.FOLLOW), None),
+    ],
+)
+def test_drops(config: dict[str, Any], event: ChatEvent, rule: str | None) -> None:
+    p, ledger, _ = build(**config)
+    with capture_logs() as logs:
+        u = p.ingest(event, now=0.0)
+    if rule is None:
+        assert u is not None
+    else:
+        assert u is None and not ledger.open
+        assert logs[-1]["event"] == "dropped" and logs[-1]["rule"] == rule
+        assert logs[-1]["id"] == event.id
+
+
+def test_duplicates() -> None:
+    p, ledger, s = build()
+    assert p.ingest(ev(text="666", raw_id="a"), now=0.0) is not None
+    assert p.ingest(ev(text="６６６６６６！", user=User("7", "bob")), now=1.0) is None
+    assert p.ingest(ev(text="different", raw_id="a"), now=2.0) is None
+    assert ledger.rules == {"dropped:duplicate": 1, "dropped:duplicate_id": 1}
+    assert len(s) == 1
+
+
+def test_templates_and_routing() -> None:
+    p, _, _ = build(
+        voices={"default": {}, "boss": {}, "paid": {}},
+        routing={"users": {"bob": "boss"}, "kinds": {"super_chat": "paid"}},
+        speech={"templates": {"super_chat": "{user}花了{amount}元说：{text}"}},
+    )
+    sc = p.ingest(ev(Kind.SUPER_CHAT, text="加油！", amount=30.0), now=0.0)
+    assert sc is not None and sc.text == "alice花了30元说：加油!" and sc.voice == "paid"
+    assert sc.priority == 50
+    bob = p.ingest(ev(text="hello", user=User("7", "bob")), now=0.0)
+    assert bob is not None and bob.voice == "boss"
+    guard = p.ingest(ev(Kind.GUARD, gift_name="舰长", user=User("9", "ｃａｒｏｌ😂")), now=0.0)
+    assert guard is not None and guard.text == "感谢carol开通舰长"
+    enter = p.ingest(ev(Kind.ENTER, user=User("8", "dave")), now=0.0)
+    assert enter is not None and enter.text == "欢迎dave"
+
+
+def test_gift_merge() -> None:
+    p, _, s = build()
+    first = p.ingest(ev(Kind.GIFT, gift_name="小心心", amount=0.5, received_mono=0.0), now=0.0)
+    assert first is not None and first.text == "谢谢alice送的小心心"
+    p.ingest(ev(Kind.DANMAKU, text="插一句"), now=1.0)
+    second = ev(Kind.GIFT, gift_name="小心心", gift_count=2, amount=1.0, received_mono=2.0)
+    with capture_logs() as logs:
+        assert p.ingest(second, now=2.0) is None
+    assert logs[-1] == {
+        "event": "dropped",
+        "id": second.id,
+        "kind": "gift",
+        "user": "alice",
+        "rule": "merged",
+        "merged_into": first.id,
+        "log_level": "info",
+    }
+    queued = s.pop(0.0)
+    assert queued is not None and queued.id == first.id  # position kept: still first
+    assert queued.text == "谢谢alice送的小心心x3"
+    assert (queued.event.gift_count, queued.event.amount) == (3, 1.5)
+
+
+def test_gift_not_merged() -> None:
+    p, _, s = build(gifts={"merge_window_s": 5})
+    p.ingest(ev(Kind.GIFT, gift_name="小心心", received_mono=0.0), now=0.0)
+    # another gift, another user, or outside the window: separate lines
+    p.ingest(ev(Kind.GIFT, gift_name="辣条", received_mono=1.0), now=1.0)
+    p.ingest(ev(Kind.GIFT, gift_name="小心心", user=User("7", "bob"), received_mono=1.0), now=1.0)
+    p.ingest(ev(Kind.GIFT, gift_name="小心心", received_mono=6.0), now=6.0)
+    assert len(s) == 4
+    # once the first was taken for speaking, a new one starts a new line
+    p2, _, s2 = build()
+    p2.ingest(ev(Kind.GIFT, gift_name="小心心"), now=0.0)
+    assert s2.pop(0.0) is not None
+    assert p2.ingest(ev(Kind.GIFT, gift_name="小心心"), now=1.0) is not None
+
+
+def test_retract() -> None:
+    p, ledger, s = build()
+    p.ingest(ev(text="recall me", raw_id="r1"), now=0.0)
+    p.ingest(ev(text="bob one", user=User("7", "bob")), now=0.0)
+    p.ingest(ev(text="bob two", user=User("7", "bob")), now=0.0)
+    p.ingest(ev(text="stays"), now=0.0)
+    assert p.retract(Retraction(platform="bili", raw_ids=("r1",))) == 1
+    assert p.retract(Retraction(platform="bili", user_id="7", reason="banned")) == 2
+    assert p.retract(Retraction(platform="bili")) == 0
+    assert ledger.rules == {"removed:recalled": 1, "removed:banned": 2}
+    assert p.retract(Retraction(platform="bili", everything=True, reason="clear")) == 1
+    assert len(s) == 0 and not ledger.open
+
+
+def test_reconfigure_keeps_queue() -> None:
+    p, _, s = build()
+    p.ingest(ev(text="queued"), now=0.0)
+    p.reconfigure(Config(filters={"block_keywords": ["bad"]}), now=0.0)
+    assert len(s) == 1
+    assert p.ingest(ev(text="bad words"), now=0.0) is None
+    # dedupe memory survives the reload
+    assert p.ingest(ev(text="queued"), now=1.0) is None
+
+
+def test_unexpected_error_fails_the_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    p, ledger, s = build()
+
+    def boom(text: str) -> str:
+        raise RuntimeError("bad day")
+
+    monkeypatch.setattr(p, "normalizer", boom)
+    event = ev(text="hi")
+    with capture_logs() as logs:
+        assert p.ingest(event, now=0.0) is None
+    names = [entry["event"] for entry in logs]
+    assert names == ["received", "pipeline_error", "failed"]
+    assert logs[-1]["error"] == "RuntimeError: bad day"
+    assert not ledger.open and len(s) == 0
+
+
+def test_gift_evicted_then_repeated_starts_a_new_line() -> None:
+    p, ledger, _ = build(queue={"max_items": 1})
+    gift = p.ingest(ev(Kind.GIFT, gift_name="小心心"), now=0.0)
+    assert gift is not None
+    p.ingest(ev(Kind.SUPER_CHAT, text="顶", amount=30), now=0.0)  # evicts the gift
+    assert ledger.rules["evicted:queue_full"] == 1
+    again = p.ingest(ev(Kind.GIFT, gift_name="小心心"), now=1.0)  # nothing to merge into
+    assert again is None and ledger.rules["evicted:queue_full"] == 2  # the lowest class goes
+    assert "dropped:merged" not in ledger.rules
