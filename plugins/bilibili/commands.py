@@ -1,0 +1,412 @@
+"""Bilibili live commands (the JSON of op-5 notices) → ChatEvent / Retraction.
+
+Pure and synchronous: the connector feeds each command dict to ``CommandMapper.translate`` and
+logs/counts by the returned status. The mapper keeps a bounded memory for the duplicates the
+platform sends on purpose (a super chat again as ``SUPER_CHAT_MESSAGE_JPN``, a guard purchase as
+both ``GUARD_BUY`` and ``USER_TOAST_MSG``, gift combos as ``SEND_GIFT`` + ``COMBO_SEND``).
+Money: gift prices are in 金瓜子 (1000 = 1 CNY); super chat prices are already CNY.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ishowtts.events import ChatEvent, ConnectorItem, Kind, Retraction, User
+
+from . import protobuf as pb
+
+PLATFORM = "bilibili"
+GOLD_PER_CNY = 1000.0
+
+
+class MalformedCommand(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str  # event | retraction | duplicate | ignored | unknown | notice
+    items: tuple[ConnectorItem, ...] = ()
+    note: str = ""  # notice: login_notice | live | preparing
+
+
+class Recent:
+    """Keys seen lately: bounded in count (oldest forgotten first) and optionally in time."""
+
+    def __init__(self, size: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
+        self.size, self.clock = size, clock
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def check_and_add(self, key: str, window_s: float | None = None) -> bool:
+        """True if ``key`` was seen (within ``window_s``); records it either way."""
+        now = self.clock()
+        at = self._seen.pop(key, None)
+        self._seen[key] = now
+        while len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+        return at is not None and (window_s is None or now - at <= window_s)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._seen
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+# Commands that arrive all the time and carry nothing to read aloud: counted, never logged.
+NOISE = frozenset(
+    [
+        "WATCHED_CHANGE",
+        "ONLINE_RANK_COUNT",
+        "ONLINE_RANK_V2",
+        "ONLINE_RANK_V3",
+        "ONLINE_RANK_TOP3",
+        "STOP_LIVE_ROOM_LIST",
+        "ROOM_REAL_TIME_MESSAGE_UPDATE",
+        "LIKE_INFO_V3_UPDATE",
+        "LIKE_INFO_V3_CLICK",
+        "ENTRY_EFFECT",
+        "ENTRY_EFFECT_MUST_RECEIVE",
+        "NOTICE_MSG",
+        "WIDGET_BANNER",
+        "HOT_RANK_CHANGED",
+        "HOT_RANK_CHANGED_V2",
+        "POPULAR_RANK_CHANGED",
+        "AREA_RANK_CHANGED",
+        "DM_INTERACTION",
+        "SUPER_CHAT_ENTRANCE",
+        "COMMON_NOTICE_DANMAKU",
+        "GUARD_HONOR_THOUSAND",
+        "ROOM_CHANGE",
+        "WIDGET_GIFT_STAR_PROCESS",
+        "PK_BATTLE_PROCESS",
+        "PK_BATTLE_PROCESS_NEW",
+        "PK_BATTLE_START",
+        "PK_BATTLE_END",
+        "GIFT_STAR_PROCESS",
+        "RANK_CHANGED",
+        "REVENUE_RANK_CHANGED",
+        "ROOM_SKIN_MSG",
+    ]
+)
+
+INTERACT_KIND = {
+    1: (Kind.ENTER, ""),
+    2: (Kind.FOLLOW, ""),
+    3: (Kind.ENTER, "share"),
+    4: (Kind.FOLLOW, ""),
+    5: (Kind.FOLLOW, ""),
+}
+
+
+def _int(value: Any, default: int = 0) -> int:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str):
+        return int(float(value))
+    raise MalformedCommand(f"expected a number, got {type(value).__name__}")
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise MalformedCommand(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _data(msg: Mapping[str, Any]) -> Mapping[str, Any]:
+    data = msg.get("data")
+    if not isinstance(data, Mapping):
+        raise MalformedCommand("no 'data' object")
+    return data
+
+
+def _str(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise MalformedCommand(f"expected a string, got {type(value).__name__}")
+
+
+class CommandMapper:
+    def __init__(
+        self,
+        room: str,
+        memory: int = 4096,
+        guard_window_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.room = room
+        self.guard_window_s = guard_window_s
+        self.recent = Recent(memory, clock)
+        self._handlers: dict[str, Callable[[Mapping[str, Any]], Outcome]] = {
+            "DANMU_MSG": self._danmu,
+            "SUPER_CHAT_MESSAGE": self._super_chat,
+            "SUPER_CHAT_MESSAGE_JPN": self._super_chat,
+            "SUPER_CHAT_MESSAGE_DELETE": self._super_chat_delete,
+            "SEND_GIFT": self._gift,
+            "COMBO_SEND": self._combo,
+            "GUARD_BUY": self._guard_buy,
+            "USER_TOAST_MSG": self._user_toast,
+            "USER_TOAST_MSG_V2": self._user_toast_v2,
+            "INTERACT_WORD": self._interact,
+            "INTERACT_WORD_V2": self._interact_v2,
+            "RECALL_DANMU_MSG": self._recall,
+            "LOG_IN_NOTICE": lambda _m: Outcome("notice", note="login_notice"),
+            "LIVE": lambda _m: Outcome("notice", note="live"),
+            "PREPARING": lambda _m: Outcome("notice", note="preparing"),
+        }
+
+    @staticmethod
+    def command_name(msg: Mapping[str, Any]) -> str:
+        cmd = msg.get("cmd")
+        if not isinstance(cmd, str) or not cmd:
+            raise MalformedCommand("no 'cmd' string")
+        return cmd.split(":", 1)[0]  # "DANMU_MSG:4:0:2:2:2:0" is a DANMU_MSG
+
+    def translate(self, msg: Any) -> Outcome:
+        """Raises MalformedCommand when a known command does not have the expected shape."""
+        if not isinstance(msg, Mapping):
+            raise MalformedCommand("a command must be a JSON object")
+        cmd = self.command_name(msg)
+        handler = self._handlers.get(cmd)
+        if handler is None:
+            return Outcome("ignored" if cmd in NOISE else "unknown", note=cmd)
+        try:
+            return handler(msg)
+        except MalformedCommand:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedCommand(f"{cmd}: {type(exc).__name__}: {exc}") from None
+
+    def _event(self, kind: Kind, user: User, **fields: Any) -> Outcome:
+        return Outcome("event", (ChatEvent(PLATFORM, self.room, kind, user, **fields),))
+
+    # -- danmaku -------------------------------------------------------------------------------
+    def _danmu(self, msg: Mapping[str, Any]) -> Outcome:
+        info = msg["info"]
+        meta, text, who = info[0], info[1], info[2]
+        if not isinstance(text, str) or not isinstance(who, list) or not isinstance(meta, list):
+            raise MalformedCommand("DANMU_MSG: info has the wrong shape")
+        medal = info[3] if len(info) > 3 and isinstance(info[3], list) else []
+        guard = _int(info[7]) if len(info) > 7 else 0
+        mode_info = _map(meta[15]) if len(meta) > 15 else {}
+        extra = _extra(mode_info.get("extra"))
+        sticker = (len(meta) > 12 and _int(meta[12]) == 1) or (
+            len(meta) > 13 and isinstance(meta[13], Mapping) and bool(meta[13])
+        )
+        raw_id = _str(extra.get("dmid") or extra.get("id_str") or "")
+        user = User(
+            id=_str(who[0]),
+            name=_str(who[1]),
+            guard_level=guard or (_int(medal[10]) if len(medal) > 10 else 0),
+            medal_level=_int(medal[0]) if medal else 0,
+            medal_name=_str(medal[1]) if len(medal) > 1 else "",
+            is_moderator=len(who) > 2 and _int(who[2]) == 1,
+        )
+        reply_to = _str(extra.get("reply_uname") or "")
+        return self._event(
+            Kind.DANMAKU, user, text=text, raw_id=raw_id, reply_to=reply_to, sticker=sticker
+        )
+
+    def _recall(self, msg: Mapping[str, Any]) -> Outcome:
+        target = _str(_data(msg).get("target_id"))
+        if not target:
+            raise MalformedCommand("RECALL_DANMU_MSG without target_id")
+        return Outcome("retraction", (Retraction(PLATFORM, raw_ids=(target,)),))
+
+    # -- super chat ----------------------------------------------------------------------------
+    def _super_chat(self, msg: Mapping[str, Any]) -> Outcome:
+        data = _data(msg)
+        sc_id = _str(data["id"])
+        if self.recent.check_and_add(f"sc:{sc_id}"):
+            return Outcome("duplicate", note=f"super chat {sc_id}")
+        info, medal = _map(data.get("user_info")), _map(data.get("medal_info"))
+        user = User(
+            id=_str(data.get("uid")),
+            name=_str(info.get("uname")),
+            guard_level=_int(info.get("guard_level")),
+            medal_level=_int(medal.get("medal_level")),
+            medal_name=_str(medal.get("medal_name")),
+            is_moderator=_int(info.get("manager")) == 1,
+        )
+        return self._event(
+            Kind.SUPER_CHAT,
+            user,
+            text=_str(data.get("message")),
+            amount=float(_int(data.get("price"))),
+            gift_name="醒目留言",
+            raw_id=sc_id,
+        )
+
+    def _super_chat_delete(self, msg: Mapping[str, Any]) -> Outcome:
+        ids = _data(msg).get("ids")
+        if not isinstance(ids, list) or not ids:
+            raise MalformedCommand("SUPER_CHAT_MESSAGE_DELETE without ids")
+        return Outcome("retraction", (Retraction(PLATFORM, raw_ids=tuple(_str(i) for i in ids)),))
+
+    # -- gifts ---------------------------------------------------------------------------------
+    def _gift(self, msg: Mapping[str, Any]) -> Outcome:
+        data = _data(msg)
+        count = max(1, _int(data.get("num"), 1))
+        if data.get("coin_type", "gold") == "gold":
+            total = _int(data.get("total_coin")) or _int(data.get("price")) * count
+        else:  # silver gifts are free
+            total = 0
+        combo = _str(data.get("batch_combo_id"))
+        if combo:
+            self.recent.check_and_add(f"combo:{combo}")
+        return self._event(
+            Kind.GIFT,
+            _gift_user(data, "uname"),
+            amount=total / GOLD_PER_CNY,
+            gift_name=_str(data.get("giftName")),
+            gift_count=count,
+            raw_id=_str(data.get("tid")),
+        )
+
+    def _combo(self, msg: Mapping[str, Any]) -> Outcome:
+        """A combo summary. Its gifts normally came as SEND_GIFT already (same batch id)."""
+        data = _data(msg)
+        combo = _str(data.get("batch_combo_id"))
+        if combo and self.recent.check_and_add(f"combo:{combo}"):
+            return Outcome("duplicate", note=f"combo {combo}")
+        count = max(1, _int(data.get("total_num") or data.get("combo_num"), 1))
+        return self._event(
+            Kind.GIFT,
+            _gift_user(data, "uname"),
+            amount=_int(data.get("combo_total_coin")) / GOLD_PER_CNY,
+            gift_name=_str(data.get("gift_name")),
+            gift_count=count,
+            raw_id=combo,
+        )
+
+    # -- guard (大航海) -------------------------------------------------------------------------
+    def _guard(
+        self, uid: str, name: str, level: int, months: int, price: int, role: str
+    ) -> Outcome:
+        # GUARD_BUY and USER_TOAST_MSG(_V2) describe one purchase; their ids differ.
+        if self.recent.check_and_add(f"guard:{uid}:{level}", self.guard_window_s):
+            return Outcome("duplicate", note=f"guard {uid}")
+        months = max(1, months)
+        return self._event(
+            Kind.GUARD,
+            User(id=uid, name=name, guard_level=level),
+            amount=price * months / GOLD_PER_CNY,
+            gift_name=role or _ROLE.get(level, ""),
+            gift_count=months,
+        )
+
+    def _guard_buy(self, msg: Mapping[str, Any]) -> Outcome:
+        d = _data(msg)
+        return self._guard(
+            _str(d["uid"]),
+            _str(d.get("username")),
+            _int(d.get("guard_level")),
+            _int(d.get("num"), 1),
+            _int(d.get("price")),
+            _str(d.get("gift_name")),
+        )
+
+    def _user_toast(self, msg: Mapping[str, Any]) -> Outcome:
+        d = _data(msg)
+        return self._guard(
+            _str(d["uid"]),
+            _str(d.get("username")),
+            _int(d.get("guard_level")),
+            _int(d.get("num"), 1),
+            _int(d.get("price")),
+            _str(d.get("role_name")),
+        )
+
+    def _user_toast_v2(self, msg: Mapping[str, Any]) -> Outcome:
+        d = _data(msg)
+        sender, guard, pay = (_map(d.get(k)) for k in ("sender_uinfo", "guard_info", "pay_info"))
+        return self._guard(
+            _str(sender["uid"]),
+            _str(_map(sender.get("base")).get("name")),
+            _int(guard.get("guard_level")),
+            _int(pay.get("num"), 1),
+            _int(pay.get("price")),
+            _str(guard.get("role_name")),
+        )
+
+    # -- enter / follow / share ----------------------------------------------------------------
+    def _interact(self, msg: Mapping[str, Any]) -> Outcome:
+        d = _data(msg)
+        medal = _map(d.get("fans_medal"))
+        return self._interaction(
+            _int(d.get("msg_type")),
+            _str(d["uid"]),
+            _str(d.get("uname")),
+            _int(medal.get("guard_level")),
+            _int(medal.get("medal_level")),
+            _str(medal.get("medal_name")),
+        )
+
+    def _interact_v2(self, msg: Mapping[str, Any]) -> Outcome:
+        # data.pb: base64 protobuf; field numbers as the web client's schema has them.
+        try:
+            raw = base64.b64decode(_str(_data(msg)["pb"]), validate=True)
+            m = pb.message(raw)
+            medal = pb.message(m[9]) if isinstance(m.get(9), bytes) else {}
+        except (binascii.Error, pb.WireError) as exc:
+            raise MalformedCommand(f"INTERACT_WORD_V2: bad pb: {exc}") from None
+        return self._interaction(
+            pb.integer(m.get(5)),
+            str(pb.integer(m.get(1))),
+            pb.text(m.get(2)),
+            pb.integer(medal.get(9)),
+            pb.integer(medal.get(2)),
+            pb.text(medal.get(3)),
+        )
+
+    def _interaction(
+        self, msg_type: int, uid: str, name: str, guard: int, medal_level: int, medal_name: str
+    ) -> Outcome:
+        kind_text = INTERACT_KIND.get(msg_type)
+        if kind_text is None:
+            return Outcome("ignored", note=f"INTERACT_WORD type {msg_type}")
+        kind, text = kind_text
+        user = User(uid, name, guard_level=guard, medal_level=medal_level, medal_name=medal_name)
+        return self._event(kind, user, text=text)
+
+
+_ROLE = {1: "总督", 2: "提督", 3: "舰长"}
+
+
+def _extra(value: Any) -> Mapping[str, Any]:
+    """DANMU_MSG's info[0][15].extra: a JSON object serialised into a string."""
+    if isinstance(value, Mapping):
+        return value
+    if not isinstance(value, str) or not value:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, Mapping) else {}
+
+
+def _gift_user(data: Mapping[str, Any], name_key: str) -> User:
+    medal = _map(data.get("medal_info"))
+    return User(
+        id=_str(data["uid"]),
+        name=_str(data.get(name_key)),
+        guard_level=_int(data.get("guard_level")),
+        medal_level=_int(medal.get("medal_level")),
+        medal_name=_str(medal.get("medal_name")),
+    )

@@ -1,0 +1,5 @@
+"""Twitch chat: the ``twitch`` connector (``type: twitch`` in ``connectors:``)."""
+
+from .client import TwitchConnector, TwitchOptions
+
+__all__ = ["TwitchConnector", "TwitchOptions"]

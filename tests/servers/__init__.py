@@ -1,0 +1,1 @@
+"""Local servers that speak the platforms' real wire protocols, for the connector tests."""
