@@ -178,7 +178,9 @@ class PlayerConfig(Section):
     device: str | int | None = None  # name (substring) or index; None: the system default
     volume: float = Field(1.0, ge=0.0, le=2.0)
     fade_ms: float = Field(6.0, ge=0.0, le=100.0)
-    lookahead_s: float = Field(8.0, gt=0.0)  # audio made ahead of playback, at most
+    # Audio made ahead of playback, at most. Small keeps priority order responsive (what is made
+    # is committed); it must cover one synthesis, so raise it on a slow device.
+    lookahead_s: float = Field(3.0, gt=0.0)
     blocksize: int = Field(480, ge=0)  # frames per callback; 480 = 20 ms at 24 kHz
     latency: Literal["low", "high"] | float = "low"
 
