@@ -166,6 +166,8 @@ class VoiceConfig(Section):
     ref_text: str = ""
     speed: float = Field(1.0, gt=0.2, le=3.0)
     steps: int | None = Field(None, ge=1, le=64)
+    # Without ref_audio: which sample clip the engine ships to use (auto: the engine decides).
+    language: Literal["auto", "en", "zh"] = "auto"
 
 
 class RoutingConfig(Section):

@@ -1,0 +1,311 @@
+"""The ``f5`` engine: F5-TTS voice cloning with our sampler, warmed shape buckets, streaming."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import structlog
+import torch
+from pydantic import Field
+
+from ...confload import Section
+from ..base import EngineBroken, EngineError, Progress, Voice
+from . import loader, upstream
+from .fastdit import FastDiT
+from .sampler import GraphRunner, Job, Schedules, sample_eager
+from .textfront import chunk, normalize
+from .voices import HOP, SAMPLE_RATE, ClipLimits, LoadedVoice, load_voice
+
+log = structlog.get_logger("ishowtts.engine.f5")
+
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+class F5Options(Section):
+    model: str = "F5TTS_v1_Base"  # a config shipped with f5-tts, or a YAML path
+    arch: dict[str, Any] = {}  # overrides of model.arch (tests build tiny models)
+    checkpoint: str = loader.DEFAULT_CHECKPOINT  # local .safetensors/.pt, or hf://repo/file
+    use_ema: bool = True
+    random_weights: bool = False  # benchmarks only: same compute, meaningless audio
+    vocab: str | None = None  # default: the vocab shipped with f5-tts
+    vocoder: str = loader.DEFAULT_VOCODER  # local dir (config.yaml + weights) or hf://repo
+    hub_cache: str | None = None
+    device: str = "auto"  # auto | cuda | cuda:N | cpu
+    precision: Literal["auto", "fp16", "bf16", "fp32"] = "auto"  # auto: fp16 on CUDA
+    steps: int = Field(16, ge=1, le=64)  # NFE; 7 and 16 use the pruned schedule
+    cfg_strength: float = Field(2.0, ge=0)
+    sway: float | None = -1.0
+    seed: int | None = None  # fixed noise (reproducible audio); None: fresh noise each time
+    language: Literal["auto", "en", "zh"] = "auto"  # which shipped clip a voice without audio gets
+    emoji: Literal["drop", "name"] = "drop"
+    target_rms: float = Field(0.1, gt=0, le=1)
+    min_ref_seconds: float = Field(1.0, gt=0)
+    max_ref_seconds: float = Field(15.0, gt=0)
+    min_seconds: float = Field(0.7, ge=0)  # floor of new speech per chunk (short danmaku)
+    first_chunk_seconds: float = Field(4.0, gt=0)  # the first chunk is kept short: it plays first
+    max_frames: int = Field(2048, ge=128)  # reference + new speech per chunk: the largest bucket
+    bucket_frames: int = Field(32, ge=8)  # shape bucket granularity (CUDA graphs)
+    cross_fade: float = Field(0.05, ge=0, le=1)  # seconds of overlap between chunks
+    compile: bool = True  # torch.compile the step (CUDA only)
+    compile_mode: str | None = None  # e.g. max-autotune-no-cudagraphs (slower start)
+    cuda_graphs: bool = True  # one CUDA graph per bucket (CUDA only)
+    compile_cache: str | None = "~/.cache/ishowtts/inductor"  # inductor's on-disk cache
+    share_graph_pool: bool = True  # buckets' graphs share one memory pool (they never overlap)
+    # Round each chunk's length up to its bucket (at most bucket_frames more): no padding, so
+    # no attention mask (faster kernels). The estimate's own error is larger than the rounding.
+    quantise_duration: bool = True
+
+
+class F5Engine:
+    name = "f5"
+    sample_rate = SAMPLE_RATE
+    Options = F5Options
+
+    def __init__(self, options: F5Options | Mapping[str, Any] | None = None) -> None:
+        if not isinstance(options, F5Options):
+            options = F5Options.model_validate(dict(options or {}))
+        self.options = options
+        self.voices: dict[str, LoadedVoice] = {}
+        self.device = self._pick_device(options.device)
+        self.dtype = self._pick_dtype(options.precision, self.device)
+        self.cfm: torch.nn.Module | None = None
+        self.vocoder: torch.nn.Module | None = None
+        self.fast: FastDiT | None = None
+        self.schedules: Schedules | None = None
+        self.runners: dict[int, GraphRunner] = {}
+        self.timings: dict[str, float] = {}
+        self._mel_spec: torch.nn.Module | None = None
+        self._vocab: dict[str, int] = {}
+
+    # ---- set-up ----------------------------------------------------------------------
+
+    @staticmethod
+    def _pick_device(name: str) -> torch.device:
+        if name == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        dev = torch.device(name)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise EngineBroken("device cuda requested but CUDA is not available")
+        return dev
+
+    @staticmethod
+    def _pick_dtype(precision: str, device: torch.device) -> torch.dtype:
+        if precision == "auto":
+            return torch.float16 if device.type == "cuda" else torch.float32
+        return _DTYPES[precision]
+
+    @property
+    def _use_graphs(self) -> bool:
+        return self.device.type == "cuda" and self.options.cuda_graphs
+
+    def load(self, voices: Mapping[str, Voice], progress: Progress) -> None:
+        o = self.options
+        t0 = time.perf_counter()
+        if o.compile and self.device.type == "cuda" and o.compile_cache:
+            # Inductor reads this once; later starts reuse compiled kernels and autotuning.
+            os.environ.setdefault(
+                "TORCHINDUCTOR_CACHE_DIR", str(Path(o.compile_cache).expanduser())
+            )
+        self._vocab = upstream.load_vocab(str(upstream.vocab_path(o.vocab)))
+        with torch.device(self.device):  # initialise on the GPU: seconds faster than the CPU
+            cfm = loader.build_cfm(o.model, o.arch, self._vocab)
+        if o.random_weights:
+            loader.randomise(cfm)
+            progress("f5: random weights (benchmark only)")
+        else:
+            path = loader.resolve(o.checkpoint, None, "F5 checkpoint", "checkpoint", o.hub_cache)
+            progress(f"f5: loading checkpoint {path}")
+            loader.load_weights(cfm, path, o.use_ema)
+        _, _, MelSpec = upstream.classes()
+        self._mel_spec = MelSpec(**loader.MEL)  # reference mels on the CPU, fp32
+        self.cfm = cfm.eval().requires_grad_(False).to(self.device, self.dtype)
+        vocoder = loader.load_vocoder(
+            o.vocoder, o.hub_cache, loader.VOCOS_MEL_24KHZ if o.random_weights else None
+        )
+        self.vocoder = vocoder.eval().requires_grad_(False).to(self.device)
+        self.fast = FastDiT(self.cfm.transformer)
+        self.schedules = Schedules(self.fast)
+        self.set_voices(voices)
+        self.timings["load_s"] = time.perf_counter() - t0
+        progress(
+            f"f5: model ready on {self.device} ({str(self.dtype).removeprefix('torch.')}) "
+            f"in {self.timings['load_s']:.1f} s, {len(self.voices)} voice(s)"
+        )
+
+    def set_voices(self, voices: Mapping[str, Voice]) -> None:
+        if self._mel_spec is None:
+            raise EngineError("load() first")
+        o = self.options
+        limits = ClipLimits(o.min_ref_seconds, o.max_ref_seconds, target_rms=o.target_rms)
+        min_frames = round(o.min_seconds * SAMPLE_RATE / HOP)
+        loaded = {}
+        for name, voice in voices.items():
+            v = load_voice(voice, self._mel_spec, self.device, limits, o.language, min_frames)
+            if v.frames + min_frames > o.max_frames:
+                raise ValueError(
+                    f"voice {name!r}: reference {v.path} leaves no room under max_frames "
+                    f"({v.frames} + {min_frames} > {o.max_frames})"
+                )
+            loaded[name] = v
+        self.voices = loaded  # all or nothing: a bad voice keeps the old set
+
+    # ---- buckets and warm-up ---------------------------------------------------------
+
+    def bucket(self, frames: int) -> int:
+        step = self.options.bucket_frames
+        return min(-(-frames // step) * step, max(self.options.max_frames, frames))
+
+    def buckets(self) -> list[int]:
+        """Every bucket a chunk of a loaded voice can land in."""
+        o = self.options
+        min_frames = round(o.min_seconds * SAMPLE_RATE / HOP)
+        if not self.voices:
+            return []
+        lo = self.bucket(min(v.frames for v in self.voices.values()) + max(min_frames, 1))
+        top = self.bucket(o.max_frames)
+        return sorted({*range(lo, top, o.bucket_frames), top})
+
+    def _steps_used(self) -> list[int]:
+        return sorted({self.options.steps} | {v.steps for v in self.voices.values() if v.steps})
+
+    def warmup(self, progress: Progress) -> None:
+        if self.fast is None or self.schedules is None:
+            raise EngineError("load() first")
+        t0 = time.perf_counter()
+        o = self.options
+        for steps in self._steps_used():
+            self.schedules.get(steps, self.options.sway)
+        if self._use_graphs:
+            if self.options.compile:
+                self.fast.compile(mode=self.options.compile_mode)
+            pool = torch.cuda.graph_pool_handle() if self.options.share_graph_pool else None
+            sizes = self.buckets()
+            max_steps = max(self._steps_used())
+            for i, n in enumerate(sizes):
+                if n in self.runners:
+                    continue
+                t1 = time.perf_counter()
+                exact = o.quantise_duration
+                runner = GraphRunner(self.fast, n, 1, max_steps, pool, self.vocoder, not exact)
+                try:
+                    runner.capture()
+                except Exception as exc:  # a compiler failure must not cost the stream its voice
+                    if not self.fast.mark_dynamic:
+                        raise
+                    log.warning("f5_compile_failed", error=repr(exc)[:500])
+                    progress(f"f5 warm-up: torch.compile failed ({type(exc).__name__}); eager")
+                    self.fast.uncompile()
+                    runner = GraphRunner(self.fast, n, 1, max_steps, pool, self.vocoder, not exact)
+                    runner.capture()
+                self.runners[n] = runner
+                progress(
+                    f"f5 warm-up: bucket {i + 1}/{len(sizes)} ({n} frames, "
+                    f"{n * HOP / SAMPLE_RATE:.1f} s) in {time.perf_counter() - t1:.1f} s"
+                )
+        # One real utterance per voice: vocoder kernels, cuFFT plans, the text front end.
+        for name in self.voices:
+            for _ in self.synthesize("Warm up, 热身一下。", name):
+                pass
+        self.timings["warmup_s"] = time.perf_counter() - t0
+        progress(f"f5 warm-up done in {self.timings['warmup_s']:.1f} s")
+
+    # ---- synthesis -------------------------------------------------------------------
+
+    def _tokens(self, text: str) -> torch.Tensor:
+        chars = upstream.to_pinyin_tokens([text])[0]
+        return torch.tensor([self._vocab.get(c, 0) for c in chars], dtype=torch.long)
+
+    def chunk_audio(self, voice: LoadedVoice, text: str, steps: int | None = None) -> np.ndarray:
+        """Audio of one chunk of normalised text (mono float32); NaN/inf → EngineError."""
+        assert self.fast is not None and self.schedules is not None
+        o = self.options
+        gen = voice.rate.frames(text, voice.speed)
+        frames = min(voice.frames + gen, o.max_frames)
+        if self._use_graphs and o.quantise_duration:
+            frames = self.bucket(frames)
+        steps = steps or voice.steps or o.steps
+        job = Job(voice.mel, self._tokens(voice.ref_text + text), frames, seed=o.seed)
+        runner = self.runners.get(self.bucket(frames)) if self._use_graphs else None
+        wav: torch.Tensor | None = None
+        try:
+            if runner is not None and steps <= runner.max_steps:
+                mel, wav = runner.run([job], steps, o.cfg_strength, o.sway, self.schedules)[0]
+            else:
+                full = sample_eager(self.fast, [job], steps, o.cfg_strength, o.sway, self.schedules)
+                mel = full[0][voice.frames :]
+            if not bool(torch.isfinite(mel).all()):
+                raise EngineError("the model produced NaN/inf; utterance dropped")
+            if wav is None:
+                assert self.vocoder is not None
+                with torch.inference_mode():
+                    wav = self.vocoder.decode(mel.T[None].float())[0]
+        except torch.cuda.OutOfMemoryError as exc:
+            raise EngineBroken(f"out of GPU memory: {exc}") from None
+        audio = wav.float().cpu().numpy()
+        if not np.isfinite(audio).all():
+            raise EngineError("the vocoder produced NaN/inf; utterance dropped")
+        return audio
+
+    def plan(self, text: str, voice: LoadedVoice) -> list[str]:
+        """Normalised chunks of ``text`` for ``voice``, first chunk short."""
+        o = self.options
+        norm = normalize(text, self.options.emoji)
+        if not norm:
+            return []
+
+        def frames(s: str) -> int:
+            return voice.rate.frames(s, voice.speed)
+
+        first = round(o.first_chunk_seconds * SAMPLE_RATE / HOP)
+        room = o.max_frames - voice.frames
+        return chunk(norm, frames, min(first, room), room)
+
+    def synthesize(self, text: str, voice: str) -> Iterator[np.ndarray]:
+        if voice not in self.voices:
+            raise EngineError(f"unknown voice {voice!r}; voices: {', '.join(self.voices)}")
+        v = self.voices[voice]
+        xf = round(self.options.cross_fade * SAMPLE_RATE)
+        tail: np.ndarray | None = None
+        for piece in self.plan(text, v):
+            audio = self.chunk_audio(v, piece)
+            if tail is not None and xf:
+                n = min(xf, len(tail), len(audio))
+                ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+                head = tail[len(tail) - n :] * (1 - ramp) + audio[:n] * ramp
+                audio = np.concatenate([tail[: len(tail) - n], head, audio[n:]])
+            elif tail is not None:
+                audio = np.concatenate([tail, audio])
+            keep = min(xf, len(audio))
+            if len(audio) > keep:
+                yield np.ascontiguousarray(audio[: len(audio) - keep], dtype=np.float32)
+            tail = audio[len(audio) - keep :]
+        if tail is not None and len(tail):
+            yield np.ascontiguousarray(tail, dtype=np.float32)
+
+    def describe(self) -> Mapping[str, Any]:
+        o = self.options
+        return {
+            "engine": "f5",
+            "model": o.model,
+            "checkpoint": "random" if o.random_weights else o.checkpoint,
+            "device": str(self.device),
+            "precision": str(self.dtype).removeprefix("torch."),
+            "steps": o.steps,
+            "cuda_graphs": self._use_graphs,
+            "compiled": self._use_graphs and o.compile,
+            "buckets": sorted(self.runners),
+            "voices": sorted(self.voices),
+            "sample_rate": self.sample_rate,
+            **{k: round(v, 2) for k, v in self.timings.items()},
+        }
+
+    def close(self) -> None:
+        self.runners.clear()
+        self.cfm = self.vocoder = self.fast = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()

@@ -1,0 +1,196 @@
+"""Build the F5 model and the Vocos vocoder from local files or the Hugging Face hub.
+
+Sources are either a local path or ``hf://owner/repo/path/in/repo``. Hub files go through
+huggingface_hub's cache, so a machine that was online once keeps working offline.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from . import upstream
+
+HUB_PREFIX = "hf://"
+DEFAULT_CHECKPOINT = "hf://SWivid/F5-TTS/F5TTS_v1_Base/model_1250000.safetensors"
+DEFAULT_VOCODER = "hf://charactr/vocos-mel-24khz"
+MEL = {"n_fft": 1024, "hop_length": 256, "win_length": 1024, "n_mel_channels": 100,
+       "target_sample_rate": 24000, "mel_spec_type": "vocos"}  # fmt: skip
+
+# The published charactr/vocos-mel-24khz architecture, for --random-weights benchmarks.
+VOCOS_MEL_24KHZ = {
+    "feature_extractor": {
+        "class_path": "vocos.feature_extractors.MelSpectrogramFeatures",
+        "init_args": {"sample_rate": 24000, "n_fft": 1024, "hop_length": 256, "n_mels": 100,
+                      "padding": "center"},
+    },
+    "backbone": {
+        "class_path": "vocos.models.VocosBackbone",
+        "init_args": {"input_channels": 100, "dim": 512, "intermediate_dim": 1536,
+                      "num_layers": 8},
+    },
+    "head": {
+        "class_path": "vocos.heads.ISTFTHead",
+        "init_args": {"dim": 512, "n_fft": 1024, "hop_length": 256, "padding": "center"},
+    },
+}  # fmt: skip
+
+
+class ModelFileMissing(FileNotFoundError):
+    """A model or vocoder file is neither local nor downloadable; the message says what to do."""
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def resolve(
+    source: str, filename: str | None, what: str, option: str, cache_dir: str | None
+) -> Path:
+    """A local file for ``source`` (a path, or ``hf://repo/file``; ``filename`` picks a file
+    inside a hub repo or a local directory)."""
+    if not source.startswith(HUB_PREFIX):
+        path = Path(source).expanduser()
+        if filename is not None:
+            path = path / filename
+        if path.is_file():
+            return path
+        raise ModelFileMissing(
+            f"{what}: {path} does not exist; set the engine option `{option}` to a local file "
+            f"or to {HUB_PREFIX}<owner>/<repo>/<file> on a machine with internet"
+        )
+    parts = source[len(HUB_PREFIX) :].strip("/").split("/")
+    if filename is None:
+        if len(parts) < 3:
+            raise ValueError(f"{what}: {source!r} must be {HUB_PREFIX}<owner>/<repo>/<file>")
+        repo, file = "/".join(parts[:2]), "/".join(parts[2:])
+    else:
+        repo, file = "/".join(parts), filename
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id=repo, filename=file, cache_dir=cache_dir))
+    except Exception as exc:  # offline, not cached, network or auth errors: all end here
+        how = (
+            "HF_HUB_OFFLINE is set and the file is not in the hub cache"
+            if _offline()
+            else f"download failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+        )
+        raise ModelFileMissing(
+            f"{what}: cannot get {file!r} from the hub repo {repo!r}: {how}. Either download it "
+            f"once on a machine with internet (huggingface-cli download {repo} {file}) and copy "
+            f"the hub cache, or set the engine option `{option}` to a local path"
+        ) from None
+
+
+def read_state_dict(path: Path, use_ema: bool = True) -> dict[str, torch.Tensor]:
+    """The CFM state dict from an upstream checkpoint: ``.safetensors`` (flat, EMA-prefixed or
+    not) or ``.pt`` (``ema_model_state_dict`` / ``model_state_dict`` / flat)."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        raw: Mapping[str, Any] = load_file(str(path), device="cpu")
+    else:
+        raw = torch.load(str(path), map_location="cpu", weights_only=True)
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{path}: not a state dict")
+    if use_ema and "ema_model_state_dict" in raw:
+        raw = raw["ema_model_state_dict"]
+    elif "model_state_dict" in raw:
+        raw = raw["model_state_dict"]
+    elif "ema_model_state_dict" in raw:
+        raw = raw["ema_model_state_dict"]
+    out: dict[str, torch.Tensor] = {}
+    for key, value in raw.items():
+        if key in ("initted", "step") or not isinstance(value, torch.Tensor):
+            continue
+        key = key.removeprefix("ema_model.")
+        if key.startswith("mel_spec."):  # old checkpoints carried mel buffers
+            continue
+        if not key.startswith("transformer."):
+            key = "transformer." + key
+        out[key] = value
+    if not out:
+        raise ValueError(f"{path}: no model weights found")
+    return out
+
+
+def build_cfm(model: str, arch_overrides: Mapping[str, Any], vocab: Mapping[str, int]) -> nn.Module:
+    """An upstream CFM(DiT) with the packaged architecture, on the CPU in fp32, weights as
+    initialised (load a state dict or randomise next)."""
+    DiT, CFM, MelSpec = upstream.classes()
+    cfg = upstream.model_config(model)
+    arch = {**cfg["arch"], **arch_overrides}
+    mel = {**MEL, **{k: v for k, v in cfg.get("mel_spec", {}).items() if k in MEL}}
+    if mel["mel_spec_type"] != "vocos":
+        raise ValueError(f"mel_spec_type {mel['mel_spec_type']!r} is not supported (vocos only)")
+    dit = DiT(**arch, text_num_embeds=len(vocab), mel_dim=mel["n_mel_channels"])
+    return CFM(transformer=dit, mel_spec_module=MelSpec(**mel), vocab_char_map=dict(vocab))
+
+
+def load_weights(cfm: nn.Module, path: Path, use_ema: bool = True) -> None:
+    state = read_state_dict(path, use_ema)
+    missing, unexpected = cfm.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("mel_spec.")]
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: checkpoint does not fit the model architecture "
+            f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''})"
+        )
+
+
+def randomise(cfm: nn.Module, seed: int = 0, std: float = 0.02) -> None:
+    """Give the layers upstream zero-initialises (AdaLN, norm_out, proj_out) random weights, so
+    a random model produces a non-trivial output (benchmarks and tests only)."""
+    g = torch.Generator().manual_seed(seed)
+    dit = cfm.transformer
+    layers = [b.attn_norm.linear for b in dit.transformer_blocks]
+    layers += [dit.norm_out.linear, dit.proj_out]
+    with torch.no_grad():
+        for layer in layers:
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=g) * std)
+            layer.bias.copy_(torch.randn(layer.bias.shape, generator=g) * std)
+
+
+def load_vocoder(
+    source: str, cache_dir: str | None, random_config: Mapping | None = None
+) -> nn.Module:
+    """Vocos from a directory or hub repo holding ``config.yaml`` + ``pytorch_model.bin``
+    (or ``model.safetensors``). ``random_config`` builds random weights instead (benchmarks)."""
+    from vocos import Vocos
+
+    if random_config is not None:
+        tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"ishowtts-vocos-{os.getpid()}.yaml"
+        tmp.write_text(yaml.safe_dump(dict(random_config)), encoding="utf-8")
+        try:
+            return Vocos.from_hparams(str(tmp)).eval()
+        finally:
+            tmp.unlink(missing_ok=True)
+    local = Path(source).expanduser()
+    if not source.startswith(HUB_PREFIX) and local.is_file():
+        config, weights = local.parent / "config.yaml", local
+    else:
+        config = resolve(source, "config.yaml", "vocoder", "vocoder", cache_dir)
+        weights_name = "pytorch_model.bin"
+        if not source.startswith(HUB_PREFIX) and (local / "model.safetensors").is_file():
+            weights_name = "model.safetensors"
+        weights = resolve(source, weights_name, "vocoder", "vocoder", cache_dir)
+    vocoder = Vocos.from_hparams(str(config))
+    if weights.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(weights), device="cpu")
+    else:
+        state = torch.load(str(weights), map_location="cpu", weights_only=True)
+    try:
+        vocoder.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"{weights}: does not fit {config}: {str(exc)[:300]}") from None
+    return vocoder.eval()

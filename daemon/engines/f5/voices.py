@@ -1,0 +1,109 @@
+"""Reference voices: clip → mono, resampled, RMS-normalised → mel, kept resident.
+
+Every check happens here, at load time, so a bad clip is a config error naming the voice and the
+file rather than a failure at the first chat message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+from torch import Tensor, nn
+
+from ..base import Voice
+from . import upstream
+from .textfront import Rate, normalize
+
+SAMPLE_RATE = 24000
+HOP = 256
+
+
+@dataclass(frozen=True)
+class ClipLimits:
+    min_seconds: float = 1.0
+    max_seconds: float = 15.0
+    min_rms: float = 1e-3  # below this the clip is silence (or nearly)
+    target_rms: float = 0.1
+
+
+@dataclass
+class LoadedVoice:
+    name: str
+    path: Path
+    ref_text: str  # normalised, ready to be followed by new text
+    speed: float
+    steps: int | None
+    mel: Tensor  # [n_ref, mel] fp32 on the engine's device
+    rate: Rate
+
+    @property
+    def frames(self) -> int:
+        return int(self.mel.shape[0])
+
+
+def pick_default(voice: Voice, language: str) -> tuple[Path, str]:
+    """The shipped clip for a voice without ``ref_audio``: the voice's ``language`` option,
+    else the engine's, else a hint in the voice name (zh/cn/chinese), else English."""
+    clips = upstream.shipped_clips()
+    lang = str(voice.options.get("language", language or "auto")).lower()
+    if lang == "auto":
+        name = voice.name.lower()
+        lang = "zh" if any(k in name for k in ("zh", "cn", "chinese", "中")) else "en"
+    if lang not in clips:
+        raise ValueError(f"voice {voice.name!r}: no shipped clip for language {lang!r} (en, zh)")
+    path, text = clips[lang]
+    return path, (voice.ref_text or text)
+
+
+def read_clip(name: str, path: Path, limits: ClipLimits) -> np.ndarray:
+    """Mono float32 at 24 kHz, RMS-normalised; ValueError naming the voice and file."""
+    where = f"voice {name!r}: reference clip {path}"
+    if not path.is_file():
+        raise ValueError(f"{where} does not exist")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise ValueError(f"{where} is not readable audio ({exc})") from None
+    mono = data.mean(axis=1)
+    seconds = len(mono) / sr if sr else 0.0
+    if not limits.min_seconds <= seconds <= limits.max_seconds:
+        raise ValueError(
+            f"{where} is {seconds:.2f} s long; it must be {limits.min_seconds:g}–"
+            f"{limits.max_seconds:g} s (trim it, or change min/max_ref_seconds)"
+        )
+    if not np.isfinite(mono).all():
+        raise ValueError(f"{where} contains NaN/inf samples")
+    rms = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64))))
+    if rms < limits.min_rms:
+        raise ValueError(f"{where} is silent (RMS {rms:.2e})")
+    wave = torch.from_numpy(np.ascontiguousarray(mono))
+    if sr != SAMPLE_RATE:
+        wave = AF.resample(wave, sr, SAMPLE_RATE)
+    wave = wave * (limits.target_rms / rms)
+    return wave.numpy().astype(np.float32)
+
+
+def load_voice(voice: Voice, mel_spec: nn.Module, device: torch.device, limits: ClipLimits,
+               language: str, min_frames: int) -> LoadedVoice:  # fmt: skip
+    if voice.ref_audio is None:
+        path, text = pick_default(voice, language)
+    else:
+        path, text = Path(voice.ref_audio), voice.ref_text
+    ref_text = normalize(text, "drop")
+    if not ref_text:
+        raise ValueError(f"voice {voice.name!r}: ref_text (the clip's transcript) is empty")
+    if voice.speed <= 0:
+        raise ValueError(f"voice {voice.name!r}: speed must be positive")
+    wave = read_clip(voice.name, path, limits)
+    with torch.no_grad():
+        mel = mel_spec(torch.from_numpy(wave)[None])[0].T.contiguous()  # [n, mel]
+    # Upstream separates transcript and new text by a space after Latin script.
+    if ord(ref_text[-1]) < 0x2E80:
+        ref_text += " "
+    rate = Rate.from_reference(ref_text, mel.shape[0], min_frames)
+    return LoadedVoice(voice.name, path, ref_text, voice.speed, voice.steps, mel.to(device), rate)

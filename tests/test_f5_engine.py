@@ -1,0 +1,130 @@
+"""The f5 engine end to end on the CPU: tiny random model and vocoder on disk, shipped and
+custom reference clips, streaming chunks, errors at load time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from ishowtts.engines import Engine, EngineError, Voice
+from ishowtts.engines.f5 import F5Engine
+from tests.f5_tiny import tiny_files
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return tiny_files(tmp_path_factory.mktemp("f5"))
+
+
+@pytest.fixture(scope="module")
+def engine(files):
+    e = F5Engine({**files, "seed": 1})
+    lines: list[str] = []
+    e.load({"default": Voice("default"), "zh": Voice("zh")}, lines.append)
+    e.warmup(lines.append)
+    assert any("ready" in line for line in lines) and any("warm-up" in line for line in lines)
+    return e
+
+
+def test_is_an_engine_with_defaults_from_the_shipped_clips(engine):
+    assert isinstance(engine, Engine)
+    d = engine.describe()
+    assert d["device"] == "cpu" and d["precision"] == "float32" and d["voices"] == ["default", "zh"]
+    assert engine.voices["default"].path.name == "basic_ref_en.wav"
+    assert engine.voices["zh"].path.name == "basic_ref_zh.wav"
+
+
+def test_long_text_streams_in_chunks_first_sentence_first(engine):
+    text = "Hello chat! 今天是2024年5月1日，涨了50%。" + " Thanks for the follow." * 20
+    plan = engine.plan(text, engine.voices["default"])
+    assert len(plan) >= 2 and plan[0] == "Hello chat!"
+    chunks = list(engine.synthesize(text, "default"))
+    assert len(chunks) >= 2
+    assert all(c.dtype == np.float32 and c.ndim == 1 and np.isfinite(c).all() for c in chunks)
+    # The first chunk is the first sentence only, so it is short.
+    rate = engine.voices["default"].rate
+    first_max = rate.frames("Hello chat!") * 256
+    assert len(chunks[0]) <= first_max
+
+
+def test_same_seed_same_audio(engine):
+    a = np.concatenate(list(engine.synthesize("主播666", "zh")))
+    b = np.concatenate(list(engine.synthesize("主播666", "zh")))
+    assert np.array_equal(a, b) and len(a) > 0
+
+
+def test_short_message_gets_the_floor_duration(engine):
+    audio = np.concatenate(list(engine.synthesize("好", "zh")))
+    assert len(audio) >= engine.options.min_seconds * 24000 - 512
+
+
+def test_emoji_only_says_nothing(engine):
+    assert list(engine.synthesize("😂😂 (╯°□°）╯︵ ┻━┻", "default")) == []
+
+
+def test_unknown_voice_is_an_engine_error(engine):
+    with pytest.raises(EngineError, match="unknown voice"):
+        list(engine.synthesize("hi", "nobody"))
+
+
+def test_nan_output_fails_the_utterance(files):
+    e = F5Engine(files)
+    e.load({"v": Voice("v")}, lambda s: None)
+    with torch.no_grad():
+        e.fast.out_w.fill_(float("nan"))
+    with pytest.raises(EngineError, match="NaN"):
+        list(e.synthesize("hello there", "v"))
+
+
+def _clip(path, seconds, amp=0.1, sr=16000):
+    t = np.arange(int(seconds * sr)) / sr
+    sf.write(path, (amp * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sr)
+    return path
+
+
+def test_custom_clip_is_resampled_and_used(engine, tmp_path):
+    path = _clip(tmp_path / "me.wav", 3.0, sr=16000)
+    engine.set_voices({"me": Voice("me", path, "This is my voice.")})
+    try:
+        v = engine.voices["me"]
+        assert abs(v.frames - 3.0 * 24000 / 256) <= 2
+        assert len(np.concatenate(list(engine.synthesize("ok then", "me")))) > 0
+    finally:
+        engine.set_voices({"default": Voice("default"), "zh": Voice("zh")})
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p / "missing.wav", "does not exist"),
+        (lambda p: (p / "junk.wav").write_bytes(b"not audio") and p / "junk.wav", "not readable"),
+        (lambda p: _clip(p / "short.wav", 0.3), "0.30 s long"),
+        (lambda p: _clip(p / "long.wav", 20.0), "20.00 s long"),
+        (lambda p: _clip(p / "silent.wav", 3.0, amp=0.0), "silent"),
+    ],
+)
+def test_bad_clip_is_a_load_error_naming_voice_and_file(engine, tmp_path, make, message):
+    path = make(tmp_path)
+    before = dict(engine.voices)
+    with pytest.raises(ValueError) as err:
+        engine.set_voices({"default": Voice("default"), "bad": Voice("bad", path, "words")})
+    assert "'bad'" in str(err.value) and path.name in str(err.value) and message in str(err.value)
+    assert engine.voices == before  # a failed reload keeps the old voices
+
+
+def test_offline_with_nothing_local_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    e = F5Engine({"device": "cpu", "hub_cache": str(tmp_path)})
+    with pytest.raises(FileNotFoundError, match=r"model_1250000\.safetensors.*HF_HUB_OFFLINE"):
+        e.load({"v": Voice("v")}, lambda s: None)
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError):
+        F5Engine({"steps": 0})
+    with pytest.raises(ValueError):
+        F5Engine({"nfe": 16})  # unknown key
+    assert F5Engine({"device": "cpu"}).dtype == torch.float32

@@ -1,0 +1,71 @@
+"""Checkpoints and vocoders through the real loader: upstream formats, clear errors offline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ishowtts.engines.f5 import loader, upstream
+from tests.f5_tiny import TINY_ARCH, save_checkpoint, save_vocoder, tiny_cfm
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return tiny_cfm(3)
+
+
+@pytest.mark.parametrize("fmt", ["ema-safetensors", "ema-pt", "plain-pt"])
+def test_checkpoint_formats_round_trip(tmp_path, reference, fmt):
+    suffix = ".safetensors" if fmt.endswith("safetensors") else ".pt"
+    path = save_checkpoint(reference, tmp_path / f"ckpt{suffix}", fmt)
+    vocab = upstream.load_vocab(str(upstream.vocab_path()))
+    cfm = loader.build_cfm("F5TTS_v1_Base", TINY_ARCH, vocab)
+    loader.load_weights(cfm, path)
+    want = reference.state_dict()
+    for key, value in cfm.state_dict().items():
+        assert torch.equal(value, want[key]), key
+
+
+def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path, reference):
+    path = save_checkpoint(reference, tmp_path / "c.safetensors")
+    vocab = upstream.load_vocab(str(upstream.vocab_path()))
+    cfm = loader.build_cfm("F5TTS_v1_Base", {**TINY_ARCH, "depth": 3}, vocab)
+    with pytest.raises(ValueError, match="does not fit the model architecture"):
+        loader.load_weights(cfm, path)
+
+
+def test_missing_local_file_names_it_and_the_option(tmp_path):
+    with pytest.raises(loader.ModelFileMissing) as err:
+        loader.resolve(
+            str(tmp_path / "nope.safetensors"), None, "F5 checkpoint", "checkpoint", None
+        )
+    assert "nope.safetensors" in str(err.value) and "`checkpoint`" in str(err.value)
+
+
+def test_offline_hub_names_the_file_and_how_to_provide_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(loader.ModelFileMissing) as err:
+        loader.resolve(loader.DEFAULT_CHECKPOINT, None, "F5 checkpoint", "checkpoint",
+                       str(tmp_path / "cache"))  # fmt: skip
+    msg = str(err.value)
+    assert "model_1250000.safetensors" in msg and "SWivid/F5-TTS" in msg
+    assert "HF_HUB_OFFLINE" in msg and "`checkpoint`" in msg and "local path" in msg
+
+
+def test_vocoder_from_a_local_directory(tmp_path):
+    directory = save_vocoder(tmp_path / "vocos")
+    vocoder = loader.load_vocoder(str(directory), None)
+    wav = vocoder.decode(torch.randn(1, 100, 10))
+    assert wav.shape[0] == 1 and wav.shape[1] >= 9 * 256
+
+
+def test_vocoder_directory_without_weights_is_a_clear_error(tmp_path):
+    (tmp_path / "config.yaml").write_text("{}")
+    with pytest.raises(loader.ModelFileMissing, match=r"pytorch_model\.bin"):
+        loader.load_vocoder(str(tmp_path), None)
+
+
+def test_unknown_model_config_lists_the_shipped_ones():
+    with pytest.raises(FileNotFoundError, match="F5TTS_v1_Base"):
+        upstream.model_config("F5TTS_v9")

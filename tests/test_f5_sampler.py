@@ -1,0 +1,120 @@
+"""Our sampler against upstream ``CFM.sample`` on a tiny random model (same weights, noise and
+steps), through the real model classes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ishowtts.engines.f5 import fastdit, sampler, upstream
+from tests.f5_tiny import tiny_cfm
+
+
+@pytest.fixture(scope="module")
+def setup():
+    cfm = tiny_cfm(0)
+    g = torch.Generator().manual_seed(7)
+    ref_mel = cfm.mel_spec(torch.randn(1, 24000, generator=g) * 0.1).permute(0, 2, 1)[0]
+    chars = upstream.to_pinyin_tokens(["Hello there, 你好世界。"])[0]
+    tokens = torch.tensor([cfm.vocab_char_map.get(c, 0) for c in chars])
+    return cfm, ref_mel, chars, tokens
+
+
+def upstream_mel(cfm, ref_mel, chars, frames, steps, seed=123):
+    out, _ = cfm.sample(
+        cond=ref_mel[None], text=[chars], duration=frames, steps=steps,
+        cfg_strength=2.0, sway_sampling_coef=-1.0, seed=seed,
+    )  # fmt: skip
+    return out[0].float()
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm()).item()
+
+
+@pytest.mark.parametrize("steps", [7, 16, 32, 9])
+def test_fp32_matches_upstream(setup, steps):
+    cfm, ref_mel, chars, tokens = setup
+    frames = ref_mel.shape[0] + 50
+    want = upstream_mel(cfm, ref_mel, chars, frames, steps)
+    fast = fastdit.FastDiT(cfm.transformer)
+    got = sampler.sample_eager(fast, [sampler.Job(ref_mel, tokens, frames, seed=123)], steps,
+                               2.0, -1.0)[0]  # fmt: skip
+    new = slice(ref_mel.shape[0], frames)
+    assert want[new].abs().mean() > 0.1  # the random model really does something
+    assert rel(got[new], want[new]) <= 1e-5
+
+
+def test_padded_batch_matches_unpadded(setup):
+    """A request padded into a longer bucket (masked) gives the upstream result."""
+    cfm, ref_mel, chars, tokens = setup
+    frames = ref_mel.shape[0] + 40
+    want = upstream_mel(cfm, ref_mel, chars, frames, 16)
+    fast = fastdit.FastDiT(cfm.transformer)
+    jobs = [sampler.Job(ref_mel, tokens, frames, seed=123),
+            sampler.Job(ref_mel, tokens, frames + 37, seed=5)]  # fmt: skip
+    got = sampler.sample_eager(fast, jobs, 16, 2.0, -1.0)[0]
+    new = slice(ref_mel.shape[0], frames)
+    assert rel(got[new], want[new]) <= 1e-5
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float16, 1e-2), (torch.bfloat16, 3e-2)])
+def test_half_precision_close_to_fp32_upstream(setup, dtype, tol):
+    cfm, ref_mel, chars, tokens = setup
+    frames = ref_mel.shape[0] + 50
+    want = upstream_mel(cfm, ref_mel, chars, frames, 16)
+    half = tiny_cfm(0).to(dtype)
+    fast = fastdit.FastDiT(half.transformer)
+    got = sampler.sample_eager(fast, [sampler.Job(ref_mel, tokens, frames, seed=123)], 16,
+                               2.0, -1.0)[0]  # fmt: skip
+    new = slice(ref_mel.shape[0], frames)
+    assert torch.isfinite(got).all()
+    assert rel(got[new], want[new]) <= tol
+
+
+def test_pruned_schedules():
+    idx7 = [0, 2, 4, 6, 8, 16, 24, 32]
+    idx16 = [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32]
+    assert torch.allclose(fastdit.timesteps(7, None), torch.tensor(idx7) / 32)
+    assert torch.allclose(fastdit.timesteps(16, None), torch.tensor(idx16) / 32)
+    assert torch.allclose(fastdit.timesteps(9, None), torch.linspace(0, 1, 10))
+    t = fastdit.timesteps(16, -1.0)
+    assert t[0] == 0 and abs(t[-1].item() - 1) < 1e-6 and (t.diff() > 0).all()
+    with pytest.raises(ValueError):
+        fastdit.timesteps(0, None)
+
+
+def test_seeded_noise_is_reproducible_and_fresh_noise_differs(setup):
+    cfm, ref_mel, _, tokens = setup
+    fast = fastdit.FastDiT(cfm.transformer)
+    frames = ref_mel.shape[0] + 20
+
+    def run(seed):
+        job = sampler.Job(ref_mel, tokens, frames, seed=seed)
+        return sampler.sample_eager(fast, [job], 7, 2.0, -1.0)[0]
+
+    assert torch.equal(run(3), run(3))
+    assert not torch.equal(run(None), run(None))
+
+
+def test_job_longer_than_bucket_is_refused(setup):
+    cfm, ref_mel, _, tokens = setup
+    fast = fastdit.FastDiT(cfm.transformer)
+    with pytest.raises(ValueError, match="does not fit"):
+        sampler.batch_inputs(fast, [sampler.Job(ref_mel, tokens, ref_mel.shape[0] + 10)], 16)
+
+
+def test_bucket_wide_preparation_matches_per_sample(setup):
+    """The CUDA-graph path embeds text over the whole bucket with a length mask; for the real
+    frames it must equal upstream's embedding at the exact length (GRN norms included)."""
+    cfm, ref_mel, _, tokens = setup
+    fast = fastdit.FastDiT(cfm.transformer)
+    frames = ref_mel.shape[0] + 40
+    n = frames + 30
+    _, pre, _, _ = sampler.batch_inputs(fast, [sampler.Job(ref_mel, tokens, frames)], n)
+    padded_tokens = torch.full((1, n), -1)
+    padded_tokens[0, : len(tokens)] = tokens
+    cond = torch.zeros(1, n, 100)
+    cond[0, : ref_mel.shape[0]] = ref_mel
+    got = fast.prepare_padded(cond, padded_tokens, torch.tensor([frames]))
+    assert rel(got[:, :frames], pre[:, :frames]) <= 1e-6

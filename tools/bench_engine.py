@@ -1,0 +1,391 @@
+"""Benchmark the f5 engine against upstream f5-tts, in one process on one GPU, same model.
+
+    python tools/bench_engine.py --random-weights            # full F5TTS_v1_Base size, random
+    python tools/bench_engine.py --checkpoint model.safetensors --vocoder vocos_dir
+    python tools/bench_engine.py --random-weights --json out.json --profile
+
+For 2/5/10 s outputs at NFE 32/16/7 it prints medians of: RTF and time to first audio for
+upstream ``infer_batch_process`` and for ours (same total frames, so same work), the speed-up,
+model FLOP utilisation against a measured fp16 matmul peak, peak GPU memory; and cold-start,
+warm-up and danmaku time-to-first-audio figures. Random weights cost the same compute as the
+trained model but say nothing about audio quality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+T_START = time.perf_counter()
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+import torch  # noqa: E402
+
+from ishowtts.engines.base import Voice  # noqa: E402
+from ishowtts.engines.f5 import F5Engine  # noqa: E402
+from ishowtts.engines.f5.sampler import Job  # noqa: E402
+from ishowtts.engines.f5.voices import HOP, SAMPLE_RATE  # noqa: E402
+
+FPS = SAMPLE_RATE / HOP
+DANMAKU = "主播今天唱得真好听，再来一首吧"  # 15 characters
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def p95(xs: list[float]) -> float:
+    return float(np.percentile(xs, 95)) if xs else float("nan")
+
+
+def matmul_peak(dtype: torch.dtype = torch.float16) -> float:
+    """Best measured dense matmul throughput, TFLOP/s."""
+    best = 0.0
+    for n in (4096, 8192):
+        a = torch.randn(n, n, device="cuda", dtype=dtype)
+        b = torch.randn(n, n, device="cuda", dtype=dtype)
+        for _ in range(3):
+            a @ b
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        iters = 30
+        start.record()
+        for _ in range(iters):
+            a @ b
+        end.record()
+        torch.cuda.synchronize()
+        best = max(best, 2 * n**3 * iters / (start.elapsed_time(end) / 1e3) / 1e12)
+    return best
+
+
+def step_flops(engine: F5Engine, n: int) -> float:
+    """Model FLOPs of one guided step (both CFG halves) over ``n`` real frames."""
+    f = engine.fast
+    assert f is not None
+    d, m, bc = f.dim, 2 * n, 2
+    inner = f.blocks[0][0].shape[0] // 3
+    ff = f.blocks[0][4].shape[0]
+    per_layer = 2 * m * d * 3 * inner + 2 * m * inner * d + 2 * 2 * m * d * ff
+    per_layer += 4 * bc * n * n * inner  # QK^T and PV
+    conv_w = f.conv[0]
+    conv = 2 * 2 * m * d * conv_w.shape[1] * conv_w.shape[2]
+    io = 2 * n * d * f.mel_dim + 2 * m * d * f.mel_dim
+    return f.depth * per_layer + conv + io
+
+
+def text_for(engine: F5Engine, voice: str, seconds: float) -> str:
+    v = engine.voices[voice]
+    words = [
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
+        "over",
+        "the",
+        "lazy",
+        "dog",
+        "and",
+        "runs",
+        "far",
+        "away",
+    ]
+    out: list[str] = []
+    while v.rate.frames(" ".join(out)) < seconds * FPS:
+        out.append(words[len(out) % len(words)])
+    return " ".join(out)
+
+
+def timed(fn: Any) -> tuple[Any, float]:
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def bench_ours(engine: F5Engine, voice: str, total: int, steps: int, text: str,
+               repeats: int) -> dict[str, Any]:  # fmt: skip
+    """One chunk of exactly ``total`` frames (reference included), mel to audio on the host."""
+    from ishowtts.engines.f5.sampler import sample_eager
+
+    v = engine.voices[voice]
+    assert engine.fast is not None and engine.schedules is not None and engine.vocoder
+    o = engine.options
+    tokens = engine._tokens(v.ref_text + text)
+    runner = engine.runners.get(engine.bucket(total))
+    totals = []
+    torch.cuda.reset_peak_memory_stats()
+    for i in range(repeats + 1):
+        job = Job(v.mel, tokens, total, seed=i)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        if runner is not None:
+            mel, wav = runner.run([job], steps, o.cfg_strength, o.sway, engine.schedules)[0]
+        else:
+            mel = sample_eager(engine.fast, [job], steps, o.cfg_strength, o.sway,
+                               engine.schedules)[0][v.frames :]  # fmt: skip
+            wav = None
+        if wav is None:
+            wav = engine.vocoder.decode(mel.T[None].float())[0]
+        audio = wav.float().cpu().numpy()
+        tt = time.perf_counter() - t0
+        assert np.isfinite(audio).all()
+        if i:  # the first run fills caches
+            totals.append(tt)
+    gen_s = (total - v.frames) / FPS
+    return {
+        "total_s": median(totals),
+        "total_p95_s": p95(totals),
+        "rtf": median(totals) / gen_s,
+        "ttfa_s": median(totals),  # one chunk: its audio is the first audio
+        "tflops": step_flops(engine, total) * steps / median(totals) / 1e12,
+        "bucket": runner.n if runner is not None else None,
+        "audio_s": len(audio) / SAMPLE_RATE,
+        "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
+    }
+
+
+def _stub_missing(name: str) -> None:
+    """utils_infer imports matplotlib for plotting only; a bare GPU image may lack it."""
+    import importlib.util
+    import types
+
+    if importlib.util.find_spec(name) is None:
+        mod = types.ModuleType(name)
+        mod.use = lambda *a, **k: None  # type: ignore[attr-defined]
+        sys.modules[name] = mod
+        sys.modules[f"{name}.pylab"] = types.ModuleType(f"{name}.pylab")
+
+
+def bench_upstream(engine: F5Engine, voice: str, total: int, steps: int, text: str,
+                   repeats: int) -> dict[str, Any]:  # fmt: skip
+    _stub_missing("matplotlib")
+    from f5_tts.infer.utils_infer import infer_batch_process
+
+    v = engine.voices[voice]
+    data, sr = sf.read(str(v.path), dtype="float32", always_2d=True)
+    wave = torch.from_numpy(data.mean(axis=1))[None]
+    fix = total * HOP / SAMPLE_RATE + 1e-6
+    ref_text = v.ref_text.strip()
+    times = []
+    torch.cuda.reset_peak_memory_stats()
+    for i in range(repeats + 1):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = next(infer_batch_process((wave, sr), ref_text, [text], engine.cfm, engine.vocoder,
+                                       nfe_step=steps, cfg_strength=engine.options.cfg_strength,
+                                       sway_sampling_coef=engine.options.sway, fix_duration=fix,
+                                       device="cuda", progress=None))  # fmt: skip
+        torch.cuda.synchronize()
+        if i:
+            times.append(time.perf_counter() - t0)
+        audio = out[0]
+    gen_s = (total - wave.shape[-1] // HOP) / FPS
+    return {
+        "total_s": median(times),
+        "total_p95_s": p95(times),
+        "rtf": median(times) / gen_s,
+        "ttfa_s": median(times),
+        "out_s": len(audio) / SAMPLE_RATE,
+        "tflops": step_flops(engine, total) * steps / median(times) / 1e12,
+        "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
+    }
+
+
+def breakdown(engine: F5Engine, voice: str, total: int, steps: int, text: str) -> dict[str, float]:
+    """Milliseconds of each phase of one warm request (synchronised between phases)."""
+    v = engine.voices[voice]
+    o = engine.options
+    runner = engine.runners[engine.bucket(total)]
+    out: dict[str, float] = {}
+    for _ in range(3):  # keep the last (warm) pass
+        t0 = time.perf_counter()
+        plan = engine.plan(text, v)
+        out["text_front_ms"] = (time.perf_counter() - t0) * 1e3
+        t0 = time.perf_counter()
+        tokens = engine._tokens(v.ref_text + text)
+        out["tokenise_ms"] = (time.perf_counter() - t0) * 1e3
+        job = Job(v.mel, tokens, total, seed=0)
+        _, t = timed(lambda job=job: runner.run([job], steps, o.cfg_strength, o.sway,
+                                                 engine.schedules))  # fmt: skip
+        out["run_ms"] = t * 1e3
+        out["chunks"] = len(plan)
+    for name in ("prepare", "step", "vocode"):
+        if name in runner.graphs:
+            times = []
+            for _ in range(5):
+                runner.idx.zero_()
+                _, t = timed(runner.graphs[name].replay)
+                times.append(t)
+            out[f"{name}_graph_ms"] = median(times) * 1e3
+    return out
+
+
+def danmaku_ttfa(engine: F5Engine, voice: str, repeats: int) -> dict[str, float]:
+    out = []
+    for _ in range(repeats + 1):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        gen = engine.synthesize(DANMAKU, voice)
+        next(gen)
+        out.append(time.perf_counter() - t0)
+        for _ in gen:
+            pass
+    out = out[1:]
+    return {"p50_s": median(out), "p95_s": p95(out)}
+
+
+def profile(engine: F5Engine, voice: str, total: int, steps: int, text: str) -> str:
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as prof
+
+    bench_ours(engine, voice, total, steps, text, 1)
+    with prof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
+        bench_ours(engine, voice, total, steps, text, 2)
+    return p.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--random-weights", action="store_true")
+    src.add_argument("--checkpoint")
+    ap.add_argument("--vocoder", help="local Vocos dir (default: the hub)")
+    ap.add_argument("--seconds", default="2,5,10")
+    ap.add_argument("--nfe", default="32,16,7")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--upstream-repeats", type=int, default=3)
+    ap.add_argument("--no-upstream", action="store_true")
+    ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--no-graphs", action="store_true")
+    ap.add_argument("--compile-mode", help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
+    ap.add_argument("--bucket-frames", type=int, default=32)
+    ap.add_argument("--private-pools", action="store_true", help="one graph memory pool a bucket")
+    ap.add_argument("--cache-dir", help="inductor cache (default: a fresh one: a cold start)")
+    ap.add_argument("--voice", default="en", choices=["en", "zh"])
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--json", help="write the results here")
+    a = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("needs a CUDA GPU", file=sys.stderr)
+        return 2
+    t_import = time.perf_counter() - T_START
+    cache = a.cache_dir or tempfile.mkdtemp(prefix="inductor-")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+    seconds = [float(s) for s in a.seconds.split(",")]
+    nfes = [int(s) for s in a.nfe.split(",")]
+    opts: dict[str, Any] = {
+        "steps": max(nfes), "compile": not a.no_compile, "cuda_graphs": not a.no_graphs,
+        "compile_cache": cache, "bucket_frames": a.bucket_frames, "language": a.voice,
+        "share_graph_pool": not a.private_pools, "compile_mode": a.compile_mode,
+    }  # fmt: skip
+    if a.random_weights:
+        opts["random_weights"] = True
+    else:
+        opts["checkpoint"] = a.checkpoint
+        if a.vocoder:
+            opts["vocoder"] = a.vocoder
+    dev = torch.cuda.get_device_name()
+    peak = matmul_peak()
+    print(f"# {dev}, torch {torch.__version__}, fp16 matmul peak {peak:.0f} TFLOP/s", flush=True)
+
+    def progress(line: str) -> None:
+        print(f"  [{time.perf_counter() - T_START:6.1f}s] {line}", flush=True)
+
+    t0 = time.perf_counter()
+    engine = F5Engine(opts)
+    engine.load({"v": Voice("v")}, progress)
+    t_load = time.perf_counter() - t0
+    # Every step count we bench gets a table; warm-up captures one graph per bucket.
+    engine.options = engine.options.model_copy(update={"steps": max(nfes)})
+    for s in nfes:
+        engine.schedules.get(s, engine.options.sway)  # type: ignore[union-attr]
+    engine.warmup(progress)
+    t_warm = time.perf_counter() - t0 - t_load
+    result: dict[str, Any] = {
+        "device": dev, "torch": torch.__version__, "peak_tflops": peak,
+        "import_s": t_import, "load_s": t_load, "warmup_s": t_warm,
+        "cold_start_s": t_load + t_warm, "buckets": len(engine.runners),
+        "compile": not a.no_compile, "cuda_graphs": not a.no_graphs, "rows": [],
+    }  # fmt: skip
+    v = engine.voices["v"]
+    for sec in seconds:
+        total = engine.bucket(v.frames + round(sec * FPS))  # durations sit on the bucket grid
+        text = text_for(engine, "v", sec)
+        for nfe in nfes:
+            row: dict[str, Any] = {"seconds": sec, "nfe": nfe, "frames": total,
+                                   "out_s": (total - v.frames) / FPS}  # fmt: skip
+            row["ours"] = bench_ours(engine, "v", total, nfe, text, a.repeats)
+            if not a.no_upstream:
+                row["upstream"] = bench_upstream(engine, "v", total, nfe, text, a.upstream_repeats)
+                row["speedup"] = row["upstream"]["total_s"] / row["ours"]["total_s"]
+            result["rows"].append(row)
+            print(f"  {sec:g}s nfe {nfe}: ours {row['ours']['total_s'] * 1e3:.1f} ms"
+                  + (f", upstream {row['upstream']['total_s'] * 1e3:.1f} ms"
+                     if "upstream" in row else ""), flush=True)  # fmt: skip
+    total5 = engine.bucket(v.frames + round(5 * FPS))
+    result["breakdown_5s_nfe16"] = breakdown(engine, "v", total5, 16, text_for(engine, "v", 5))
+    print(
+        "  breakdown 5 s NFE 16:", {k: round(x, 2) for k, x in result["breakdown_5s_nfe16"].items()}
+    )
+    step_ms = result["breakdown_5s_nfe16"].get("step_graph_ms")
+    if step_ms:
+        result["step_tflops_5s"] = step_flops(engine, total5) / (step_ms / 1e3) / 1e12
+    for nfe in (16, 7):
+        engine.options = engine.options.model_copy(update={"steps": nfe})
+        result[f"danmaku_ttfa_nfe{nfe}"] = danmaku_ttfa(engine, "v", 10)
+    if a.profile:
+        total = engine.bucket(v.frames + round(5 * FPS))
+        result["profile"] = profile(engine, "v", total, 16, text_for(engine, "v", 5))
+        print(result["profile"])
+    if a.json:
+        Path(a.json).write_text(json.dumps(result, indent=1, default=str))
+    print_table(result)
+    return 0
+
+
+def print_table(r: dict[str, Any]) -> None:
+    print(f"\n## {r['device']} · fp16 · peak {r['peak_tflops']:.0f} TFLOP/s · "
+          f"compile={r['compile']} graphs={r['cuda_graphs']}")  # fmt: skip
+    print(
+        "| out | NFE | upstream ms (RTF) | ours ms (RTF) | speed-up | ours TFLOP/s (MFU) "
+        "| peak GiB up/ours |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for row in r["rows"]:
+        o, u = row["ours"], row.get("upstream")
+        up = f"{u['total_s'] * 1e3:.0f} ({u['rtf']:.4f})" if u else "-"
+        mfu = o["tflops"] / r["peak_tflops"] * 100
+        mem = (
+            f"{u['peak_mem_gib']:.2f}/{o['peak_mem_gib']:.2f}" if u else f"{o['peak_mem_gib']:.2f}"
+        )
+        sp = f"{row['speedup']:.1f}x" if u else "-"
+        print(f"| {row['out_s']:.2f} s | {row['nfe']} | {up} | {o['total_s'] * 1e3:.1f} "
+              f"({o['rtf']:.4f}) | {sp} | {o['tflops']:.0f} ({mfu:.0f}%) | {mem} |")  # fmt: skip
+    if "step_tflops_5s" in r:
+        b = r["breakdown_5s_nfe16"]
+        print(
+            f"one step (5 s, graph): {b['step_graph_ms']:.2f} ms = {r['step_tflops_5s']:.0f} "
+            f"TFLOP/s (MFU {r['step_tflops_5s'] / r['peak_tflops'] * 100:.0f}%) · prepare "
+            f"{b.get('prepare_graph_ms', 0):.2f} ms · vocoder {b.get('vocode_graph_ms', 0):.2f} ms"
+        )
+    for nfe in (16, 7):
+        d = r[f"danmaku_ttfa_nfe{nfe}"]
+        print(
+            f"danmaku TTFA (15 chars, warm, NFE {nfe}): p50 {d['p50_s'] * 1e3:.1f} ms, "
+            f"p95 {d['p95_s'] * 1e3:.1f} ms"
+        )
+    print(f"cold start {r['cold_start_s']:.1f} s (load "
+          f"{r['load_s']:.1f} s + warm-up {r['warmup_s']:.1f} s, {r['buckets']} buckets) · "
+          f"imports {r['import_s']:.1f} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
