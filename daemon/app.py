@@ -22,6 +22,7 @@ from .connectors import Connector, ConnectorContext, ConnectorState
 from .engines import Engine, Voice
 from .events import ChatEvent, Retraction, Utterance
 from .ledger import Ledger, Terminal
+from .metrics import Metrics
 from .pipeline import Pipeline
 from .player import Player
 from .scheduler import Scheduler
@@ -38,6 +39,7 @@ def voices_from(config: Config) -> dict[str, Voice]:
             ref_text=v.ref_text,
             speed=v.speed,
             steps=v.steps,
+            options={"language": v.language},
         )
         for name, v in config.voices.items()
     }
@@ -89,9 +91,12 @@ class Daemon:
         self.player: Player | None = None
         self.ttfa: deque[float] = deque(maxlen=1024)  # seconds, arrival → first sample out
         self.ready = asyncio.Event()
+        self.stopping = asyncio.Event()  # set when shutdown begins: sd_notify, /healthz
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self.exit_code = 0
+        self.metrics = Metrics(self)
+        self.worker.on_stats = self.metrics.observe_synth
 
     # -- plumbing between the parts ------------------------------------------------------------
 
@@ -101,6 +106,7 @@ class Daemon:
     def _on_started(self, utt: Utterance, at: float) -> None:
         ttfa = at - utt.event.received_mono
         self.ttfa.append(ttfa)
+        self.metrics.observe_ttfa(ttfa)
         log.info("speaking", id=utt.id, voice=utt.voice, ttfa_ms=round(ttfa * 1000, 1))
 
     def _on_done(self, utt: Utterance, played: bool) -> None:
@@ -224,7 +230,12 @@ class Daemon:
         log.info(
             "ready",
             engine=self.config.engine.type,
-            **{k: v for k, v in (engine.describe() if engine else {}).items() if k != "engine"},
+            # Keys named below come from the daemon (the F5 engine's describe() has "voices").
+            **{
+                k: v
+                for k, v in (engine.describe() if engine else {}).items()
+                if k not in ("engine", "voices", "connectors", "output")
+            },
             voices=sorted(self.worker.voices),
             connectors=[f"{c.name}({c.platform})" for c in self.connectors],
             output=str(self.config.player.device or "default"),
@@ -248,7 +259,7 @@ class Daemon:
             and not self.ledger.open
         )
 
-    async def run(self) -> int:
+    async def run(self, progress: Callable[[str], None] | None = None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -256,7 +267,7 @@ class Daemon:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         try:
-            await self.start()
+            await self.start(progress)
             await self._wait()
         finally:
             await self.shutdown()
@@ -277,6 +288,7 @@ class Daemon:
 
     async def shutdown(self) -> None:
         """Stop intake, let the current utterance finish (bounded), account for the rest."""
+        self.stopping.set()
         for connector in self.connectors:
             with contextlib.suppress(Exception):
                 await connector.stop()

@@ -35,11 +35,16 @@ def _load(path: Path | None) -> Config:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .app import Daemon
+    from .service import serve
 
     config = _load(args.config)
     logs.configure(config.log.level, config.log.format)
-    daemon = Daemon(config, until_idle=args.until_idle)
-    return asyncio.run(daemon.run())
+
+    async def main() -> int:
+        # Built inside the loop: the Daemon's events and tasks belong to it.
+        return await serve(Daemon(config, until_idle=args.until_idle))
+
+    return asyncio.run(main())
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
