@@ -115,3 +115,29 @@ def test_daemon_speaks_f5_audio_into_the_sink(pulse, tmp_path: Path) -> None:
         found, corr = _best_match(window, clips[text])
         assert corr > 0.9, f"{text!r} not heard right after {before!r} ({corr:.3f})"
         at = max(0, end - slack) + found
+
+
+def test_shipped_config_replays_the_demo_to_the_end(pulse, tmp_path: Path) -> None:
+    """``config.yaml`` as shipped, but for the weights (tiny, local) and the output device: the
+    bundled demo log goes through the whole path and every event ends in one terminal state."""
+    root = Path(__file__).resolve().parent.parent
+    config = yaml.safe_load((root / "config.yaml").read_text(encoding="utf-8"))
+    config["engine"].update(tiny_files(tmp_path / "model"), steps=7)
+    config["connectors"][0]["speed"] = 4.0
+    config["player"]["device"] = "pulse"
+    config["api"]["port"] = 0  # any free port: the API runs as shipped, without clashing
+    config["log"]["format"] = "json"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
+
+    with Recorder(sample_rate=SR) as recorder:
+        run = _ishowtts("run", "--until-idle", "-c", "config.yaml", cwd=tmp_path)
+        heard = recorder.stop()
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = [json.loads(x) for x in run.stderr.splitlines() if x.startswith("{")]
+    received = {r["id"] for r in lines if r.get("event") == "received"}
+    terminal = {"spoken", "dropped", "expired", "evicted", "removed", "failed"}
+    ended = [r for r in lines if r.get("event") in terminal]
+    assert len(received) >= 15 and sorted(r["id"] for r in ended) == sorted(received)
+    states = {r["event"] for r in ended}
+    assert "failed" not in states and {"spoken", "dropped", "removed"} <= states, states
+    assert sound_segments(heard, SR), "nothing was heard"
