@@ -39,6 +39,12 @@ CASES = [
     ("什么！！！？？？", "drop", "什么!"),
     ("!!!", "drop", ""),
     ("  many   spaces  ", "drop", "many spaces"),
+    ("SC 30元", "drop", "SC 三十元"),  # a Chinese unit touching the number decides
+    ("打赏¥30", "drop", "打赏三十元"),
+    ("$5 donation", "drop", "five dollars donation"),
+    ("谢谢小明送的辣条x3", "drop", "谢谢小明送的辣条乘三"),
+    ("thanks for the rose x3", "drop", "thanks for the rose times three"),
+    ("box3 and 0x3f", "drop", "box three and zero x three f"),
 ]
 
 

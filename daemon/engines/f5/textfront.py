@@ -31,8 +31,11 @@ def has_cjk(text: str) -> bool:
 
 
 def _context_is_zh(text: str, start: int, end: int) -> bool:
-    """Is the number at ``text[start:end]`` inside Chinese? The nearest letter on either side
-    decides (left first); a text without letters near the number goes by whether it has CJK."""
+    """Is the number at ``text[start:end]`` inside Chinese? A Chinese character touching it
+    decides (``SC 30元``: the unit is Chinese), else the nearest letter on either side (left
+    first); a text without letters near the number goes by whether it has CJK."""
+    if any(_CJK.match(c) for c in text[start - 1 : start] + text[end : end + 1]):
+        return True
     for i in range(start - 1, -1, -1):
         c = text[i]
         if _CJK.match(c):
@@ -122,6 +125,22 @@ def _six(m: re.Match[str], zh: bool) -> str:
     return "六六六" if zh else "six six six"
 
 
+_CURRENCY = {"¥": ("元", "yuan"), "$": ("美元", "dollars"), "€": ("欧元", "euros")}
+_MONEY = "".join(_CURRENCY)  # symbols kept until the rules have read the amounts after them
+
+
+def _money(m: re.Match[str], zh: bool) -> str:
+    zh_unit, en_unit = _CURRENCY[m.group(1)]
+    amount = m.group(2)
+    return f"{zh_number(amount)}{zh_unit}" if zh else f"{en_number(amount)} {en_unit}"
+
+
+def _times(m: re.Match[str], zh: bool) -> str:
+    """Gift counts and combos: ``辣条x3`` → 辣条乘三, ``rose x3`` → rose times three."""
+    n = m.group(1)
+    return f"乘{zh_number(n)}" if zh else f"times {en_number(n)}"
+
+
 def _number(m: re.Match[str], zh: bool) -> str:
     return _read_number(m.group(0), zh)
 
@@ -133,6 +152,8 @@ RULES: list[Rule] = [
     (re.compile(r"(?<!\d)(\d{4})\s*年"), _zh_year),
     (re.compile(r"(?<!\d)(\d{1,2}):(\d{2})(?!\d)"), _time),
     (re.compile(r"(\d+(?:\.\d+)?)\s*[%％]"), _percent),
+    (re.compile(r"([¥$€])\s*(\d+(?:\.\d+)?)"), _money),
+    (re.compile(r"(?<![A-Za-z0-9])[xX×*]\s?(\d{1,6})(?![\d.])"), _times),
     # Chat memes: 233 (and 2333...) is laughter, 666 (and more sixes) is "awesome".
     (re.compile(_NOT_DIGIT_BEFORE + r"2333*" + _NOT_DIGIT_AFTER), _laugh),
     (re.compile(_NOT_DIGIT_BEFORE + r"666+" + _NOT_DIGIT_AFTER), _six),
@@ -161,7 +182,7 @@ def _keep_char(c: str) -> bool:
     """Letters, digits, marks, punctuation and spaces stay; symbols (kaomoji parts, arrows,
     box drawing) go."""
     cat = unicodedata.category(c)
-    return not (cat.startswith("S") or cat in ("Co", "Cn", "Cc", "Cf")) or c in "\n"
+    return not (cat.startswith("S") or cat in ("Co", "Cn", "Cc", "Cf")) or c in "\n" + _MONEY
 
 
 def normalize(text: str, emoji_mode: EmojiMode = "drop") -> str:
@@ -176,6 +197,7 @@ def normalize(text: str, emoji_mode: EmojiMode = "drop") -> str:
     text = "".join(c if _keep_char(c) else " " for c in text)
     for pattern, fn in RULES:
         text = pattern.sub(lambda m, fn=fn: _apply(fn, m), text)
+    text = re.sub(f"[{_MONEY}]", " ", text)
     text = _REPEAT.sub(lambda m: m.group(1) * 4, text)
     text = _PUNCT_RUN.sub(r"\1", text)
     text = re.sub(r"\s+", " ", text)
