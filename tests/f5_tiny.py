@@ -38,11 +38,12 @@ TINY_VOCOS: dict[str, Any] = {
 }
 
 
-def tiny_cfm(seed: int = 0) -> torch.nn.Module:
-    """A tiny F5TTS_v1 (packaged vocab) with every layer random (zero-init layers included)."""
+def tiny_cfm(seed: int = 0, **arch: Any) -> torch.nn.Module:
+    """A tiny F5TTS_v1 (packaged vocab) with every layer random (zero-init layers included);
+    ``arch`` overrides ``TINY_ARCH``."""
     torch.manual_seed(seed)
     vocab = upstream.load_vocab(str(upstream.vocab_path()))
-    cfm = loader.build_cfm("F5TTS_v1_Base", TINY_ARCH, vocab)
+    cfm = loader.build_cfm("F5TTS_v1_Base", {**TINY_ARCH, **arch}, vocab)
     loader.randomise(cfm, seed=seed, std=0.2)
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():  # GRN starts as identity upstream; make it matter in tests

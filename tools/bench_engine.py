@@ -30,6 +30,7 @@ import torch  # noqa: E402
 
 from ishowtts.engines.base import Voice  # noqa: E402
 from ishowtts.engines.f5 import F5Engine  # noqa: E402
+from ishowtts.engines.f5.fastdit import conv_mish  # noqa: E402
 from ishowtts.engines.f5.sampler import Job  # noqa: E402
 from ishowtts.engines.f5.voices import HOP, SAMPLE_RATE  # noqa: E402
 
@@ -265,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-upstream", action="store_true")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--no-graphs", action="store_true")
+    ap.add_argument("--no-fused-conv", action="store_true", help="torch grouped conv instead")
+    ap.add_argument("--attention", default="auto", help="auto | flash | cudnn | efficient")
     ap.add_argument("--compile-mode", help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
     ap.add_argument("--bucket-frames", type=int, default=32)
     ap.add_argument("--private-pools", action="store_true", help="one graph memory pool a bucket")
@@ -285,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps": max(nfes), "compile": not a.no_compile, "cuda_graphs": not a.no_graphs,
         "compile_cache": cache, "bucket_frames": a.bucket_frames, "language": a.voice,
         "share_graph_pool": not a.private_pools, "compile_mode": a.compile_mode,
+        "fused_conv": not a.no_fused_conv, "attention": a.attention,
     }  # fmt: skip
     if a.random_weights:
         opts["random_weights"] = True
@@ -314,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         "import_s": t_import, "load_s": t_load, "warmup_s": t_warm,
         "cold_start_s": t_load + t_warm, "buckets": len(engine.runners),
         "compile": not a.no_compile, "cuda_graphs": not a.no_graphs, "rows": [],
+        "fused_conv": engine.fast.conv_fn is not conv_mish, "attention": a.attention,
     }  # fmt: skip
     v = engine.voices["v"]
     for sec in seconds:
@@ -353,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_table(r: dict[str, Any]) -> None:
     print(f"\n## {r['device']} · fp16 · peak {r['peak_tflops']:.0f} TFLOP/s · "
-          f"compile={r['compile']} graphs={r['cuda_graphs']}")  # fmt: skip
+          f"compile={r['compile']} graphs={r['cuda_graphs']} "
+          f"fused_conv={r['fused_conv']} attention={r['attention']}")  # fmt: skip
     print(
         "| out | NFE | upstream ms (RTF) | ours ms (RTF) | speed-up | ours TFLOP/s (MFU) "
         "| peak GiB up/ours |"

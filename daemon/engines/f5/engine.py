@@ -54,6 +54,8 @@ class F5Options(Section):
     compile: bool = True  # torch.compile the step (CUDA only)
     compile_mode: str | None = None  # e.g. max-autotune-no-cudagraphs (slower start)
     cuda_graphs: bool = True  # one CUDA graph per bucket (CUDA only)
+    fused_conv: bool = True  # the position embedding's convolutions as one Triton kernel (CUDA)
+    attention: Literal["auto", "flash", "cudnn", "efficient", "math"] = "auto"  # SDPA kernel
     compile_cache: str | None = "~/.cache/ishowtts/inductor"  # inductor's on-disk cache
     share_graph_pool: bool = True  # buckets' graphs share one memory pool (they never overlap)
     # Round each chunk's length up to its bucket (at most bucket_frames more): no padding, so
@@ -128,7 +130,7 @@ class F5Engine:
             o.vocoder, o.hub_cache, loader.VOCOS_MEL_24KHZ if o.random_weights else None
         )
         self.vocoder = vocoder.eval().requires_grad_(False).to(self.device)
-        self.fast = FastDiT(self.cfm.transformer)
+        self.fast = FastDiT(self.cfm.transformer, o.fused_conv, o.attention)
         self.schedules = Schedules(self.fast)
         self.set_voices(voices)
         self.timings["load_s"] = time.perf_counter() - t0

@@ -6,6 +6,8 @@ that per-step work is only what depends on the noisy state:
   request (they do not change between steps);
 - the time embedding and every layer's AdaLN modulation depend only on the step's time, so they
   are tables computed once per step schedule (in fp32, then cast);
+- the position embedding's grouped convolutions are one Triton kernel each on CUDA (bias and
+  Mish fused; ``convkernel``), one batched matmul elsewhere;
 - q/k/v are one matmul; RoPE angles stay fp32 whatever the model precision (upstream casts them
   to the model dtype, which costs up to 0.4 rad of angle at 900 frames in fp16);
 - one transformer block is one function, so ``torch.compile`` traces it once for all layers.
@@ -18,6 +20,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from . import convkernel
 
 # Upstream's empirically pruned step schedules (t = index / 32), used when the count matches.
 EPSS = {
@@ -42,6 +47,20 @@ def timesteps(steps: int, sway: float | None, pruned: bool = True) -> Tensor:
         t = t + sway * (torch.cos(torch.pi / 2 * t) - 1 + t)
     return t
 
+
+# Preferred attention kernels, first choice first; later ones serve shapes or masks the first
+# does not support.
+ATTENTION = {
+    "flash": [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH],
+    "cudnn": [
+        SDPBackend.CUDNN_ATTENTION,
+        SDPBackend.FLASH_ATTENTION,
+        SDPBackend.EFFICIENT_ATTENTION,
+        SDPBackend.MATH,
+    ],
+    "efficient": [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH],
+    "math": [SDPBackend.MATH],
+}
 
 BlockWeights = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
 
@@ -72,19 +91,30 @@ def grouped_conv(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
     return out.reshape(bsz, n, -1) + b
 
 
+def conv_mish(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
+    return F.mish(grouped_conv(y, w, b, groups))
+
+
+def conv_mish_fused(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
+    """The same with the Triton kernel; ``w`` packed by ``convkernel.pack_weight``."""
+    return torch.ops.ishowtts.conv_mish(y.contiguous(), w, b)
+
+
 def embed(x: Tensor, pre: Tensor, w_x: Tensor, conv1_w: Tensor, conv1_b: Tensor, conv2_w: Tensor,
-          conv2_b: Tensor, mask: Tensor | None, groups: int) -> Tensor:  # fmt: skip
+          conv2_b: Tensor, mask: Tensor | None, groups: int,
+          conv: Callable[..., Tensor] = conv_mish) -> Tensor:  # fmt: skip
     """Input embedding of the noisy state ``x [B,N,mel]`` for both CFG halves: ``[2B,N,D]``.
-    ``pre`` holds the per-request part (condition, text, bias) of the input projection."""
+    ``pre`` holds the per-request part (condition, text, bias) of the input projection;
+    ``conv`` is ``conv_mish`` or ``conv_mish_fused`` (its weights packed to match)."""
     h = F.linear(x, w_x)
     h = torch.cat((h, h), dim=0) + pre
     keep = None if mask is None else torch.cat((mask, mask))[:, :, None].to(h.dtype)
     # Padding frames are zeroed before each convolution: the same as an unpadded sequence.
     y = h if keep is None else h * keep
-    y = F.mish(grouped_conv(y, conv1_w, conv1_b, groups))
+    y = conv(y, conv1_w, conv1_b, groups)
     if keep is not None:
         y = y * keep
-    y = F.mish(grouped_conv(y, conv2_w, conv2_b, groups))
+    y = conv(y, conv2_w, conv2_b, groups)
     if keep is not None:
         y = y * keep
     return h + y
@@ -120,7 +150,7 @@ class FastDiT:
     """Holds the weights of one upstream DiT (already on its device and dtype) in our layout."""
 
     @torch.no_grad()
-    def __init__(self, dit: nn.Module) -> None:
+    def __init__(self, dit: nn.Module, fused_conv: bool = True, attention: str = "auto") -> None:
         dit.requires_grad_(False)  # inference only: no autograd history, no autograd wrappers
         self.dit = dit
         first = dit.transformer_blocks[0]
@@ -140,8 +170,14 @@ class FastDiT:
         self.w_t = proj.weight[:, 2 * m :].contiguous()
         self.b_in = proj.bias
         conv = dit.input_embed.conv_pos_embed.conv1d
-        self.conv = (conv[0].weight, conv[0].bias, conv[2].weight, conv[2].bias)
         self.groups: int = conv[0].groups
+        self.conv = (conv[0].weight, conv[0].bias, conv[2].weight, conv[2].bias)
+        self.conv_fn: Callable[..., Tensor] = conv_mish
+        if fused_conv and convkernel.available(proj.weight.device, conv[0].weight.shape[1]):
+            w1, b1, w2, b2 = self.conv
+            self.conv = (convkernel.pack_weight(w1, self.groups), b1,
+                         convkernel.pack_weight(w2, self.groups), b2)  # fmt: skip
+            self.conv_fn = conv_mish_fused
         self.blocks: list[BlockWeights] = [
             (
                 torch.cat([b.attn.to_q.weight, b.attn.to_k.weight, b.attn.to_v.weight]),
@@ -158,6 +194,9 @@ class FastDiT:
         self.out_w, self.out_b = dit.proj_out.weight, dit.proj_out.bias
         self.dtype = proj.weight.dtype
         self.device = proj.weight.device
+        # Attention kernel choice: fixed at trace time in compiled code, so every call (warm-up
+        # and capture included) runs under the same choice. "auto" leaves it to torch.
+        self.attention = None if attention == "auto" else ATTENTION[attention]
         self.mark_dynamic = False  # set while compiling: sequence length stays symbolic
         self.embed_fn: Callable[..., Tensor] = embed
         self.block_fn: Callable[..., Tensor] = block
@@ -258,13 +297,20 @@ class FastDiT:
     def velocity(self, x: Tensor, pre: Tensor, mods: Tensor, fmod: Tensor, cos: Tensor,
                  sin: Tensor, mask: Tensor | None, cfg: Tensor) -> Tensor:  # fmt: skip
         """Guided velocity ``[B,N,mel]`` (fp32) for state ``x`` at one step."""
+        if self.attention is None:
+            return self._velocity(x, pre, mods, fmod, cos, sin, mask, cfg)
+        with sdpa_kernel(self.attention, set_priority=True):
+            return self._velocity(x, pre, mods, fmod, cos, sin, mask, cfg)
+
+    def _velocity(self, x: Tensor, pre: Tensor, mods: Tensor, fmod: Tensor, cos: Tensor,
+                  sin: Tensor, mask: Tensor | None, cfg: Tensor) -> Tensor:  # fmt: skip
         xin = x.to(self.dtype)
         attn_mask = None if mask is None else torch.cat((mask, mask))[:, None, None, :]
         if self.mark_dynamic:
             for t, dim in ((xin, 1), (pre, 1), (mask, 1), (cos, 0), (sin, 0), (attn_mask, 3)):
                 if t is not None:
                     torch._dynamo.maybe_mark_dynamic(t, dim)
-        h = self.embed_fn(xin, pre, self.w_x, *self.conv, mask, self.groups)
+        h = self.embed_fn(xin, pre, self.w_x, *self.conv, mask, self.groups, self.conv_fn)
         for i, w in enumerate(self.blocks):
             if self.mark_dynamic:
                 torch._dynamo.maybe_mark_dynamic(h, 1)
