@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 from ishowtts.api import ApiError, ControlApi, is_loopback, resolve_token
 from ishowtts.app import Daemon
 from ishowtts.config import ApiConfig, load_config
+from tests.servers.util import until
 
 pytestmark = pytest.mark.audio
 
@@ -35,16 +36,6 @@ api: {{host: "{host}", port: 0, token_env: ISHOWTTS_TEST_TOKEN}}
 def write_config(path: Path, host: str = "127.0.0.1", blocked: str = "spam") -> Path:
     path.write_text(CONFIG.format(host=host, blocked=blocked))
     return path
-
-
-async def until(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    """Wait for a condition (a bound on a hang, not a timing assertion)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Running:
@@ -114,7 +105,7 @@ async def test_say_is_spoken_and_counted(tmp_path: Path, pulse: Any) -> None:
         assert status == 202 and body["accepted"] is True
         event_id = body["id"]
         ledger = r.daemon.ledger
-        await until(lambda: ledger.terminal_counts[("system", "spoken")] == 1, "spoken")
+        await until(lambda: ledger.terminal_counts[("system", "spoken")] == 1, 20, "spoken")
         assert event_id not in ledger.open
         _, text, _ = await r.call("GET", "/metrics")
         assert 'ishowtts_events_total{kind="system",state="spoken"} 1.0' in text
@@ -123,7 +114,7 @@ async def test_say_is_spoken_and_counted(tmp_path: Path, pulse: Any) -> None:
         # The filters apply to /say like any chat: a blocked keyword is dropped, with its rule.
         status, body, _ = await r.call("POST", "/say", {"text": "buy spam now"})
         assert status == 202
-        await until(lambda: ledger.terminal_counts[("system", "dropped")] == 1, "dropped")
+        await until(lambda: ledger.terminal_counts[("system", "dropped")] == 1, 20, "dropped")
 
 
 @pytest.mark.parametrize(

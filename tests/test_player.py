@@ -26,6 +26,7 @@ from tests.audio_utils import (
     tone,
     tone_sequence,
 )
+from tests.servers.util import until
 
 SR = 24000
 
@@ -357,14 +358,6 @@ async def test_unknown_device_is_a_clear_error(make_player, device: object) -> N
         await player.start()
 
 
-async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 @pytest.mark.audio
 async def test_reopens_after_stream_abort_and_keeps_queue(make_player) -> None:
     player, calls = make_player()
@@ -377,7 +370,7 @@ async def test_reopens_after_stream_abort_and_keeps_queue(make_player) -> None:
         await asyncio.sleep(0.3)
         assert player._stream is not None
         player._stream.abort()  # as a backend does when the device goes away
-        await until(lambda: player.reopens == 1)
+        await until(lambda: player.reopens == 1, timeout=10)
         await drained(player, calls, utt)
         audio = rec.stop()
     assert calls.done == [(utt, True)]
@@ -400,7 +393,7 @@ async def test_reopens_after_sink_unloaded_and_reloaded(make_player) -> None:
     try:
         for c in chunks(second, tone(900, 0.6)):
             player.enqueue(c)  # queued while the sink is gone
-        await until(lambda: player.state == "reopening")
+        await until(lambda: player.state == "reopening", timeout=10)
         await asyncio.sleep(0.5)
         assert player.state == "reopening"
         kept = player.queued_seconds  # the rest of the first, and all of the second
@@ -408,7 +401,7 @@ async def test_reopens_after_sink_unloaded_and_reloaded(make_player) -> None:
     finally:
         load_sink(module[1])
     with Recorder(SR) as rec:
-        await until(lambda: player.reopens >= 1)
+        await until(lambda: player.reopens >= 1, timeout=10)
         await drained(player, calls, second)
         audio = rec.stop()
     assert calls.done == [(first, True), (second, True)]
