@@ -92,6 +92,8 @@ class Daemon:
         self.ttfa: deque[float] = deque(maxlen=1024)  # seconds, arrival → first sample out
         self.ready = asyncio.Event()
         self.stopping = asyncio.Event()  # set when shutdown begins: sd_notify, /healthz
+        # Told when a reload begins (True) and ends (False): sd_notify RELOADING=1 / READY=1.
+        self.on_reload: Callable[[bool], None] | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self.exit_code = 0
@@ -168,6 +170,8 @@ class Daemon:
     async def reload(self) -> bool:
         """Re-read the config: filters, templates, routing and voices; the model stays. A broken
         file is rejected whole and the running config kept."""
+        if self.on_reload is not None:
+            self.on_reload(True)
         try:
             new = load_config(self.config.path)
             voices = voices_from(new)
@@ -175,6 +179,9 @@ class Daemon:
         except (ConfigError, ValueError) as exc:
             log.error("reload_rejected", error=str(exc))
             return False
+        finally:
+            if self.on_reload is not None:
+                self.on_reload(False)
         self.pipeline.reconfigure(new)
         self.config = new
         if self.player:
@@ -212,9 +219,17 @@ class Daemon:
     # -- life cycle ----------------------------------------------------------------------------
 
     async def start(self, progress: Callable[[str], None] | None = None) -> None:
-        progress = progress or (lambda line: log.info("startup", step=line))
-        progress(f"loading engine {self.config.engine.type}")
-        took = await self.worker.load(progress)
+        report = progress or (lambda line: log.info("startup", step=line))
+
+        def step(line: str) -> None:
+            # Engines report between steps of their load and warm-up (from the synth thread):
+            # a stop asked for meanwhile ends the start-up there, not minutes later.
+            if self._stop.is_set():
+                raise StartupCancelled(line)
+            report(line)
+
+        step(f"loading engine {self.config.engine.type}")
+        took = await self.worker.load(step)
         loop = asyncio.get_running_loop()
         self.player = Player(
             self.config.player, self.worker.sample_rate, self._on_started, self._on_done, loop
@@ -269,6 +284,8 @@ class Daemon:
         try:
             await self.start(progress)
             await self._wait()
+        except StartupCancelled as exc:
+            log.info("startup_cancelled", at=str(exc))
         finally:
             await self.shutdown()
         return self.exit_code
@@ -287,8 +304,10 @@ class Daemon:
                 return
 
     async def shutdown(self) -> None:
-        """Stop intake, let the current utterance finish (bounded), account for the rest."""
+        """Stop intake, let the utterance being heard finish (bounded), account for the rest:
+        what is queued or made ahead but not started is not played."""
         self.stopping.set()
+        log.info("stopping", queued=len(self.scheduler))
         for connector in self.connectors:
             with contextlib.suppress(Exception):
                 await connector.stop()
@@ -296,17 +315,30 @@ class Daemon:
             task.cancel()
         self.scheduler.clear("shutdown")
         deadline = time.monotonic() + self.shutdown_grace_s
+        player = self.player
+
+        def heard() -> str | None:
+            utt = player.now_playing if player is not None else None
+            return utt.id if utt is not None else None
+
+        # The worker may still be making the later chunks of what is being heard.
         while time.monotonic() < deadline and (
-            self.worker.current is not None
-            or (self.player is not None and self.player.now_playing is not None)
+            self.worker.current is not None and self.worker.current.id == heard()
         ):
             await asyncio.sleep(0.05)
         await self.worker.stop()
-        if self.player is not None:
-            await self.player.stop()
+        if player is not None:
+            player.drop_pending()
+            while time.monotonic() < deadline and heard() is not None:
+                await asyncio.sleep(0.05)
+            await player.stop()
         left = self.ledger.close_all(Terminal.REMOVED, rule="shutdown")
         await asyncio.get_running_loop().run_in_executor(None, self.worker.close)
         log.info("stopped", unfinished=left, **self.ledger.summary())
+
+
+class StartupCancelled(Exception):
+    """A stop was asked for while the engine was loading or warming up."""
 
 
 def _matches(r: Retraction, event: ChatEvent) -> bool:

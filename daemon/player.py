@@ -313,6 +313,14 @@ class Player:
         self._drop(utterance_id)
         self._check_waiters()
 
+    def drop_pending(self) -> list[Utterance]:
+        """Drop every utterance not started yet (shutdown); no on_done. The one playing stays."""
+        with self._lock:
+            pending = [t.utt for t in self._tracks if not t.started and not t.killed]
+        for utt in pending:
+            self.cancel(utt.id)
+        return pending
+
     def skip(self) -> Utterance | None:
         """Fade out the current utterance and drop its rest; on_done(utt, False)."""
         utt = self.now_playing

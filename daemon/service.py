@@ -100,6 +100,13 @@ async def serve(daemon: Daemon, notifier: Notifier | None = None) -> int:
         log.info("startup", step=line)
         notifier.status(line)
 
+    def reloading(begins: bool) -> None:
+        if begins:
+            notifier.reloading()
+        else:
+            notifier.ready(f"reloaded: {status_line(daemon)}")
+
+    daemon.on_reload = reloading
     tasks: list[asyncio.Task[Any]] = [asyncio.create_task(_announce(daemon, notifier))]
     interval = watchdog_interval()
     if interval is not None and notifier.enabled:

@@ -27,7 +27,7 @@ CONFIG = """\
 engine: {{type: tone, seconds_per_char: {spc}}}
 connectors:
 {connectors}
-player: {{device: pulse, lookahead_s: 0.5}}
+player: {{device: pulse, lookahead_s: {lookahead}}}
 filters:
   block_keywords: [{blocked}]
   rate: null
@@ -43,10 +43,15 @@ def write_config(
     blocked: str = "spam",
     host: str = "127.0.0.1",
     spc: float = 0.06,
+    lookahead: float = 0.5,
 ) -> Path:
     # Without a replay only the API's http connector feeds the daemon.
     connectors = f"  - {{type: replay, path: {replay}}}" if replay else "  []"
-    path.write_text(CONFIG.format(connectors=connectors, blocked=blocked, host=host, spc=spc))
+    path.write_text(
+        CONFIG.format(
+            connectors=connectors, blocked=blocked, host=host, spc=spc, lookahead=lookahead
+        )
+    )
     return path
 
 
@@ -168,13 +173,14 @@ class NotifyListener:
                 self.messages.append(msg)
                 self._cond.notify_all()
 
-    def until(self, key: str, timeout: float = 30) -> list[dict[str, str]]:
-        """All messages up to and including the first that carries ``key``."""
+    def until(self, key: str, timeout: float = 30, after: int = 0) -> list[dict[str, str]]:
+        """All messages up to and including the first that carries ``key`` (looking from
+        message number ``after`` on)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 for i, msg in enumerate(self.messages):
-                    if key in msg:
+                    if key in msg and i >= after:
                         return self.messages[: i + 1]
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -196,15 +202,20 @@ def notify(tmp_path: Path) -> Iterator[NotifyListener]:
 
 @pytest.mark.audio
 def test_sighup_with_a_broken_config_keeps_the_old_one(
-    tmp_path: Path, launch: Callable[..., DaemonProcess]
+    tmp_path: Path, launch: Callable[..., DaemonProcess], notify: NotifyListener
 ) -> None:
     config = write_config(tmp_path / "config.yaml", blocked="spam")
-    d = launch(config)
+    d = launch(config, {"NOTIFY_SOCKET": notify.path})
     d.event("ready")
+    assert notify.until("READY")[-1]["READY"] == "1"
     config.write_text(config.read_text() + "queue: {max_items: -3}\n")
     d.proc.send_signal(signal.SIGHUP)
     rejected = d.event("reload_rejected")
     assert "queue.max_items" in rejected["error"]
+    # systemd is told: RELOADING=1 (with the monotonic time it began), then READY=1 again.
+    upto = notify.until("RELOADING")
+    assert upto[-1]["RELOADING"] == "1" and int(upto[-1]["MONOTONIC_USEC"]) > 0
+    assert notify.until("READY", after=len(upto))[-1]["READY"] == "1"
     # Still running, still the old filters: "spam" is blocked, "eggs" is spoken.
     assert d.http("GET", "/healthz") == (200, {"status": "ok"})
     status, said = d.http("POST", "/say", {"text": "eggs and spam", "user": "a"})
@@ -244,7 +255,8 @@ def test_sigterm_drains_and_accounts_for_every_queued_event(
             for i in range(25)
         )
     )
-    config = write_config(tmp_path / "config.yaml", replay=replay, spc=0.05)
+    # Seconds of audio made ahead: at SIGTERM several utterances are made but not started.
+    config = write_config(tmp_path / "config.yaml", replay=replay, spc=0.05, lookahead=5)
     d = launch(config, {"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"})
     before_ready = notify.until("READY")
     assert before_ready[-1]["READY"] == "1"
@@ -255,6 +267,9 @@ def test_sigterm_drains_and_accounts_for_every_queued_event(
     notify.until("WATCHDOG")  # fed from the loop at half of WATCHDOG_USEC
     d.event("speaking")
     assert d.stop(signal.SIGTERM) == 0
+    # Nothing starts after shutdown began: audio made ahead but not yet heard is not played.
+    events = [ln.get("event") for ln in d.lines]
+    assert "speaking" not in events[events.index("stopping") :]
     after = notify.until("STOPPING")
     assert after[-1]["STOPPING"] == "1"
     assert sum("READY" in m for m in after) == 1
@@ -276,6 +291,26 @@ def test_sigterm_drains_and_accounts_for_every_queued_event(
     assert shutdown, "the queue left at SIGTERM is logged as removed by shutdown"
     stopped = d.event("stopped")
     assert stopped["open"] == 0 and stopped["received"] == 25
+    assert d.event("exit")["code"] == 0
+
+
+def test_sigterm_during_warm_up_stops_there(tmp_path: Path, notify: NotifyListener) -> None:
+    """A warm-up of 60 steps of 0.5 s: SIGTERM after the first ends it at the next step, exit 0,
+    never READY (a real engine reports each shape bucket it warms)."""
+    config = write_config(tmp_path / "config.yaml")
+    config.write_text(
+        config.read_text().replace(
+            "type: tone,", "type: tone, warmup_steps: 60, warmup_step_s: 0.5,"
+        )
+    )
+    d = DaemonProcess(config, {"NOTIFY_SOCKET": notify.path})
+    try:
+        d.event("startup", step="tone warm-up: step 1/60")
+        assert d.stop(signal.SIGTERM, timeout=20) == 0  # a full warm-up would take 30 s
+    finally:
+        d.kill()
+    assert d.event("startup_cancelled")["at"].startswith("tone warm-up: step")
+    assert not any("READY" in m for m in notify.until("STOPPING"))
     assert d.event("exit")["code"] == 0
 
 

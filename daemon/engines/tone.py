@@ -29,6 +29,8 @@ class ToneOptions(Section):
     chunk_seconds: float = Field(0.5, gt=0)
     amplitude: float = Field(0.3, gt=0, le=1)
     delay_s: float = Field(0.0, ge=0)  # pretend synthesis takes this long per chunk
+    warmup_steps: int = Field(0, ge=0)  # pretend warm-up has this many buckets...
+    warmup_step_s: float = Field(0.0, ge=0)  # ...taking this long each
 
 
 class ToneEngine:
@@ -43,6 +45,7 @@ class ToneEngine:
         self.chunk_seconds = o.chunk_seconds
         self.amplitude = o.amplitude
         self.delay_s = o.delay_s
+        self.warmup_steps, self.warmup_step_s = o.warmup_steps, o.warmup_step_s
         self.voices: dict[str, Voice] = {}
 
     def load(self, voices: Mapping[str, Voice], progress: Progress) -> None:
@@ -53,7 +56,10 @@ class ToneEngine:
         self.voices = dict(voices)
 
     def warmup(self, progress: Progress) -> None:
-        progress("tone engine needs no warm-up")
+        for i in range(self.warmup_steps):
+            time.sleep(self.warmup_step_s)
+            progress(f"tone warm-up: step {i + 1}/{self.warmup_steps}")
+        progress("tone engine warm")
 
     def duration(self, text: str, voice: str) -> float:
         speed = self.voices[voice].speed if voice in self.voices else 1.0
