@@ -107,6 +107,33 @@ def test_fused_conv_kernel_gives_the_torch_path_result():
     assert ((got - want).norm() / want.norm()).item() <= 1e-4
 
 
+def test_reload_with_a_shorter_clip_or_more_steps_captures_what_it_needs(tmp_path):
+    """A voice reload never leaves a chunk without its CUDA graph: a shorter reference needs
+    smaller buckets, a voice asking for more steps needs graphs that many steps long."""
+    import numpy as np
+    import soundfile as sf
+
+    from ishowtts.engines import Voice
+    from ishowtts.engines.f5 import F5Engine
+    from tests.f5_tiny import tiny_files
+
+    engine = F5Engine({**tiny_files(tmp_path), "device": "cuda", "cuda_graphs": True,
+                       "max_frames": 1024, "seed": 3})  # fmt: skip
+    engine.load({"default": Voice("default")}, lambda s: None)
+    engine.warmup(lambda s: None)
+    before = min(engine.runners)
+    t = np.arange(int(1.5 * 24000)) / 24000
+    clip = tmp_path / "short.wav"
+    sf.write(clip, (0.1 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 24000)
+    engine.set_voices(
+        {"default": Voice("default"), "short": Voice("short", clip, "Short one.", steps=32)}
+    )
+    assert min(engine.runners) < before and set(engine.buckets()) <= set(engine.runners)
+    assert all(r.max_steps >= 32 for r in engine.runners.values())
+    audio = np.concatenate(list(engine.synthesize("ok", "short")))
+    assert len(audio) > 0 and np.isfinite(audio).all()
+
+
 if __name__ == "__main__":  # the GPU machine may lack pytest
     import sys
 

@@ -155,6 +155,8 @@ class F5Engine:
                 )
             loaded[name] = v
         self.voices = loaded  # all or nothing: a bad voice keeps the old set
+        if self.runners:  # warmed already (a reload): a shorter clip or more steps need graphs
+            self._capture(lambda line: log.info("f5_reload_warmup", step=line))
 
     # ---- buckets and warm-up ---------------------------------------------------------
 
@@ -179,42 +181,49 @@ class F5Engine:
         if self.fast is None or self.schedules is None:
             raise EngineError("load() first")
         t0 = time.perf_counter()
-        o = self.options
         for steps in self._steps_used():
             self.schedules.get(steps, self.options.sway)
         if self._use_graphs:
             if self.options.compile:
                 self.fast.compile(mode=self.options.compile_mode)
-            pool = torch.cuda.graph_pool_handle() if self.options.share_graph_pool else None
-            sizes = self.buckets()
-            max_steps = max(self._steps_used())
-            for i, n in enumerate(sizes):
-                if n in self.runners:
-                    continue
-                t1 = time.perf_counter()
-                exact = o.quantise_duration
-                runner = GraphRunner(self.fast, n, 1, max_steps, pool, self.vocoder, not exact)
-                try:
-                    runner.capture()
-                except Exception as exc:  # a compiler failure must not cost the stream its voice
-                    if not self.fast.mark_dynamic:
-                        raise
-                    log.warning("f5_compile_failed", error=repr(exc)[:500])
-                    progress(f"f5 warm-up: torch.compile failed ({type(exc).__name__}); eager")
-                    self.fast.uncompile()
-                    runner = GraphRunner(self.fast, n, 1, max_steps, pool, self.vocoder, not exact)
-                    runner.capture()
-                self.runners[n] = runner
-                progress(
-                    f"f5 warm-up: bucket {i + 1}/{len(sizes)} ({n} frames, "
-                    f"{n * HOP / SAMPLE_RATE:.1f} s) in {time.perf_counter() - t1:.1f} s"
-                )
+            self._capture(progress)
         # One real utterance per voice: vocoder kernels, cuFFT plans, the text front end.
         for name in self.voices:
             for _ in self.synthesize("Warm up, 热身一下。", name):
                 pass
         self.timings["warmup_s"] = time.perf_counter() - t0
         progress(f"f5 warm-up done in {self.timings['warmup_s']:.1f} s")
+
+    def _capture(self, progress: Progress) -> None:
+        """A CUDA graph for every bucket the voices need that has none yet (or one made for
+        fewer steps than a voice now asks for)."""
+        assert self.fast is not None
+        o = self.options
+        max_steps = max(self._steps_used())
+        self.runners = {n: r for n, r in self.runners.items() if r.max_steps >= max_steps}
+        pool = torch.cuda.graph_pool_handle() if o.share_graph_pool else None
+        sizes = self.buckets()
+        for i, n in enumerate(sizes):
+            if n in self.runners:
+                continue
+            t1 = time.perf_counter()
+            masked = not o.quantise_duration
+            runner = GraphRunner(self.fast, n, 1, max_steps, pool, self.vocoder, masked)
+            try:
+                runner.capture()
+            except Exception as exc:  # a compiler failure must not cost the stream its voice
+                if not self.fast.mark_dynamic:
+                    raise
+                log.warning("f5_compile_failed", error=repr(exc)[:500])
+                progress(f"f5 warm-up: torch.compile failed ({type(exc).__name__}); eager")
+                self.fast.uncompile()
+                runner = GraphRunner(self.fast, n, 1, max_steps, pool, self.vocoder, masked)
+                runner.capture()
+            self.runners[n] = runner
+            progress(
+                f"f5 warm-up: bucket {i + 1}/{len(sizes)} ({n} frames, "
+                f"{n * HOP / SAMPLE_RATE:.1f} s) in {time.perf_counter() - t1:.1f} s"
+            )
 
     # ---- synthesis -------------------------------------------------------------------
 
