@@ -107,6 +107,25 @@ def test_fused_conv_kernel_gives_the_torch_path_result():
     assert ((got - want).norm() / want.norm()).item() <= 1e-4
 
 
+def test_cudnn_attention_gives_the_flash_result_in_fp16():
+    """The default attention on CUDA (cuDNN first) against flash attention, compiled graphs."""
+    cfm, fast, job, sampler = _setup(torch.float16, dim=256)
+    from ishowtts.engines.f5 import fastdit
+
+    flash = fastdit.FastDiT(cfm.transformer, attention="flash")
+    assert fast.attention == fastdit.ATTENTION["cudnn"]
+    schedules = sampler.Schedules(fast)
+    results = []
+    for f in (fast, flash):
+        f.compile()
+        runner = sampler.GraphRunner(f, job.frames, 1, 16, None, masked=False)
+        runner.capture()
+        results.append(runner.run([job], 16, 2.0, -1.0, schedules)[0][0].float())
+    got, want = results
+    assert torch.isfinite(got).all()
+    assert ((got - want).norm() / want.norm()).item() <= 1e-2
+
+
 def test_reload_with_a_shorter_clip_or_more_steps_captures_what_it_needs(tmp_path):
     """A voice reload never leaves a chunk without its CUDA graph: a shorter reference needs
     smaller buckets, a voice asking for more steps needs graphs that many steps long."""

@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--no-graphs", action="store_true")
     ap.add_argument("--no-fused-conv", action="store_true", help="torch grouped conv instead")
-    ap.add_argument("--attention", default="auto", help="auto | flash | cudnn | efficient")
+    ap.add_argument("--attention", default="auto", help="auto|default|flash|cudnn|efficient")
     ap.add_argument("--compile-mode", help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
     ap.add_argument("--bucket-frames", type=int, default=32)
     ap.add_argument("--private-pools", action="store_true", help="one graph memory pool a bucket")

