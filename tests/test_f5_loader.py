@@ -34,6 +34,32 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path, reference
         loader.load_weights(cfm, path)
 
 
+def test_checkpoint_of_another_width_names_the_shapes(tmp_path, reference):
+    path = save_checkpoint(reference, tmp_path / "c.safetensors")
+    vocab = upstream.load_vocab(str(upstream.vocab_path()))
+    cfm = loader.build_cfm("F5TTS_v1_Base", {**TINY_ARCH, "ff_mult": 4}, vocab)
+    with pytest.raises(ValueError, match=r"does not fit .*ff\.0\.0\.weight \(128, 64\) \(model \(256, 64\)\)"):
+        loader.load_weights(cfm, path)
+
+
+def test_checkpoint_of_another_vocab_says_to_set_vocab(tmp_path, reference):
+    path = save_checkpoint(reference, tmp_path / "c.safetensors")
+    vocab = upstream.load_vocab(str(upstream.vocab_path()))
+    smaller = dict(list(vocab.items())[:-5])
+    cfm = loader.build_cfm("F5TTS_v1_Base", TINY_ARCH, smaller)
+    with pytest.raises(ValueError, match=r"text tokens.*`vocab`"):
+        loader.load_weights(cfm, path)
+
+
+def test_ddp_prefixed_checkpoint_loads(tmp_path, reference):
+    state = {f"module.{k}": v for k, v in reference.state_dict().items()}
+    torch.save({"model_state_dict": state}, tmp_path / "ddp.pt")
+    vocab = upstream.load_vocab(str(upstream.vocab_path()))
+    cfm = loader.build_cfm("F5TTS_v1_Base", TINY_ARCH, vocab)
+    loader.load_weights(cfm, tmp_path / "ddp.pt")
+    assert torch.equal(cfm.transformer.proj_out.weight, reference.transformer.proj_out.weight)
+
+
 def test_missing_local_file_names_it_and_the_option(tmp_path):
     with pytest.raises(loader.ModelFileMissing) as err:
         loader.resolve(

@@ -110,7 +110,7 @@ def read_state_dict(path: Path, use_ema: bool = True) -> dict[str, torch.Tensor]
     for key, value in raw.items():
         if key in ("initted", "step") or not isinstance(value, torch.Tensor):
             continue
-        key = key.removeprefix("ema_model.")
+        key = key.removeprefix("module.").removeprefix("ema_model.").removeprefix("module.")
         if key.startswith("mel_spec."):  # old checkpoints carried mel buffers
             continue
         if not key.startswith("transformer."):
@@ -136,14 +136,29 @@ def build_cfm(model: str, arch_overrides: Mapping[str, Any], vocab: Mapping[str,
 
 def load_weights(cfm: nn.Module, path: Path, use_ema: bool = True) -> None:
     state = read_state_dict(path, use_ema)
-    missing, unexpected = cfm.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("mel_spec.")]
-    if missing or unexpected:
+    own = cfm.state_dict()
+    vocab_key = "transformer.text_embed.text_embed.weight"
+    if vocab_key in state and vocab_key in own and state[vocab_key].shape != own[vocab_key].shape:
         raise ValueError(
-            f"{path}: checkpoint does not fit the model architecture "
-            f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
-            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''})"
+            f"{path}: the checkpoint was trained with {state[vocab_key].shape[0] - 1} text "
+            f"tokens, the vocab has {own[vocab_key].shape[0] - 1}: set the engine option "
+            f"`vocab` to the vocab.txt that came with the checkpoint"
         )
+    wrong = [
+        f"{k} {tuple(v.shape)} (model {tuple(own[k].shape)})"
+        for k, v in state.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    missing = [k for k in own if k not in state and not k.startswith("mel_spec.")]
+    unexpected = [k for k in state if k not in own]
+    if wrong or missing or unexpected:
+        raise ValueError(
+            f"{path}: checkpoint does not fit the model architecture of engine option `model` "
+            f"(and `arch`): shapes {wrong[:2]}, missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]}; a checkpoint of another F5 variant needs its config "
+            f"(e.g. model: F5TTS_Base for v0 checkpoints)"
+        )
+    cfm.load_state_dict(state, strict=False)
 
 
 def randomise(cfm: nn.Module, seed: int = 0, std: float = 0.02) -> None:
