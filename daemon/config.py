@@ -12,9 +12,16 @@ import string
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    PositiveFloat,
+    field_validator,
+    model_validator,
+)
 
 from .confload import ConfigError, Section, SourceMap, format_loc, read_yaml, validate
 from .events import Kind
@@ -117,7 +124,7 @@ DEFAULT_TTL = {
 class QueueConfig(Section):
     max_items: int = Field(100, ge=1)
     priority: dict[Kind, int] = {}  # merged over DEFAULT_PRIORITY
-    ttl_s: dict[Kind, float] = {}  # merged over DEFAULT_TTL
+    ttl_s: dict[Kind, PositiveFloat] = {}  # merged over DEFAULT_TTL
 
     def priority_of(self, kind: Kind) -> int:
         return self.priority.get(kind, DEFAULT_PRIORITY[kind])
@@ -138,24 +145,23 @@ DEFAULT_TEMPLATES = {
 TEMPLATE_FIELDS = frozenset({"text", "user", "gift", "count", "count_text", "amount", "platform"})
 
 
-class SpeechConfig(Section):
-    templates: dict[Kind, str] = {}  # merged over DEFAULT_TEMPLATES
+def _template(template: str) -> str:
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+    except ValueError as exc:
+        raise ValueError(f"bad template: {exc}") from None
+    unknown = names - TEMPLATE_FIELDS
+    if unknown:
+        raise ValueError(f"unknown field(s) {sorted(unknown)}; known: {sorted(TEMPLATE_FIELDS)}")
+    return template
 
-    @field_validator("templates")
-    @classmethod
-    def _fields_known(cls, templates: dict[Kind, str]) -> dict[Kind, str]:
-        for kind, template in templates.items():
-            try:
-                names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
-            except ValueError as exc:
-                raise ValueError(f"template for {kind}: {exc}") from None
-            unknown = names - TEMPLATE_FIELDS
-            if unknown:
-                raise ValueError(
-                    f"template for {kind} uses unknown field(s) {sorted(unknown)}; "
-                    f"known: {sorted(TEMPLATE_FIELDS)}"
-                )
-        return templates
+
+# Checked one by one, so an error names the kind and its line.
+Template = Annotated[str, AfterValidator(_template)]
+
+
+class SpeechConfig(Section):
+    templates: dict[Kind, Template] = {}  # merged over DEFAULT_TEMPLATES
 
     def template_for(self, kind: Kind) -> str:
         return self.templates.get(kind, DEFAULT_TEMPLATES[kind])

@@ -37,15 +37,24 @@ class SourceMap:
     def __init__(self, filename: str, root: yaml.Node | None) -> None:
         self.filename = filename
         self.lines: dict[Loc, int] = {}
+        self.duplicates: list[str] = []  # YAML keeps the last of repeated keys, silently
         if root is not None:
             self._walk(root, ())
 
     def _walk(self, node: yaml.Node, loc: Loc) -> None:
         self.lines[loc] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
             for key, value in node.value:
                 if isinstance(key, yaml.ScalarNode):
-                    self.lines[(*loc, key.value)] = key.start_mark.line + 1
+                    line = key.start_mark.line + 1
+                    if key.value in seen:
+                        self.duplicates.append(
+                            f"{format_loc((*loc, key.value))}: repeated key (first at line "
+                            f"{seen[key.value]}; only one counts) ({self.filename}:{line})"
+                        )
+                    seen.setdefault(key.value, line)
+                    self.lines[(*loc, key.value)] = line
                     self._walk(value, (*loc, key.value))
                     self.lines[(*loc, key.value)] = key.start_mark.line + 1
         elif isinstance(node, yaml.SequenceNode):
@@ -158,4 +167,7 @@ def read_yaml(path: Path) -> tuple[Any, SourceMap]:
         raise ConfigError([f"YAML syntax error: {problem} ({where})"]) from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError([f"(top level): expected a mapping, got {_got(data)} ({path.name}:1)"])
-    return data or {}, SourceMap(path.name, node)
+    source = SourceMap(path.name, node)
+    if source.duplicates:
+        raise ConfigError(source.duplicates)
+    return data or {}, source

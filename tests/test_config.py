@@ -127,6 +127,26 @@ BROKEN = [
     ("- just\n- a list\n", "(top level): expected a mapping"),
     ("filters:\n  max_chars: 3\n bad_indent: 1\n", "YAML syntax error:"),
     ("engine: {type: tone\n", "YAML syntax error:"),
+    (
+        "engine: {type: tone}\nqueue:\n  ttl_s:\n    danmaku: -1\n",
+        "queue.ttl_s.danmaku: input should be greater than 0, got -1 (config.yaml:4)",
+    ),
+    (
+        'engine: {type: tone}\nspeech:\n  templates:\n    danmaku: "{text}"\n    gift: "{nope}"\n',
+        "speech.templates.gift: unknown field(s) ['nope']",
+    ),
+    (
+        'engine: {type: tone}\nspeech:\n  templates:\n    gift: "{user"\n',
+        "speech.templates.gift: bad template: expected '}' before end of string (config.yaml:4)",
+    ),
+    (
+        "engine: {type: tone}\nfilters:\n  max_chars: 10\nfilters:\n  min_chars: 2\n",
+        "filters: repeated key (first at line 2; only one counts) (config.yaml:4)",
+    ),
+    (
+        "engine: {type: tone}\nvoices:\n  a: {}\n  a: {speed: 2}\n",
+        "voices.a: repeated key (first at line 3; only one counts) (config.yaml:4)",
+    ),
 ]
 
 

@@ -38,7 +38,9 @@ def test_checkpoint_of_another_width_names_the_shapes(tmp_path, reference):
     path = save_checkpoint(reference, tmp_path / "c.safetensors")
     vocab = upstream.load_vocab(str(upstream.vocab_path()))
     cfm = loader.build_cfm("F5TTS_v1_Base", {**TINY_ARCH, "ff_mult": 4}, vocab)
-    with pytest.raises(ValueError, match=r"does not fit .*ff\.0\.0\.weight \(128, 64\) \(model \(256, 64\)\)"):
+    with pytest.raises(
+        ValueError, match=r"does not fit .*ff\.0\.0\.weight \(128, 64\) \(model \(256, 64\)\)"
+    ):
         loader.load_weights(cfm, path)
 
 
