@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -43,6 +45,25 @@ class ReplayError(ValueError):
     pass
 
 
+def _str(value: Any) -> str:
+    """A text field: missing or null is empty (never the word "None")."""
+    return "" if value is None else str(value)
+
+
+def _amount(value: Any) -> float:
+    amount = float(value or 0)
+    if not 0 <= amount < math.inf:
+        raise ValueError(f"'amount' must be a finite non-negative number, got {value!r}")
+    return amount
+
+
+def _count(value: Any) -> int:
+    count = 1 if value is None else int(value)
+    if count < 1:
+        raise ValueError(f"'count' must be at least 1, got {value!r}")
+    return count
+
+
 def parse_line(line: str, platform: str, room: str) -> tuple[float, ConnectorItem]:
     """One JSONL line → (t, item). Raises ReplayError saying what is wrong."""
     try:
@@ -52,8 +73,8 @@ def parse_line(line: str, platform: str, room: str) -> tuple[float, ConnectorIte
     if not isinstance(obj, Mapping):
         raise ReplayError("expected a JSON object")
     t = obj.get("t", 0.0)
-    if not isinstance(t, int | float) or isinstance(t, bool) or t < 0:
-        raise ReplayError(f"'t' must be a non-negative number, got {t!r}")
+    if not isinstance(t, int | float) or isinstance(t, bool) or not 0 <= t < math.inf:
+        raise ReplayError(f"'t' must be a finite non-negative number, got {t!r}")
     kind = obj.get("kind", "danmaku")
     if kind == "recall":
         ids = obj.get("id")
@@ -75,19 +96,19 @@ def parse_line(line: str, platform: str, room: str) -> tuple[float, ConnectorIte
             room=room,
             kind=kind,
             user=User(
-                id=str(user.get("id", "")),
-                name=str(user.get("name", "")),
+                id=_str(user.get("id")),
+                name=_str(user.get("name")),
                 guard_level=int(user.get("guard", 0)),
                 medal_level=int(user.get("medal_level", 0)),
-                medal_name=str(user.get("medal_name", "")),
+                medal_name=_str(user.get("medal_name")),
                 is_moderator=bool(user.get("moderator", False)),
             ),
-            text=str(obj.get("text", "")),
-            amount=float(obj.get("amount", 0) or 0),
-            gift_name=str(obj.get("gift", "")),
-            gift_count=int(obj.get("count", 1)),
-            raw_id=str(obj.get("id", "") or ""),
-            reply_to=str(obj.get("reply_to", "")),
+            text=_str(obj.get("text")),
+            amount=_amount(obj.get("amount")),
+            gift_name=_str(obj.get("gift")),
+            gift_count=_count(obj.get("count")),
+            raw_id=_str(obj.get("id")),
+            reply_to=_str(obj.get("reply_to")),
             sticker=bool(obj.get("sticker", False)),
         )
     except (TypeError, ValueError) as exc:

@@ -54,8 +54,13 @@ def test_parse_recall() -> None:
     [
         ("{not json", "not JSON"),
         ("[1, 2]", "expected a JSON object"),
-        ('{"t": -1, "text": "x"}', "'t' must be a non-negative number"),
-        ('{"t": "soon", "text": "x"}', "'t' must be a non-negative number"),
+        ('{"t": -1, "text": "x"}', "'t' must be a finite non-negative number"),
+        ('{"t": "soon", "text": "x"}', "'t' must be a finite non-negative number"),
+        ('{"t": 1e400, "text": "x"}', "'t' must be a finite non-negative number, got inf"),
+        ('{"t": NaN, "text": "x"}', "'t' must be a finite non-negative number, got nan"),
+        ('{"kind": "gift", "amount": "Infinity"}', "'amount' must be a finite"),
+        ('{"kind": "gift", "amount": -5}', "'amount' must be a finite"),
+        ('{"kind": "gift", "count": 0}', "'count' must be at least 1"),
         ('{"kind": "shout", "text": "x"}', "unknown kind 'shout'"),
         ('{"kind": "recall"}', "a recall needs"),
         ('{"user": "bob"}', "'user' must be an object"),
@@ -65,6 +70,13 @@ def test_parse_recall() -> None:
 def test_bad_lines_say_what_is_wrong(line: str, message: str) -> None:
     with pytest.raises(ReplayError, match=message):
         parse_line(line, "replay", "r")
+
+
+def test_null_fields_are_empty_not_none() -> None:
+    line = '{"kind": "danmaku", "user": {"id": 5, "name": null}, "text": null, "id": null}'
+    _, event = parse_line(line, "replay", "r")
+    assert event.text == "" and event.user.name == "" and event.user.id == "5"
+    assert event.raw_id == ""
 
 
 def _connector(tmp_path: Path, lines: list[str], **options: object) -> ReplayConnector:
