@@ -55,6 +55,20 @@ def test_super_chat_delete_and_recall_are_retractions() -> None:
     assert isinstance(r, Retraction) and r.raw_ids == ("1700000000000000001",)
 
 
+@pytest.mark.parametrize("which", ["dmid", "id_str", "rnd"])
+def test_recall_by_any_id_of_the_danmaku_names_its_raw_id(which: str) -> None:
+    m = CommandMapper("1")
+    msg = s.danmu("oops", dmid=1_700_000_000_000_000_042)
+    event = one(m, msg)
+    target = {
+        "dmid": 1_700_000_000_000_000_042,
+        "id_str": f"{1_700_000_000_000_000_042:x}",
+        "rnd": msg["info"][0][5],
+    }[which]
+    (r,) = m.translate(s.recall(target)).items
+    assert event.raw_id in r.raw_ids
+
+
 def test_gifts_in_cny_silver_free_and_combo_not_counted_twice() -> None:
     m = CommandMapper("1")
     g = one(m, s.send_gift(name="小电视飞船", price=1_245_000, num=2, combo="c1"))

@@ -152,6 +152,8 @@ class CommandMapper:
         self.room = room
         self.guard_window_s = guard_window_s
         self.recent = Recent(memory, clock)
+        self.memory = memory
+        self._ids: OrderedDict[str, str] = OrderedDict()  # any id of a danmaku → its raw_id
         self._handlers: dict[str, Callable[[Mapping[str, Any]], Outcome]] = {
             "DANMU_MSG": self._danmu,
             "SUPER_CHAT_MESSAGE": self._super_chat,
@@ -208,7 +210,15 @@ class CommandMapper:
         sticker = (len(meta) > 12 and _int(meta[12]) == 1) or (
             len(meta) > 13 and isinstance(meta[13], Mapping) and bool(meta[13])
         )
-        raw_id = _str(extra.get("dmid") or extra.get("id_str") or "")
+        # Which id RECALL_DANMU_MSG's target_id names is not documented: remember them all.
+        ids = [_str(extra.get(k) or "") for k in ("dmid", "id_str")]
+        ids.append(_str(meta[5] or "") if len(meta) > 5 and not isinstance(meta[5], bool) else "")
+        raw_id = next((i for i in ids if i), "")
+        for alias in ids:
+            if alias:
+                self._ids[alias] = raw_id
+        while len(self._ids) > self.memory:
+            self._ids.popitem(last=False)
         user = User(
             id=_str(who[0]),
             name=_str(who[1]),
@@ -226,7 +236,8 @@ class CommandMapper:
         target = _str(_data(msg).get("target_id"))
         if not target:
             raise MalformedCommand("RECALL_DANMU_MSG without target_id")
-        return Outcome("retraction", (Retraction(PLATFORM, raw_ids=(target,)),))
+        ids = tuple(dict.fromkeys((self._ids.get(target, target), target)))
+        return Outcome("retraction", (Retraction(PLATFORM, raw_ids=ids),))
 
     # -- super chat ----------------------------------------------------------------------------
     def _super_chat(self, msg: Mapping[str, Any]) -> Outcome:
