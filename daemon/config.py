@@ -109,6 +109,7 @@ DEFAULT_PRIORITY = {
     Kind.DANMAKU: 20,
     Kind.FOLLOW: 10,
     Kind.ENTER: 10,
+    Kind.SHARE: 10,
 }
 DEFAULT_TTL = {
     Kind.SYSTEM: 120.0,
@@ -118,6 +119,7 @@ DEFAULT_TTL = {
     Kind.DANMAKU: 30.0,
     Kind.FOLLOW: 15.0,
     Kind.ENTER: 10.0,
+    Kind.SHARE: 15.0,
 }
 
 
@@ -140,6 +142,7 @@ DEFAULT_TEMPLATES = {
     Kind.GUARD: "感谢{user}开通{gift}",
     Kind.FOLLOW: "欢迎{user}关注",
     Kind.ENTER: "欢迎{user}",
+    Kind.SHARE: "谢谢{user}分享直播间",
     Kind.SYSTEM: "{text}",
 }
 TEMPLATE_FIELDS = frozenset({"text", "user", "gift", "count", "count_text", "amount", "platform"})

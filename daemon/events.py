@@ -18,6 +18,7 @@ class Kind(str, Enum):
     GUARD = "guard"
     FOLLOW = "follow"
     ENTER = "enter"
+    SHARE = "share"  # someone shared the stream (Bilibili)
     SYSTEM = "system"
 
     def __str__(self) -> str:

@@ -100,7 +100,7 @@ def test_guard_dedupe_forgets_after_its_window() -> None:
 
 @pytest.mark.parametrize(
     ("msg_type", "kind", "text"),
-    [(1, Kind.ENTER, ""), (2, Kind.FOLLOW, ""), (3, Kind.ENTER, "share"), (5, Kind.FOLLOW, "")],
+    [(1, Kind.ENTER, ""), (2, Kind.FOLLOW, ""), (3, Kind.SHARE, ""), (5, Kind.FOLLOW, "")],
 )
 def test_interact_word_and_v2(msg_type: int, kind: Kind, text: str) -> None:
     m = CommandMapper("1")

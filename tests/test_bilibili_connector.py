@@ -80,7 +80,7 @@ async def test_auth_heartbeat_and_every_kind(server: BiliServer) -> None:
     kinds = [i.kind if isinstance(i, ChatEvent) else "retract" for i in r.items]
     assert kinds == [
         Kind.DANMAKU, Kind.DANMAKU, Kind.SUPER_CHAT, Kind.GIFT, Kind.GUARD, Kind.GUARD,
-        Kind.ENTER, Kind.FOLLOW, Kind.ENTER, "retract", "retract",
+        Kind.ENTER, Kind.FOLLOW, Kind.SHARE, "retract", "retract",
     ]  # fmt: skip
     assert server.heartbeats >= 2 and not server.bad_client_packets
     c = conn.counters

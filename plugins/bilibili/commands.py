@@ -100,7 +100,7 @@ NOISE = frozenset(
 INTERACT_KIND = {
     1: (Kind.ENTER, ""),
     2: (Kind.FOLLOW, ""),
-    3: (Kind.ENTER, "share"),
+    3: (Kind.SHARE, ""),
     4: (Kind.FOLLOW, ""),
     5: (Kind.FOLLOW, ""),
 }
