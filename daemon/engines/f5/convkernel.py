@@ -2,7 +2,7 @@
 
 F5's position embedding is two ``Conv1d(1024, 1024, 31, groups=16)`` layers. cuDNN runs each as
 16 kernels plus layout transposes; as a batched matmul over unfolded windows it is one GEMM but
-also a 31x copy of the activations (~126 MB a layer at 1,000 frames), which made it a eighth of
+also a 31x copy of the activations (~126 MB a layer at 1,000 frames), which made it an eighth of
 a step. Here each program computes one (frames tile, group) block as an implicit GEMM: 31
 shifted tiles of the input times the group's weight slice for that tap, accumulated in fp32,
 then bias and Mish in registers. Nothing is materialised.
