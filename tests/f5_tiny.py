@@ -38,12 +38,12 @@ TINY_VOCOS: dict[str, Any] = {
 }
 
 
-def tiny_cfm(seed: int = 0, **arch: Any) -> torch.nn.Module:
-    """A tiny F5TTS_v1 (packaged vocab) with every layer random (zero-init layers included);
-    ``arch`` overrides ``TINY_ARCH``."""
+def tiny_cfm(seed: int = 0, model: str = "F5TTS_v1_Base", **arch: Any) -> torch.nn.Module:
+    """A tiny F5 model of a shipped config (v1 by default; ``F5TTS_Base`` is v0), packaged
+    vocab, every layer random (zero-init layers included); ``arch`` overrides ``TINY_ARCH``."""
     torch.manual_seed(seed)
     vocab = upstream.load_vocab(str(upstream.vocab_path()))
-    cfm = loader.build_cfm("F5TTS_v1_Base", {**TINY_ARCH, **arch}, vocab)
+    cfm = loader.build_cfm(model, {**TINY_ARCH, **arch}, vocab)
     loader.randomise(cfm, seed=seed, std=0.2)
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():  # GRN starts as identity upstream; make it matter in tests
@@ -84,12 +84,14 @@ def save_vocoder(directory: Path, seed: int = 0) -> Path:
     return directory
 
 
-def tiny_files(root: Path, seed: int = 0, fmt: str = "ema-safetensors") -> dict[str, Any]:
+def tiny_files(root: Path, seed: int = 0, fmt: str = "ema-safetensors",
+               model: str = "F5TTS_v1_Base") -> dict[str, Any]:  # fmt: skip
     """Checkpoint + vocoder under ``root``; returns F5Engine options that use them (CPU)."""
     suffix = ".safetensors" if fmt.endswith("safetensors") else ".pt"
-    ckpt = save_checkpoint(tiny_cfm(seed), root / f"tiny{suffix}", fmt)
+    ckpt = save_checkpoint(tiny_cfm(seed, model), root / f"tiny{suffix}", fmt)
     voc = save_vocoder(root / "vocos", seed)
     return {
+        "model": model,
         "checkpoint": str(ckpt),
         "vocoder": str(voc),
         "arch": dict(TINY_ARCH),

@@ -9,11 +9,11 @@ import torch
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-def _setup(dtype, **arch):
+def _setup(dtype, model="F5TTS_v1_Base", **arch):
     from ishowtts.engines.f5 import fastdit, sampler, upstream
     from tests.f5_tiny import tiny_cfm
 
-    cfm = tiny_cfm(0, **arch)
+    cfm = tiny_cfm(0, model, **arch)
     g = torch.Generator().manual_seed(7)
     ref = cfm.mel_spec(torch.randn(1, 24000, generator=g) * 0.1).permute(0, 2, 1)[0]
     chars = upstream.to_pinyin_tokens(["Hello there, 你好世界。"])[0]
@@ -57,6 +57,20 @@ def test_graph_runner_matches_eager(compiled, shared):
         assert ((got - ref).norm() / ref.norm()).item() <= tol
         assert audio is not None and torch.isfinite(audio).all()
         assert audio.shape[-1] == (job.frames - nref) * 256
+
+
+def test_v0_model_in_compiled_padded_graphs_matches_eager():
+    """F5TTS_Base (v0): RoPE on one head, text fillers unmasked, in a padded bucket."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    _, fast, job, sampler = _setup(torch.float32, "F5TTS_Base")
+    assert fast.rope_heads == 1
+    schedules = sampler.Schedules(fast)
+    want = sampler.sample_eager(fast, [job], 16, 2.0, -1.0, schedules)[0][job.cond.shape[0] :]
+    fast.compile()
+    runner = sampler.GraphRunner(fast, job.frames + 20, 1, 16, None)
+    runner.capture()
+    got = runner.run([job], 16, 2.0, -1.0, schedules)[0][0]
+    assert ((got - want).norm() / want.norm()).item() <= 1e-4
 
 
 def test_unmasked_bucket_of_exact_length_matches_eager():

@@ -122,6 +122,15 @@ def test_offline_with_nothing_local_names_the_file(tmp_path, monkeypatch):
         e.load({"v": Voice("v")}, lambda s: None)
 
 
+def test_a_v0_checkpoint_loads_and_speaks(tmp_path):
+    """F5TTS_Base (v0: RoPE on one head, unmasked text fillers), as many fine-tunes are."""
+    e = F5Engine({**tiny_files(tmp_path, model="F5TTS_Base"), "seed": 2})
+    e.load({"v": Voice("v")}, lambda s: None)
+    assert e.fast is not None and e.fast.rope_heads == 1
+    audio = np.concatenate(list(e.synthesize("你好，hello 666", "v")))
+    assert len(audio) > 0.5 * 24000 and np.isfinite(audio).all() and np.abs(audio).max() > 0
+
+
 def test_options_are_validated():
     with pytest.raises(ValueError):
         F5Engine({"steps": 0})

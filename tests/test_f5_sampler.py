@@ -10,9 +10,16 @@ from ishowtts.engines.f5 import fastdit, sampler, upstream
 from tests.f5_tiny import tiny_cfm
 
 
+# v1 (the default) and v0 (F5TTS_Base: RoPE on one head, unmasked text fillers), which many
+# fine-tuned checkpoints still use.
+@pytest.fixture(scope="module", params=["F5TTS_v1_Base", "F5TTS_Base"])
+def variant(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def setup():
-    cfm = tiny_cfm(0)
+def setup(variant):
+    cfm = tiny_cfm(0, variant)
     g = torch.Generator().manual_seed(7)
     ref_mel = cfm.mel_spec(torch.randn(1, 24000, generator=g) * 0.1).permute(0, 2, 1)[0]
     chars = upstream.to_pinyin_tokens(["Hello there, 你好世界。"])[0]
@@ -59,11 +66,11 @@ def test_padded_batch_matches_unpadded(setup):
 
 
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float16, 1e-2), (torch.bfloat16, 3e-2)])
-def test_half_precision_close_to_fp32_upstream(setup, dtype, tol):
+def test_half_precision_close_to_fp32_upstream(setup, variant, dtype, tol):
     cfm, ref_mel, chars, tokens = setup
     frames = ref_mel.shape[0] + 50
     want = upstream_mel(cfm, ref_mel, chars, frames, 16)
-    half = tiny_cfm(0).to(dtype)
+    half = tiny_cfm(0, variant).to(dtype)
     fast = fastdit.FastDiT(half.transformer)
     got = sampler.sample_eager(fast, [sampler.Job(ref_mel, tokens, frames, seed=123)], 16,
                                2.0, -1.0)[0]  # fmt: skip

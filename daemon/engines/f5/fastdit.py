@@ -122,14 +122,21 @@ def embed(x: Tensor, pre: Tensor, w_x: Tensor, conv1_w: Tensor, conv1_b: Tensor,
 
 def block(h: Tensor, mod: Tensor, qkv_w: Tensor, qkv_b: Tensor, out_w: Tensor, out_b: Tensor,
           ff1_w: Tensor, ff1_b: Tensor, ff2_w: Tensor, ff2_b: Tensor, cos: Tensor, sin: Tensor,
-          attn_mask: Tensor | None, heads: int) -> Tensor:  # fmt: skip
+          attn_mask: Tensor | None, heads: int,
+          rope_heads: int | None = None) -> Tensor:  # fmt: skip
     """One DiT block. ``mod [6, D]``: shift, 1+scale, gate (attention), shift, 1+scale, gate
-    (feed-forward). Weights come as plain tensors so one compiled graph serves every layer."""
+    (feed-forward). Weights come as plain tensors so one compiled graph serves every layer.
+    ``rope_heads``: rotate only the first heads (v0 models rotate one), None: all."""
     bsz, n, dim = h.shape
     x = F.layer_norm(h, (dim,), eps=1e-6) * mod[1] + mod[0]
     qkv = F.linear(x, qkv_w, qkv_b).view(bsz, n, 3, heads, -1)
     q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-    q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    if rope_heads is None:
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    else:
+        r = rope_heads
+        q = torch.cat((apply_rope(q[:, :r], cos, sin), q[:, r:]), dim=1)
+        k = torch.cat((apply_rope(k[:, :r], cos, sin), k[:, r:]), dim=1)
     a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
     a = F.linear(a.transpose(1, 2).reshape(bsz, n, -1), out_w, out_b)
     h = h + mod[2] * a
@@ -158,8 +165,9 @@ class FastDiT:
         self.depth: int = dit.depth
         self.heads: int = first.attn.heads
         self.dim_head: int = first.attn.inner_dim // self.heads
-        if first.attn.q_norm is not None or first.attn.processor.pe_attn_head is not None:
-            raise ValueError("qk_norm / pe_attn_head variants of DiT are not supported")
+        if first.attn.q_norm is not None:
+            raise ValueError("qk_norm variants of DiT are not supported")
+        self.rope_heads: int | None = first.attn.processor.pe_attn_head
         if dit.long_skip_connection is not None or dit.text_embed.average_upsampling:
             raise ValueError("long skip / average upsampling variants of DiT are not supported")
         proj = dit.input_embed.proj
@@ -261,35 +269,35 @@ class FastDiT:
         return torch.cat(halves, dim=0)
 
     def text_embedding(self, tokens: Tensor, lengths: Tensor, drop: bool) -> Tensor:
-        """Upstream's text embedding (v1: filler-masked ConvNeXt-V2 blocks) over a whole
-        bucket, each sample's frame count given as a tensor, so one CUDA graph serves every
-        length. Differs from calling upstream per sample only in the GRN layer's norm over the
-        sequence, which is restricted here to each sample's real frames, as upstream's is."""
+        """Upstream's text embedding over a whole bucket, each sample's frame count given as a
+        tensor, so one CUDA graph serves every length: what upstream computes for one sample at
+        its exact length. Frames past a sample's length stay zero (the convolutions see the
+        zero padding upstream's shorter sequence has); v1 models also zero filler tokens, v0
+        models keep them. The GRN norm runs over each sample's real frames, as upstream's."""
         te = self.dit.text_embed
         n = tokens.shape[1]
         text = tokens + 1  # -1 padding becomes the filler token 0
-        filler = (text == 0)[..., None]
+        frames = (torch.arange(n, device=tokens.device)[None, :] < lengths[:, None])[..., None]
+        dead = (text == 0)[..., None] if te.mask_padding else ~frames
         if drop:
             text = torch.zeros_like(text)
-        x = te.text_embed(text) + te.freqs_cis[:n]
-        x = x.masked_fill(filler, 0.0)
-        frames = (torch.arange(n, device=tokens.device)[None, :] < lengths[:, None])[..., None]
+        x = te.text_embed(text)
+        if not te.extra_modeling:
+            return x
+        x = (x + te.freqs_cis[:n]).masked_fill(dead, 0.0)
         for blk in te.text_blocks:
             res = x
             y = blk.dwconv(x.transpose(1, 2)).transpose(1, 2)
             y = F.gelu(blk.pwconv1(blk.norm(y)))
             g = (y.square() * frames).sum(dim=1, keepdim=True).sqrt()
             y = blk.grn.gamma * (y * (g / (g.mean(dim=-1, keepdim=True) + 1e-6))) + blk.grn.beta + y
-            x = (res + blk.pwconv2(y)).masked_fill(filler, 0.0)
+            x = (res + blk.pwconv2(y)).masked_fill(dead, 0.0)
         return x
 
     @torch.no_grad()
     def prepare_padded(self, cond: Tensor, tokens: Tensor, lengths: Tensor) -> Tensor:
         """``prepare`` for a whole bucket at once (no per-sample shapes, so it can be a CUDA
         graph): ``tokens [B, n]`` padded with -1, ``lengths [B]`` frame counts."""
-        te = self.dit.text_embed
-        if not te.extra_modeling or not te.mask_padding:
-            raise ValueError("prepare_padded needs the v1 text embedding (conv layers, masking)")
         cond_part = F.linear(cond.to(self.dtype), self.w_c)
         halves = [
             F.linear(self.text_embedding(tokens, lengths, drop).to(self.dtype), self.w_t, self.b_in)
@@ -317,7 +325,7 @@ class FastDiT:
         for i, w in enumerate(self.blocks):
             if self.mark_dynamic:
                 torch._dynamo.maybe_mark_dynamic(h, 1)
-            h = self.block_fn(h, mods[i], *w, cos, sin, attn_mask, self.heads)
+            h = self.block_fn(h, mods[i], *w, cos, sin, attn_mask, self.heads, self.rope_heads)
         if self.mark_dynamic:
             torch._dynamo.maybe_mark_dynamic(h, 1)
         return self.head_fn(h, fmod, self.out_w, self.out_b, cfg)
