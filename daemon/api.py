@@ -98,11 +98,12 @@ def resolve_token(cfg: ApiConfig, env: Mapping[str, str] | None = None) -> str |
     """The bearer token clients must send, or None when none is needed (loopback, unset).
     Raises ApiError when the API is exposed beyond loopback without a token."""
     env = os.environ if env is None else env
-    token = env.get(cfg.token_env, "").strip() or None
+    from_config = cfg.token.get_secret_value() if cfg.token is not None else ""
+    token = env.get(cfg.token_env, "").strip() or from_config.strip() or None
     if token is None and not is_loopback(cfg.host):
         raise ApiError(
             f"api.host is {cfg.host!r}, not loopback: set a bearer token in ${cfg.token_env} "
-            f"(e.g. `openssl rand -hex 24`) or bind api.host to 127.0.0.1"
+            f"or api.token (e.g. `openssl rand -hex 24`), or bind api.host to 127.0.0.1"
         )
     if token is not None and len(token) < MIN_TOKEN_CHARS:
         log.warning("api_token_short", chars=len(token), advice=f">= {MIN_TOKEN_CHARS} chars")

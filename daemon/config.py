@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     Field,
     PositiveFloat,
+    SecretStr,
     field_validator,
     model_validator,
 )
@@ -201,6 +202,8 @@ class ApiConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
     token_env: str = "ISHOWTTS_TOKEN"  # bearer token, required when host is not loopback
+    # Or the token itself (the environment wins); keep such a file private (chmod 600).
+    token: SecretStr | None = None
     max_body_bytes: int = Field(16384, ge=256)
 
 

@@ -196,6 +196,10 @@ async def test_off_loopback_needs_a_token(tmp_path: Path, pulse: Any) -> None:
         resolve_token(cfg, {})
     assert resolve_token(cfg, {"ISHOWTTS_TEST_TOKEN": TOKEN}) == TOKEN
     assert resolve_token(ApiConfig(), {}) is None
+    from_file = ApiConfig(host="0.0.0.0", token=TOKEN)
+    assert resolve_token(from_file, {}) == TOKEN
+    assert resolve_token(from_file, {"ISHOWTTS_TOKEN": "env-" + TOKEN}) == "env-" + TOKEN
+    assert TOKEN not in repr(from_file)  # never printed with the config
     async with running(tmp_path, host="0.0.0.0", token=TOKEN) as r:
         status, body, resp = await r.call("GET", "/status")
         assert status == 401 and body["error"] == "unauthorized"
