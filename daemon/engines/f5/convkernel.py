@@ -20,6 +20,8 @@ try:
     import triton.language as tl
 except ImportError:  # a CPU-only install: the torch path in fastdit is used
     triton = None
+if not hasattr(torch.library, "triton_op"):  # torch < 2.6 (older JetPack wheels)
+    triton = None
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 

@@ -15,6 +15,8 @@ that per-step work is only what depends on the noisy state:
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -61,6 +63,14 @@ ATTENTION = {
     "efficient": [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH],
     "math": [SDPBackend.MATH],
 }
+
+
+def _prefer(backends: list[SDPBackend]) -> contextlib.AbstractContextManager[None]:
+    """Allow these attention kernels, in this order where torch takes an order (>= 2.6)."""
+    if "set_priority" in inspect.signature(sdpa_kernel).parameters:
+        return sdpa_kernel(backends, set_priority=True)
+    return sdpa_kernel(backends)
+
 
 BlockWeights = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
 
@@ -310,7 +320,7 @@ class FastDiT:
         """Guided velocity ``[B,N,mel]`` (fp32) for state ``x`` at one step."""
         if self.attention is None:
             return self._velocity(x, pre, mods, fmod, cos, sin, mask, cfg)
-        with sdpa_kernel(self.attention, set_priority=True):
+        with _prefer(self.attention):
             return self._velocity(x, pre, mods, fmod, cos, sin, mask, cfg)
 
     def _velocity(self, x: Tensor, pre: Tensor, mods: Tensor, fmod: Tensor, cos: Tensor,
