@@ -54,9 +54,8 @@ class SourceMap:
                             f"{seen[key.value]}; only one counts) ({self.filename}:{line})"
                         )
                     seen.setdefault(key.value, line)
-                    self.lines[(*loc, key.value)] = line
                     self._walk(value, (*loc, key.value))
-                    self.lines[(*loc, key.value)] = key.start_mark.line + 1
+                    self.lines[(*loc, key.value)] = line  # the key's line, not its value's
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 self._walk(item, (*loc, i))
