@@ -157,7 +157,10 @@ class F5Engine:
             loaded[name] = v
         self.voices = loaded  # all or nothing: a bad voice keeps the old set
         if self.runners:  # warmed already (a reload): a shorter clip or more steps need graphs
-            self._capture(lambda line: log.info("f5_reload_warmup", step=line))
+            try:
+                self._capture(lambda line: log.info("f5_reload_warmup", step=line))
+            except Exception as exc:  # the voices work without graphs (eagerly): keep them
+                log.warning("f5_reload_capture_failed", error=repr(exc)[:500])
 
     # ---- buckets and warm-up ---------------------------------------------------------
 
