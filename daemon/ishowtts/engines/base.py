@@ -19,6 +19,12 @@ class EngineBroken(EngineError):
     """The engine is unusable (device lost, out of memory): the worker rebuilds it."""
 
 
+class WeightsUnavailable(EngineError):
+    """The engine's weights are neither local nor downloadable (offline, not cached): it cannot
+    load at all. The message says which file is needed and how to provide it; the daemon may
+    speak with a fallback engine instead."""
+
+
 @dataclass(frozen=True, slots=True)
 class Voice:
     """A voice to clone, as configured. Engines load and cache what they need from it."""

@@ -15,6 +15,7 @@ import torch
 import yaml
 from torch import nn
 
+from ..base import WeightsUnavailable
 from . import upstream
 
 HUB_PREFIX = "hf://"
@@ -42,7 +43,7 @@ VOCOS_MEL_24KHZ = {
 }  # fmt: skip
 
 
-class ModelFileMissing(FileNotFoundError):
+class ModelFileMissing(WeightsUnavailable, FileNotFoundError):
     """A model or vocoder file is neither local nor downloadable; the message says what to do."""
 
 
