@@ -111,6 +111,15 @@ def cmd_say(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import report, run_checks
+
+    lines, status = report(run_checks(), verbose=args.verbose)
+    for line in lines:
+        print(line)
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ishowtts", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ishowtts {__version__}")
@@ -143,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--out", type=Path, help="write a WAV file instead of playing")
     say.add_argument("--voice", help="voice name from the config (default: routing.default)")
     say.set_defaults(func=cmd_say)
+    doctor = sub.add_parser(
+        "doctor", help="check the install: torch/torchaudio, vocos, F5, PortAudio, eSpeak, pip"
+    )
+    doctor.add_argument("-v", "--verbose", action="store_true", help="print passing checks too")
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 
