@@ -5,10 +5,15 @@ variable named by ``api.token_env``), and the daemon refuses to start without on
 carry an ``Origin`` header are refused: no browser page ever needs this API, and refusing them
 stops a web page (or a DNS-rebound name) from driving a daemon on localhost. Bodies are JSON,
 validated, and size-limited; every error is a JSON object ``{"error": ..., "detail": ...}``.
+
+Everything a stranger can send is bounded before authentication: open connections
+(``api.max_connections``), the time to send a request's headers (``api.idle_timeout_s``) and
+its body (``api.body_timeout_s``), the body's size, its nesting and its numbers' digits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -27,6 +32,14 @@ log = structlog.get_logger("ishowtts.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MIN_TOKEN_CHARS = 16
+# No body of ours nests deeper than 2; json would recurse (and raise RecursionError) long
+# before max_body_bytes stops a deep one.
+MAX_JSON_DEPTH = 32
+_REFUSED = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"Connection: close\r\nContent-Length: 33\r\n\r\n"
+    b'{"error": "too many connections"}'
+)
 
 
 class ApiError(Exception):
@@ -124,31 +137,114 @@ def _validation_detail(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
-async def _body(request: web.Request, model: type[_Body]) -> _Body:
+def _json_error(
+    cls: type[web.HTTPException], message: str, detail: Any = None
+) -> web.HTTPException:
+    body: dict[str, Any] = {"error": message}
+    if detail is not None:
+        body["detail"] = detail
+    return cls(text=json.dumps(body), content_type="application/json")
+
+
+def _nesting(raw: bytes) -> int:
+    """How deep the brackets of a JSON text nest (those inside strings too: an over-count
+    only refuses a body no client of ours sends)."""
+    depth = deepest = 0
+    for byte in raw:
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in b"]}":
+            depth -= 1
+    return deepest
+
+
+async def _body(request: web.Request, model: type[_Body], timeout: float) -> _Body:
     """The request's JSON body as ``model``; an empty body counts as ``{}``."""
-    raw = await request.read()  # aiohttp enforces client_max_size here (413)
+    try:  # aiohttp enforces client_max_size in read() (413)
+        raw = await asyncio.wait_for(request.read(), timeout)
+    except asyncio.TimeoutError:
+        raise _json_error(
+            web.HTTPRequestTimeout, "body too slow", f"send the body within {timeout:g} s"
+        ) from None
     if not raw.strip():
         data: Any = {}
     else:
+        if _nesting(raw) > MAX_JSON_DEPTH:
+            raise _json_error(
+                web.HTTPBadRequest, "body is not valid JSON", f"nested deeper than {MAX_JSON_DEPTH}"
+            )
         try:
             data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise web.HTTPBadRequest(
-                text=json.dumps({"error": "body is not valid JSON", "detail": str(exc)}),
-                content_type="application/json",
-            ) from None
+        except (ValueError, RecursionError) as exc:
+            # ValueError covers bad UTF-8, bad syntax and integers past Python's digit limit.
+            raise _json_error(web.HTTPBadRequest, "body is not valid JSON", str(exc)) from None
     if not isinstance(data, dict):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "body must be a JSON object"}),
-            content_type="application/json",
-        )
+        raise _json_error(web.HTTPBadRequest, "body must be a JSON object")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise web.HTTPUnprocessableEntity(
-            text=json.dumps({"error": "invalid body", "detail": _validation_detail(exc)}),
-            content_type="application/json",
+        raise _json_error(
+            web.HTTPUnprocessableEntity, "invalid body", _validation_detail(exc)
         ) from None
+
+
+class _Connection(asyncio.Protocol):
+    """Wraps one connection's aiohttp protocol: counts it, and closes it when it has not
+    completed a request's headers ``idle`` seconds after connecting or after its last answer.
+    aiohttp alone leaves a connection that never completes a first request open forever, and
+    counts connections a loop turn late (a burst of accepts would overshoot the cap)."""
+
+    def __init__(self, inner: asyncio.Protocol, api: ControlApi) -> None:
+        self.inner, self.api = inner, api
+        self.busy = 0  # requests being handled (their body has its own deadline)
+        self._transport: asyncio.BaseTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.api.cfg.idle_timeout_s, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if not self.busy and self._transport is not None:
+            self.api.idle_closed += 1
+            self._transport.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        self.arm()
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.api.connections -= 1
+        self._transport = None
+        if self._timer is not None:
+            self._timer.cancel()
+        self.inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
+class _Refuse(asyncio.Protocol):
+    """Past the connection cap: one fixed 503, then close; nothing read or parsed."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(_REFUSED)
+        transport.close()
 
 
 # ---- the server ----------------------------------------------------------------------------
@@ -160,10 +256,14 @@ class ControlApi:
         self.cfg = cfg
         self._token = token.encode() if token else None
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
         self.port: int | None = None  # the bound port (useful with port 0)
+        self.connections = 0  # open now
+        self.refused = 0  # connections turned away at the cap, since start
+        self.idle_closed = 0  # connections closed for sending no complete request in time
         self.app = web.Application(
             client_max_size=cfg.max_body_bytes,
-            middlewares=[self._errors, self._guard],
+            middlewares=[self._busy, self._errors, self._guard],
         )
         r = self.app.router
         r.add_get("/healthz", self.healthz)
@@ -180,17 +280,23 @@ class ControlApi:
     # -- life cycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=self.cfg.idle_timeout_s,
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port)
         try:
-            await site.start()
+            # Our own listener rather than web.TCPSite, to count connections at accept time.
+            self._server = await asyncio.get_running_loop().create_server(
+                self._accept, self.cfg.host, self.cfg.port, reuse_address=True
+            )
         except OSError as exc:
             await self._runner.cleanup()
             self._runner = None
             raise ApiError(f"cannot listen on {self.cfg.host}:{self.cfg.port}: {exc}") from None
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
+        sockets = self._server.sockets
         self.port = sockets[0].getsockname()[1] if sockets else self.cfg.port
         log.info(
             "api_listening",
@@ -199,7 +305,20 @@ class ControlApi:
             auth="bearer" if self._token else "none (loopback)",
         )
 
+    def _accept(self) -> asyncio.Protocol:
+        assert self._runner is not None and self._runner.server is not None
+        if self.connections >= self.cfg.max_connections:
+            self.refused += 1
+            if self.refused & (self.refused - 1) == 0:  # 1st, 2nd, 4th, 8th...: a flood is seen
+                log.warning("api_connections_refused", open=self.connections, refused=self.refused)
+            return _Refuse()
+        self.connections += 1
+        return _Connection(self._runner.server(), self)
+
     async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -207,10 +326,28 @@ class ControlApi:
     # -- middlewares -------------------------------------------------------------------------
 
     @web.middleware
+    async def _busy(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Holds the connection's idle deadline while a request is handled; re-arms it after."""
+        transport = request.transport
+        conn = transport.get_protocol() if transport is not None else None
+        if not isinstance(conn, _Connection):
+            return await handler(request)
+        conn.busy += 1
+        try:
+            return await handler(request)
+        finally:
+            conn.busy -= 1
+            conn.arm()
+
+    @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Every failure as a JSON object, never HTML; an unexpected one is logged, not fatal."""
         try:
             return await handler(request)
+        except ConnectionError as exc:
+            # The client left mid-request (aiohttp cancels the body read): nobody to answer.
+            log.info("api_client_gone", path=request.path, error=str(exc) or type(exc).__name__)
+            return error(499, "client closed the connection")
         except web.HTTPException as exc:
             if exc.content_type == "application/json" or exc.status < 400:
                 raise
@@ -229,8 +366,10 @@ class ControlApi:
         if self._token is not None and request.path != "/healthz":
             given = request.headers.get("Authorization", "")
             scheme, _, credential = given.partition(" ")
+            # aiohttp keeps undecodable header bytes as surrogates: give them back as bytes
+            # (they then simply do not match) instead of failing to encode them.
             ok = scheme.lower() == "bearer" and hmac.compare_digest(
-                credential.strip().encode(), self._token
+                credential.strip().encode("utf-8", "surrogateescape"), self._token
             )
             if not ok:
                 log.warning("api_unauthorized", path=request.path, peer=request.remote)
@@ -270,7 +409,7 @@ class ControlApi:
         )
 
     async def say(self, request: web.Request) -> web.Response:
-        body = await _body(request, SayBody)
+        body = await _body(request, SayBody, self.cfg.body_timeout_s)
         assert isinstance(body, SayBody)
         if (closed := self._intake_closed()) is not None:
             return closed
@@ -279,32 +418,32 @@ class ControlApi:
         return web.json_response({"id": event.id, "accepted": True}, status=202)
 
     async def skip(self, request: web.Request) -> web.Response:
-        await _body(request, Empty)
+        await _body(request, Empty, self.cfg.body_timeout_s)
         return web.json_response({"skipped": self.target.skip()})
 
     async def pause(self, request: web.Request) -> web.Response:
-        await _body(request, Empty)
+        await _body(request, Empty, self.cfg.body_timeout_s)
         self.target.pause()
         return web.json_response({"paused": True})
 
     async def resume(self, request: web.Request) -> web.Response:
-        await _body(request, Empty)
+        await _body(request, Empty, self.cfg.body_timeout_s)
         self.target.resume()
         return web.json_response({"paused": False})
 
     async def clear(self, request: web.Request) -> web.Response:
-        body = await _body(request, ClearBody)
+        body = await _body(request, ClearBody, self.cfg.body_timeout_s)
         assert isinstance(body, ClearBody)
         return web.json_response({"cleared": self.target.clear(body.reason)})
 
     async def volume(self, request: web.Request) -> web.Response:
-        body = await _body(request, VolumeBody)
+        body = await _body(request, VolumeBody, self.cfg.body_timeout_s)
         assert isinstance(body, VolumeBody)
         self.target.set_volume(body.volume)
         return web.json_response({"volume": body.volume})
 
     async def reload(self, request: web.Request) -> web.Response:
-        await _body(request, Empty)
+        await _body(request, Empty, self.cfg.body_timeout_s)
         problems: list[str] = []
         try:  # parsed here too, only to tell the caller what is wrong
             load_config(self.target.config.path)

@@ -205,6 +205,14 @@ class ApiConfig(Section):
     # Or the token itself (the environment wins); keep such a file private (chmod 600).
     token: SecretStr | None = None
     max_body_bytes: int = Field(16384, ge=256)
+    # A connection must finish a request's headers this long after connecting or after its
+    # last response, and a body this long after its headers: idle and trickling clients are
+    # cut off instead of holding a file descriptor forever.
+    idle_timeout_s: float = Field(10.0, gt=0, le=3600)
+    body_timeout_s: float = Field(10.0, gt=0, le=3600)
+    # Open connections at most (past it a newcomer gets 503 and is closed before anything is
+    # parsed), far below the unit's file descriptor limit.
+    max_connections: int = Field(64, ge=1, le=4096)
 
 
 class Config(Section):

@@ -1,0 +1,174 @@
+"""The control API against hostile clients, over real sockets: idle and trickling connections,
+a connection flood, bodies that used to make it answer 500 with a traceback, and clients that
+leave mid-request. The server is the real ControlApi driving a real Daemon (tone engine,
+PulseAudio null sink)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from structlog.testing import capture_logs
+
+from ishowtts.api import ControlApi, resolve_token
+from ishowtts.app import Daemon
+from ishowtts.config import load_config
+from tests.servers.util import until
+from tests.test_api import TOKEN, Running
+
+pytestmark = pytest.mark.audio
+
+CONFIG = """\
+engine: {type: tone}
+connectors: []
+player: {device: pulse, lookahead_s: 1.0}
+api:
+  host: 127.0.0.1
+  port: 0
+  token_env: ISHOWTTS_TEST_TOKEN
+  idle_timeout_s: 0.5
+  body_timeout_s: 0.5
+  max_connections: 4
+"""
+
+
+@contextlib.asynccontextmanager
+async def running(tmp_path: Path, token: str | None = None) -> AsyncIterator[Running]:
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG)
+    config = load_config(path)
+    env = {"ISHOWTTS_TEST_TOKEN": token} if token else {}
+    daemon = Daemon(config, shutdown_grace_s=2.0)
+    api = ControlApi(daemon, config.api, resolve_token(config.api, env))
+    task = asyncio.create_task(daemon.run())
+    await api.start()
+    try:
+        await asyncio.wait_for(daemon.ready.wait(), 30)
+        async with aiohttp.ClientSession() as session:
+            yield Running(daemon, api, session)
+    finally:
+        daemon.request_stop()
+        await asyncio.wait_for(task, 30)
+        await api.stop()
+
+
+async def raw_exchange(port: int, data: bytes, timeout: float = 10) -> bytes:
+    """Send ``data`` on a fresh connection and read until the server closes it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), timeout)
+    finally:
+        writer.close()
+
+
+def failures(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [ln for ln in logs if ln["log_level"] in ("error", "critical", "exception")]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 5000 + b"]" * 5000,  # RecursionError in json.loads
+        b'{"volume": ' + b"[" * 40 + b"]" * 40 + b"}",  # deeper than any body of ours
+        b'{"volume": ' + b"7" * 5000 + b"}",  # past Python's int digit limit: ValueError
+        b'{"text": "\xff\xfe"}',  # not UTF-8
+    ],
+    ids=["deep-array", "deep-field", "5000-digits", "not-utf8"],
+)
+async def test_hostile_bodies_get_400_not_500(tmp_path: Path, pulse: Any, raw: bytes) -> None:
+    async with running(tmp_path) as r:
+        with capture_logs() as logs:
+            status, body, resp = await r.call("POST", "/volume", raw=raw)
+        assert status == 400, body
+        assert resp.content_type == "application/json"
+        assert body["error"] == "body is not valid JSON"
+        assert not failures(logs)
+        assert r.daemon.player is not None and r.daemon.player.volume == 1.0
+
+
+async def test_a_non_utf8_authorization_header_is_unauthorized(tmp_path: Path, pulse: Any) -> None:
+    async with running(tmp_path, token=TOKEN) as r:
+        assert r.api.port is not None
+        with capture_logs() as logs:
+            answer = await raw_exchange(
+                r.api.port,
+                b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"Authorization: Bearer \xff\xfe\xc3(\r\n\r\n",
+            )
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+        assert not failures(logs)
+        status, _, _ = await r.call("GET", "/status", Authorization=f"Bearer {TOKEN}")
+        assert status == 200
+
+
+async def test_a_client_leaving_mid_body_is_logged_without_a_traceback(
+    tmp_path: Path, pulse: Any
+) -> None:
+    async with running(tmp_path) as r:
+        assert r.api.port is not None
+        with capture_logs() as logs:
+            _, writer = await asyncio.open_connection("127.0.0.1", r.api.port)
+            writer.write(
+                b"POST /say HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 200\r\n\r\n{"text": "half'
+            )
+            await writer.drain()
+            await until(lambda: r.api.connections == 1)
+            writer.close()
+            await until(lambda: any(ln["event"] == "api_client_gone" for ln in logs))
+        assert not failures(logs)
+        assert r.daemon.ledger.summary()["received"] == 0
+
+
+async def test_idle_and_trickling_connections_are_cut_off(tmp_path: Path, pulse: Any) -> None:
+    async with running(tmp_path) as r:
+        port = r.api.port
+        assert port is not None
+        # Connects and says nothing: closed after idle_timeout_s, not held forever.
+        assert await raw_exchange(port, b"") == b""
+        # Sends its headers a byte at a time: the header deadline does not move with each byte.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        closed = asyncio.ensure_future(reader.read())
+        request = b"GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 10_000
+        for byte in request:
+            if closed.done():
+                break
+            writer.write(bytes([byte]))
+            await asyncio.sleep(0.01)
+        assert closed.done() and closed.result() == b"", "a trickling client kept its connection"
+        writer.close()
+        # Complete headers, then a body that never finishes: 408 after body_timeout_s.
+        answer = await raw_exchange(
+            port,
+            b"POST /say HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{",
+        )
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == "body too slow"
+        await until(lambda: r.api.connections == 0)
+
+
+async def test_connections_past_the_cap_are_refused_and_the_api_recovers(
+    tmp_path: Path, pulse: Any
+) -> None:
+    async with running(tmp_path) as r:
+        port = r.api.port
+        assert port is not None
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]
+        await until(lambda: r.api.connections == 4)
+        answer = await raw_exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 503")
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1]) == {"error": "too many connections"}
+        assert r.api.refused == 1
+        for _, writer in held:
+            writer.close()
+        await until(lambda: r.api.connections == 0)
+        status, body, _ = await r.call("GET", "/healthz")
+        assert status == 200 and body["status"] == "ok"
