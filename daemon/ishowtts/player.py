@@ -24,8 +24,8 @@ import numpy as np
 import sounddevice as sd
 import structlog
 
+from .backoff import Backoff
 from .config import PlayerConfig
-from .connectors import Backoff
 from .events import AudioChunk, Utterance
 
 __all__ = ["Player", "PlayerError", "list_output_devices", "resolve_output_device"]

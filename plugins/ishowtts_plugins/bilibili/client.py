@@ -12,14 +12,20 @@ import asyncio
 import contextlib
 import json
 import re
-from typing import Any
 
 import aiohttp
 from pydantic import Field, field_validator
 
-from ishowtts.confload import Section
-from ishowtts.connectors import Backoff, BaseConnector, ConnectorContext, ConnectorState
-from ishowtts.events import ChatEvent, Retraction
+from ishowtts.connectors import (
+    AuthFailed,
+    ConnectorContext,
+    GiveUp,
+    SessionConnector,
+    SessionEnded,
+    SessionOptions,
+)
+from ishowtts.connectors.session import short
+from ishowtts.connectors.websocket import receive
 
 from . import protocol as p
 from .api import Credentials, RoomNotFound, Target, fetch_target
@@ -32,7 +38,7 @@ HEADERS = {
 }
 
 
-class BilibiliOptions(Section):
+class BilibiliOptions(SessionOptions):
     room: int | str  # the id in the room's URL (short ids are resolved) or the URL itself
     endpoint: str | None = None  # ws(s):// URL override (relay, tests): then no HTTP call at all
     uid: int = Field(0, ge=0)  # with endpoint: the uid sent in the auth packet
@@ -45,11 +51,7 @@ class BilibiliOptions(Section):
     heartbeat_s: float = Field(30.0, gt=0)
     auth_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(70.0, gt=0)  # silence (not even a heartbeat reply) → reconnect
-    connect_timeout_s: float = Field(10.0, gt=0)
-    backoff_initial_s: float = Field(1.0, gt=0)
-    backoff_max_s: float = Field(60.0, gt=0)
-    max_auth_failures: int = Field(5, ge=1)  # refusals in a row, then FAILED (needs the operator)
-    dedupe_memory: int = Field(4096, ge=16)  # ids remembered to drop repeats
+    max_auth_failures: int | None = Field(5, ge=1)  # refusals in a row, then FAILED
 
     @field_validator("room")
     @classmethod
@@ -71,17 +73,7 @@ class BilibiliOptions(Section):
         return value
 
 
-class AuthFailed(Exception):
-    def __init__(self, reason: str, refused: bool) -> None:
-        super().__init__(reason)
-        self.refused = refused  # the server said no (vs. said nothing): counts toward FAILED
-
-
-class SessionEnded(Exception):
-    pass
-
-
-class BilibiliConnector(BaseConnector):
+class BilibiliConnector(SessionConnector):
     platform = "bilibili"
     Options = BilibiliOptions
 
@@ -90,43 +82,11 @@ class BilibiliConnector(BaseConnector):
         self.options: BilibiliOptions = options
         self.room = str(options.room)
         self.mapper = CommandMapper(self.room, memory=options.dedupe_memory)
-        self.backoff = Backoff(options.backoff_initial_s, options.backoff_max_s)
         self.popularity = 0
         self._warned_login = False
-        self._auth_failures = 0
 
-    # -- the loop ------------------------------------------------------------------------------
-    async def run(self) -> None:
-        o = self.options
-        async with aiohttp.ClientSession(headers=HEADERS) as http:
-            first = True
-            while True:
-                self.set_state(ConnectorState.CONNECTING if first else ConnectorState.RECONNECTING)
-                first = False
-                try:
-                    target = await self._target()
-                    await self._session(http, target)
-                except RoomNotFound as exc:
-                    self.set_state(ConnectorState.FAILED, error=str(exc))
-                    return
-                except AuthFailed as exc:
-                    self.counters["auth_failures"] += 1
-                    self._auth_failures += exc.refused
-                    self.log.warning("bilibili_auth_failed", error=str(exc))
-                    if self._auth_failures >= o.max_auth_failures:
-                        self.set_state(
-                            ConnectorState.FAILED, error=f"auth refused {self._auth_failures}x"
-                        )
-                        return
-                except (SessionEnded, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-                    self.log.info("bilibili_disconnected", error=_short(exc))
-                except Exception as exc:  # the HTTP side can raise anything; keep trying
-                    self.log.warning("bilibili_error", error=_short(exc))
-                self.counters["reconnects"] += 1
-                self.set_state(ConnectorState.RECONNECTING)
-                delay = self.backoff.next_delay()
-                self.log.info("bilibili_reconnect_in", seconds=round(delay, 2))
-                await asyncio.sleep(delay)
+    def client(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(headers=HEADERS)
 
     async def _target(self) -> Target:
         o = self.options
@@ -135,14 +95,21 @@ class BilibiliConnector(BaseConnector):
             return Target(int(o.room), (o.endpoint,), o.token, o.uid, buvid)
         creds = Credentials.from_env(o.sessdata_env, o.bili_jct_env, o.buvid3_env, o.dedeuserid_env)
         # The HTTP side must not hang a reconnect loop forever.
-        target = await asyncio.wait_for(fetch_target(int(o.room), creds), 3 * o.connect_timeout_s)
+        try:
+            target = await asyncio.wait_for(
+                fetch_target(int(o.room), creds), 3 * o.connect_timeout_s
+            )
+        except RoomNotFound as exc:
+            raise GiveUp(str(exc)) from exc
         self.log.info(
             "bilibili_room_resolved", room=o.room, room_id=target.room_id,
             servers=len(target.urls), logged_in=creds.logged_in,
         )  # fmt: skip
         return target
 
-    async def _connect(self, http: aiohttp.ClientSession, target: Target) -> Any:
+    async def _connect(
+        self, http: aiohttp.ClientSession, target: Target
+    ) -> aiohttp.ClientWebSocketResponse:
         last: BaseException | None = None
         for url in target.urls:
             try:
@@ -154,13 +121,13 @@ class BilibiliConnector(BaseConnector):
                 )
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
                 last = exc
-                self.log.info("bilibili_server_unreachable", url=url, error=_short(exc))
-        raise SessionEnded(f"no server reachable: {_short(last)}")
+                self.log.info("bilibili_server_unreachable", url=url, error=short(exc))
+        raise SessionEnded(f"no server reachable: {short(last)}")
 
-    async def _session(self, http: aiohttp.ClientSession, target: Target) -> None:
+    async def session(self, http: aiohttp.ClientSession) -> None:
         o = self.options
+        target = await self._target()  # a fresh token and server list for every attempt
         ws = await asyncio.wait_for(self._connect(http, target), o.connect_timeout_s)
-        heart: asyncio.Task[None] | None = None
         loop = asyncio.get_running_loop()
         try:
             auth = {
@@ -175,23 +142,17 @@ class BilibiliConnector(BaseConnector):
                         raise asyncio.TimeoutError
             except asyncio.TimeoutError:
                 raise AuthFailed(f"no auth reply within {o.auth_timeout_s} s", False) from None
-            self._auth_failures = 0
-            self.backoff.reset()
-            self.set_state(ConnectorState.CONNECTED, room_id=target.room_id)
-            heart = asyncio.create_task(self._heartbeat(ws), name=f"heartbeat:{self.name}")
-            while True:
-                try:
-                    await self._read(ws, True, o.read_timeout_s)
-                except asyncio.TimeoutError:
-                    raise SessionEnded(f"silent for {o.read_timeout_s} s") from None
+            self.connected(room_id=target.room_id)
+            async with self.alongside(self._heartbeat(ws), "heartbeat"):
+                while True:
+                    try:
+                        await self._read(ws, True, o.read_timeout_s)
+                    except asyncio.TimeoutError:
+                        raise SessionEnded(f"silent for {o.read_timeout_s} s") from None
         finally:
-            if heart is not None:
-                heart.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heart
             await ws.close()
 
-    async def _heartbeat(self, ws: Any) -> None:
+    async def _heartbeat(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         beat = p.heartbeat()
         while True:
             with contextlib.suppress(ConnectionError, RuntimeError):
@@ -200,26 +161,20 @@ class BilibiliConnector(BaseConnector):
             await asyncio.sleep(self.options.heartbeat_s)
 
     # -- frames --------------------------------------------------------------------------------
-    async def _read(self, ws: Any, authed: bool, timeout: float) -> bool:
+    async def _read(
+        self, ws: aiohttp.ClientWebSocketResponse, authed: bool, timeout: float
+    ) -> bool:
         """Reads one WebSocket message; True when it held the auth reply saying yes."""
-        msg = await ws.receive(timeout=timeout)
-        if msg.type in (
-            aiohttp.WSMsgType.CLOSE,
-            aiohttp.WSMsgType.CLOSING,
-            aiohttp.WSMsgType.CLOSED,
-        ):
-            raise SessionEnded(f"closed by server ({ws.close_code})")
-        if msg.type == aiohttp.WSMsgType.ERROR:
-            raise SessionEnded(f"websocket error: {_short(ws.exception())}")
+        msg = await receive(ws, timeout)
         self.counters["frames"] += 1
         if msg.type != aiohttp.WSMsgType.BINARY:
-            self._malformed(f"{msg.type.name} frame where binary was expected")
+            self.malformed(f"{msg.type.name} frame where binary was expected")
             return False
         try:
             packets = p.decode(msg.data)
         except p.ProtocolError as exc:
             packets = exc.packets
-            self._malformed(exc.reason)
+            self.malformed(exc.reason)
         ok = False
         for packet in packets:
             ok = await self._packet(packet, authed) or ok
@@ -234,7 +189,7 @@ class BilibiliConnector(BaseConnector):
             try:
                 self.popularity = p.popularity(packet.body)
             except p.ProtocolError as exc:
-                self._malformed(exc.reason)
+                self.malformed(exc.reason)
         elif packet.op == p.Op.AUTH_REPLY:
             try:
                 reply = json.loads(packet.body)
@@ -250,35 +205,14 @@ class BilibiliConnector(BaseConnector):
 
     async def _notice(self, body: bytes) -> None:
         try:
-            msg = json.loads(body)
-            outcome = self.mapper.translate(msg)
+            outcome = self.mapper.translate(json.loads(body))
         except (ValueError, MalformedCommand) as exc:  # JSONDecodeError and UnicodeError too
-            self._malformed(str(exc)[:200])
+            self.malformed(str(exc))
             return
-        status = outcome.status
-        if status == "unknown":
-            self.counters["unknown"] += 1
-            self.counters[f"unknown:{outcome.note[:64]}"] += 1
-        elif status == "notice":
-            self._notice_status(outcome.note)
-        else:
-            self.counters[status] += 1
-        for item in outcome.items:
-            if isinstance(item, ChatEvent):
-                # Relays and replaying servers can send a message twice; ids say so.
-                if item.raw_id and self.mapper.recent.check_and_add(
-                    f"id:{item.kind}:{item.raw_id}"
-                ):
-                    self.counters["duplicate"] += 1
-                    continue
-                self.counters["events"] += 1
-                self.counters[f"kind:{item.kind}"] += 1
-            elif isinstance(item, Retraction):
-                self.counters["retractions"] += 1
-            await self.emit(item)
+        await self.deliver(outcome)
 
-    def _notice_status(self, note: str) -> None:
-        self.counters[f"notice:{note}"] += 1
+    def on_notice(self, note: str) -> None:
+        super().on_notice(note)
         if note == "login_notice":
             if not self._warned_login:
                 self._warned_login = True
@@ -289,14 +223,3 @@ class BilibiliConnector(BaseConnector):
                 )
         else:
             self.log.info("bilibili_live_status", status=note, room=self.room)
-
-    def _malformed(self, reason: str) -> None:
-        n = self.counters["malformed"] = self.counters["malformed"] + 1
-        # Logged, but a flood must not flood the log: the first few, then every 1000th.
-        if n <= 10 or n % 1000 == 0:
-            self.log.warning("bilibili_malformed_frame", reason=reason, malformed_total=n)
-
-
-def _short(exc: BaseException | None) -> str:
-    text = f"{type(exc).__name__}: {exc}" if exc is not None else "unknown"
-    return text if len(text) <= 200 else text[:197] + "..."

@@ -15,10 +15,11 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from ishowtts.events import ChatEvent, ConnectorItem, Kind, Retraction, User
+from ishowtts.connectors.session import Outcome, Status
+from ishowtts.events import ChatEvent, Kind, Retraction, User
+from ishowtts.recent import Recent
 
 from . import protobuf as pb
 
@@ -28,36 +29,6 @@ GOLD_PER_CNY = 1000.0
 
 class MalformedCommand(ValueError):
     pass
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    status: str  # event | retraction | duplicate | ignored | unknown | notice
-    items: tuple[ConnectorItem, ...] = ()
-    note: str = ""  # notice: login_notice | live | preparing
-
-
-class Recent:
-    """Keys seen lately: bounded in count (oldest forgotten first) and optionally in time."""
-
-    def __init__(self, size: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
-        self.size, self.clock = size, clock
-        self._seen: OrderedDict[str, float] = OrderedDict()
-
-    def check_and_add(self, key: str, window_s: float | None = None) -> bool:
-        """True if ``key`` was seen (within ``window_s``); records it either way."""
-        now = self.clock()
-        at = self._seen.pop(key, None)
-        self._seen[key] = now
-        while len(self._seen) > self.size:
-            self._seen.popitem(last=False)
-        return at is not None and (window_s is None or now - at <= window_s)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._seen
-
-    def __len__(self) -> int:
-        return len(self._seen)
 
 
 # Commands that arrive all the time and carry nothing to read aloud: counted, never logged.
@@ -167,9 +138,9 @@ class CommandMapper:
             "INTERACT_WORD": self._interact,
             "INTERACT_WORD_V2": self._interact_v2,
             "RECALL_DANMU_MSG": self._recall,
-            "LOG_IN_NOTICE": lambda _m: Outcome("notice", note="login_notice"),
-            "LIVE": lambda _m: Outcome("notice", note="live"),
-            "PREPARING": lambda _m: Outcome("notice", note="preparing"),
+            "LOG_IN_NOTICE": lambda _m: Outcome(Status.NOTICE, note="login_notice"),
+            "LIVE": lambda _m: Outcome(Status.NOTICE, note="live"),
+            "PREPARING": lambda _m: Outcome(Status.NOTICE, note="preparing"),
         }
 
     @staticmethod
@@ -186,7 +157,7 @@ class CommandMapper:
         cmd = self.command_name(msg)
         handler = self._handlers.get(cmd)
         if handler is None:
-            return Outcome("ignored" if cmd in NOISE else "unknown", note=cmd)
+            return Outcome(Status.IGNORED if cmd in NOISE else Status.UNKNOWN, note=cmd)
         try:
             return handler(msg)
         except MalformedCommand:
@@ -195,7 +166,7 @@ class CommandMapper:
             raise MalformedCommand(f"{cmd}: {type(exc).__name__}: {exc}") from None
 
     def _event(self, kind: Kind, user: User, **fields: Any) -> Outcome:
-        return Outcome("event", (ChatEvent(PLATFORM, self.room, kind, user, **fields),))
+        return Outcome(Status.EVENT, (ChatEvent(PLATFORM, self.room, kind, user, **fields),))
 
     # -- danmaku -------------------------------------------------------------------------------
     def _danmu(self, msg: Mapping[str, Any]) -> Outcome:
@@ -237,14 +208,14 @@ class CommandMapper:
         if not target:
             raise MalformedCommand("RECALL_DANMU_MSG without target_id")
         ids = tuple(dict.fromkeys((self._ids.get(target, target), target)))
-        return Outcome("retraction", (Retraction(PLATFORM, raw_ids=ids),))
+        return Outcome(Status.RETRACTION, (Retraction(PLATFORM, raw_ids=ids),))
 
     # -- super chat ----------------------------------------------------------------------------
     def _super_chat(self, msg: Mapping[str, Any]) -> Outcome:
         data = _data(msg)
         sc_id = _str(data["id"])
         if self.recent.check_and_add(f"sc:{sc_id}"):
-            return Outcome("duplicate", note=f"super chat {sc_id}")
+            return Outcome(Status.DUPLICATE, note=f"super chat {sc_id}")
         info, medal = _map(data.get("user_info")), _map(data.get("medal_info"))
         user = User(
             id=_str(data.get("uid")),
@@ -267,7 +238,9 @@ class CommandMapper:
         ids = _data(msg).get("ids")
         if not isinstance(ids, list) or not ids:
             raise MalformedCommand("SUPER_CHAT_MESSAGE_DELETE without ids")
-        return Outcome("retraction", (Retraction(PLATFORM, raw_ids=tuple(_str(i) for i in ids)),))
+        return Outcome(
+            Status.RETRACTION, (Retraction(PLATFORM, raw_ids=tuple(_str(i) for i in ids)),)
+        )
 
     # -- gifts ---------------------------------------------------------------------------------
     def _gift(self, msg: Mapping[str, Any]) -> Outcome:
@@ -294,7 +267,7 @@ class CommandMapper:
         data = _data(msg)
         combo = _str(data.get("batch_combo_id"))
         if combo and self.recent.check_and_add(f"combo:{combo}"):
-            return Outcome("duplicate", note=f"combo {combo}")
+            return Outcome(Status.DUPLICATE, note=f"combo {combo}")
         count = max(1, _int(data.get("total_num") or data.get("combo_num"), 1))
         return self._event(
             Kind.GIFT,
@@ -311,7 +284,7 @@ class CommandMapper:
     ) -> Outcome:
         # GUARD_BUY and USER_TOAST_MSG(_V2) describe one purchase; their ids differ.
         if self.recent.check_and_add(f"guard:{uid}:{level}", self.guard_window_s):
-            return Outcome("duplicate", note=f"guard {uid}")
+            return Outcome(Status.DUPLICATE, note=f"guard {uid}")
         months = max(1, months)
         return self._event(
             Kind.GUARD,
@@ -390,7 +363,7 @@ class CommandMapper:
     ) -> Outcome:
         kind_text = INTERACT_KIND.get(msg_type)
         if kind_text is None:
-            return Outcome("ignored", note=f"INTERACT_WORD type {msg_type}")
+            return Outcome(Status.IGNORED, note=f"INTERACT_WORD type {msg_type}")
         kind, text = kind_text
         user = User(uid, name, guard_level=guard, medal_level=medal_level, medal_name=medal_name)
         return self._event(kind, user, text=text)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from ishowtts.events import ChatEvent, ConnectorItem, Kind, Retraction, User
-from ishowtts_plugins.bilibili.commands import Recent
+from ishowtts.connectors.session import Outcome, Status
+from ishowtts.events import ChatEvent, Kind, Retraction, User
+from ishowtts.recent import Recent
 
 from .irc import Message
 
@@ -31,13 +31,6 @@ IGNORED = frozenset(
 
 class MalformedMessage(ValueError):
     pass
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    status: str  # event | retraction | duplicate | ignored | unknown
-    items: tuple[ConnectorItem, ...] = ()
-    note: str = ""
 
 
 def _int(value: str, default: int = 0) -> int:
@@ -64,20 +57,20 @@ class MessageMapper:
             if not target:
                 raise MalformedMessage("CLEARMSG without target-msg-id")
             r = Retraction(PLATFORM, raw_ids=(target,), reason="deleted by a moderator")
-            return Outcome("retraction", (r,))
+            return Outcome(Status.RETRACTION, (r,))
         if msg.command == "CLEARCHAT":
             if len(msg.params) >= 2:  # one user timed out or banned
                 user_id = msg.tags.get("target-user-id") or msg.params[1]
                 reason = "timeout" if "ban-duration" in msg.tags else "ban"
                 return Outcome(
-                    "retraction", (Retraction(PLATFORM, user_id=user_id, reason=reason),)
+                    Status.RETRACTION, (Retraction(PLATFORM, user_id=user_id, reason=reason),)
                 )
             return Outcome(
-                "retraction", (Retraction(PLATFORM, everything=True, reason="chat cleared"),)
+                Status.RETRACTION, (Retraction(PLATFORM, everything=True, reason="chat cleared"),)
             )
         if msg.command in IGNORED:
-            return Outcome("ignored", note=msg.command)
-        return Outcome("unknown", note=msg.command)
+            return Outcome(Status.IGNORED, note=msg.command)
+        return Outcome(Status.UNKNOWN, note=msg.command)
 
     def _user(self, msg: Message, login: str = "") -> User:
         t = msg.tags
@@ -98,7 +91,7 @@ class MessageMapper:
         )
 
     def _event(self, kind: Kind, user: User, **fields: object) -> Outcome:
-        return Outcome("event", (ChatEvent(PLATFORM, self.channel, kind, user, **fields),))  # type: ignore[arg-type]
+        return Outcome(Status.EVENT, (ChatEvent(PLATFORM, self.channel, kind, user, **fields),))  # type: ignore[arg-type]
 
     def _privmsg(self, msg: Message) -> Outcome:
         if len(msg.params) < 2:
@@ -150,7 +143,7 @@ class MessageMapper:
             # One of a mass gift announced already by submysterygift: not counted again.
             community = t.get("msg-param-community-gift-id", "")
             if community and f"community:{community}" in self.recent:
-                return Outcome("duplicate", note=f"community gift {community}")
+                return Outcome(Status.DUPLICATE, note=f"community gift {community}")
             recipient = t.get("msg-param-recipient-display-name", "")
             return self._event(
                 Kind.GIFT, self._user(msg), text=recipient, amount=price,
@@ -164,4 +157,4 @@ class MessageMapper:
             )
         if kind == "announcement":
             return self._event(Kind.DANMAKU, self._user(msg), text=text, raw_id=raw_id)
-        return Outcome("ignored", note=f"USERNOTICE:{kind}")
+        return Outcome(Status.IGNORED, note=f"USERNOTICE:{kind}")

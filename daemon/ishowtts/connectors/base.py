@@ -1,15 +1,15 @@
-"""The connector protocol and a base class for connectors.
+"""The connector protocol and ``BaseConnector``, which runs a connector's ``run`` in a task.
 
 A connector is an async iterator of ``ChatEvent`` (and ``Retraction``) with ``start``/``stop``,
 built by its entry point (group ``ishowtts.connectors``) as ``cls(name, options, context)``.
-It owns its reconnects, backoff and heartbeats; a malformed frame is logged and skipped.
+Network connectors build on ``SessionConnector`` (session.py), which owns reconnects, backoff,
+id-dedupe and malformed-frame reporting; finite or local sources (replay, http) on this base.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,7 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
-from .events import ConnectorItem
+from ..events import ConnectorItem
+from .counters import BoundedCounter
 
 GROUP = "ishowtts.connectors"
 
@@ -56,22 +57,6 @@ class Connector(Protocol):
     def __aiter__(self) -> AsyncIterator[ConnectorItem]: ...
 
 
-class Backoff:
-    """Exponential backoff with full jitter; ``reset`` after a connection that worked."""
-
-    def __init__(self, initial: float = 1.0, maximum: float = 60.0, factor: float = 2.0) -> None:
-        self.initial, self.maximum, self.factor = initial, maximum, factor
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.maximum, self.initial * self.factor**self.attempt)
-        self.attempt += 1
-        return random.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
 _DONE = object()
 
 
@@ -88,7 +73,7 @@ class BaseConnector:
         self.options = options
         self.context = context
         self.state = ConnectorState.IDLE
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = BoundedCounter()
         self.log = structlog.get_logger("ishowtts.connector").bind(connector=name)
         # Unbounded: the daemon drains it synchronously and fast, and the end marker must fit.
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
