@@ -106,3 +106,26 @@ def test_all_passing_is_status_zero() -> None:
 )
 def test_release_ignores_local_labels(version: str, release: tuple[int, ...]) -> None:
     assert _release(version) == release
+
+
+@pytest.mark.slow
+def test_an_engine_that_cannot_import_is_a_broken_install_not_a_config_error(
+    tmp_path: Path,
+) -> None:
+    """`run` and `check-config` say "broken install" and point at doctor, exiting 3 (which the
+    unit does not restart), where they used to call a broken torchaudio a config error."""
+    shadow = shadow_package(
+        tmp_path / "shadow", "torchaudio", "OSError('libtorchaudio.so: undefined symbol')"
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text("engine:\n  type: f5\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(shadow)}
+    for command in ("check-config", "run"):
+        run = subprocess.run(
+            [sys.executable, "-m", "ishowtts", command, "-c", str(config)],
+            capture_output=True, text=True, env=env, timeout=300, check=False,
+        )  # fmt: skip
+        assert run.returncode == 3, (command, run.stderr)
+        lines = run.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("broken install: engine 'f5'"), lines
+        assert "ishowtts doctor" in lines[0] and "config error" not in lines[0]

@@ -57,8 +57,12 @@ def test_both_units_notify_watchdog_restart_reload(path: Path) -> None:
     assert one(svc, "Restart") == "on-failure"
     assert "kill -HUP $MAINPID" in one(svc, "ExecReload")
     assert re.search(r"/ishowtts run\b", one(svc, "ExecStart"))
-    # A config error is not retried: the unit and the code agree on its exit status.
-    assert one(svc, "RestartPreventExitStatus") == str(service.EXIT_CONFIG) == str(cli.EXIT_CONFIG)
+    # A config error and a broken install are not retried: the unit and the code agree.
+    assert service.EXIT_CONFIG == cli.EXIT_CONFIG
+    assert one(svc, "RestartPreventExitStatus").split() == [
+        str(cli.EXIT_CONFIG),
+        str(cli.EXIT_BROKEN_INSTALL),
+    ]
     # systemd must wait for the drain (current utterance, bounded) before it kills.
     grace = Daemon.__init__.__kwdefaults__["shutdown_grace_s"]
     assert seconds(one(svc, "TimeoutStopSec")) > grace + 5

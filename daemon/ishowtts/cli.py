@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 from . import __version__, logs
-from .config import Config, ConfigError, load_config
+from .config import BrokenInstall, Config, ConfigError, load_config
 
 EXIT_CONFIG = 2
+EXIT_BROKEN_INSTALL = 3  # like 2, systemd does not restart on it
 DEFAULT_PATHS = (Path("config.yaml"), Path("/etc/ishowtts/config.yaml"))
 
 
@@ -31,6 +32,9 @@ def _load(path: Path | None) -> Config:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
+    except BrokenInstall as exc:
+        print(f"broken install: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_BROKEN_INSTALL) from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:

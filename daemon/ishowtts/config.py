@@ -27,7 +27,7 @@ from pydantic import (
 from .confload import ConfigError, Section, SourceMap, format_loc, read_yaml, validate
 from .events import Kind
 
-__all__ = ["Config", "ConfigError", "PluginConfig", "load_config", "load_plugin"]
+__all__ = ["BrokenInstall", "Config", "ConfigError", "PluginConfig", "load_config", "load_plugin"]
 
 
 class LogConfig(Section):
@@ -250,6 +250,11 @@ class Config(Section):
         )
 
 
+class BrokenInstall(Exception):
+    """A plug-in the config names is installed but does not import (a library missing or of the
+    wrong version): not the config's fault, and restarting does not help."""
+
+
 def load_plugin(group: str, kind: str) -> Any:
     for ep in entry_points(group=group):
         if ep.name == kind:
@@ -287,10 +292,12 @@ def _plugin(group: str, entry: Any, source: SourceMap, loc: tuple[str | int, ...
                 f"installed: {_plugin_names(group)} ({source.where(type_loc)})"
             ]
         ) from None
-    except Exception as exc:  # an installed plug-in that cannot be imported (missing library)
-        raise ConfigError(
-            [f"{format_loc(type_loc)}: {kind!r} failed to load: {exc!r} ({source.where(type_loc)})"]
-        ) from None
+    except Exception as exc:  # installed but not importable: the install is broken, not the file
+        raise BrokenInstall(
+            f"{group.split('.')[-1][:-1]} {kind!r} (named at {format_loc(type_loc)}, "
+            f"{source.where(type_loc)}) is installed but cannot be imported: "
+            f"{type(exc).__name__}: {str(exc).strip()[:300]}; run `ishowtts doctor` for the fix"
+        ) from exc
     model = getattr(cls, "Options", None)
     options = validate(model, raw, source, loc) if model is not None else raw
     return PluginConfig(type=kind, name=str(name), enabled=enabled, options=options, raw=raw)
