@@ -261,6 +261,7 @@ def test_gpu_memory_is_exported_when_torch_uses_cuda(monkeypatch: pytest.MonkeyP
         worker=SimpleNamespace(state="synthesizing"),
         player=None,
         ready=ready,
+        health=SimpleNamespace(problems=lambda: {}),
         started_at=0.0,
     )
     text = Metrics(daemon).render().decode()  # type: ignore[arg-type]

@@ -53,6 +53,7 @@ class ControlTarget(Protocol):
     ready: Any
     stopping: Any
     metrics: Any
+    health: Any
 
     def status(self) -> dict[str, Any]: ...
     def skip(self) -> str | None: ...
@@ -398,6 +399,10 @@ class ControlApi:
             return web.json_response({"status": "stopping"}, status=503)
         if not self.target.ready.is_set():
             return web.json_response({"status": "starting"}, status=503)
+        problems = self.target.health.problems()
+        if problems:
+            # 503, so a plain HTTP probe notices; the body says which part and why.
+            return web.json_response({"status": "degraded", "reasons": problems}, status=503)
         return web.json_response({"status": "ok"})
 
     async def status(self, request: web.Request) -> web.Response:

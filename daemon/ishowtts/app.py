@@ -16,11 +16,12 @@ from typing import Any
 
 import structlog
 
-from . import engines
+from . import engines, logs
 from .config import Config, ConfigError, load_config
 from .connectors import Connector, ConnectorContext, ConnectorState
 from .engines import Engine, Voice
 from .events import ChatEvent, Retraction, Utterance
+from .health import Health
 from .ledger import Ledger, Terminal
 from .metrics import Metrics
 from .pipeline import Pipeline
@@ -29,6 +30,10 @@ from .scheduler import Scheduler
 from .synth import SynthWorker
 
 log = structlog.get_logger("ishowtts")
+
+# The engine failing this many messages in a row (none spoken between) is a fault, not bad
+# luck with one text: /healthz says degraded until a message is spoken again.
+ENGINE_FAILURES_DEGRADED = 3
 
 
 def voices_from(config: Config) -> dict[str, Voice]:
@@ -97,6 +102,14 @@ class Daemon:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self.exit_code = 0
+        self.health = Health()
+        self._engine_failures = 0  # in a row
+        self.ledger.listeners.append(self._watch_engine)
+        self.health.add_check("log", logs.problem)
+        self.health.add_check("engine", self._engine_problem)
+        self.health.add_check("player", self._player_problem)
+        for connector in self.connectors:
+            self.health.add_check(f"connector:{connector.name}", _connector_check(connector))
         self.metrics = Metrics(self)
         self.worker.on_stats = self.metrics.observe_synth
 
@@ -116,6 +129,29 @@ class Daemon:
             self.ledger.close(utt.id, Terminal.SPOKEN, text=utt.text, voice=utt.voice)
         else:
             self.ledger.close(utt.id, Terminal.REMOVED, rule="skip")
+
+    def _watch_engine(self, event: ChatEvent, state: Terminal, fields: dict[str, Any]) -> None:
+        if state is Terminal.SPOKEN:
+            self._engine_failures = 0
+            self.health.clear("engine")
+        elif state is Terminal.FAILED and fields.get("rule") == "engine":
+            self._engine_failures += 1
+            if self._engine_failures >= ENGINE_FAILURES_DEGRADED:
+                self.health.report(
+                    "engine",
+                    f"{self._engine_failures} messages failed in a row, none spoken; "
+                    f"last: {str(fields.get('error', '?'))[:200]}",
+                )
+
+    def _engine_problem(self) -> str | None:
+        if self.worker.state == "broken":
+            return "engine broken: its rebuild failed"
+        return None
+
+    def _player_problem(self) -> str | None:
+        if self.player is None or self.player.state != "reopening":
+            return None
+        return f"no output stream on {self.config.player.device or 'default'}: reopening"
 
     def handle(self, item: ChatEvent | Retraction) -> None:
         """One item from a connector. Never raises: chat content must not kill the daemon."""
@@ -214,6 +250,7 @@ class Daemon:
                 for c in self.connectors
             },
             "ledger": self.ledger.summary(),
+            "health": self.health.problems(),
         }
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -259,8 +296,12 @@ class Daemon:
         )
 
     async def _pump(self, connector: Connector) -> None:
-        async for item in connector:
-            self.handle(item)
+        try:
+            async for item in connector:
+                self.handle(item)
+        except Exception as exc:  # handle() never raises; this is the last guard on intake
+            self.health.report(f"intake:{connector.name}", f"intake stopped: {exc!r}")
+            log.exception("intake_failed", connector=connector.name, error=repr(exc))
 
     def idle(self) -> bool:
         finished = (ConnectorState.FINISHED, ConnectorState.FAILED, ConnectorState.STOPPED)
@@ -335,6 +376,15 @@ class Daemon:
         left = self.ledger.close_all(Terminal.REMOVED, rule="shutdown")
         await asyncio.get_running_loop().run_in_executor(None, self.worker.close)
         log.info("stopped", unfinished=left, **self.ledger.summary())
+
+
+def _connector_check(connector: Connector) -> Callable[[], str | None]:
+    def check() -> str | None:
+        if connector.state is ConnectorState.FAILED:
+            return f"connector {connector.name} ({connector.platform}) gave up; see its log"
+        return None
+
+    return check
 
 
 class StartupCancelled(Exception):

@@ -7,6 +7,7 @@ removed/failed), and the metrics are counted here.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -34,6 +35,8 @@ class Ledger:
         self.received_by_kind: Counter[str] = Counter()
         self.terminal_counts: Counter[tuple[str, str]] = Counter()  # (kind, state)
         self.rules: Counter[str] = Counter()  # why things were dropped/removed
+        # Told of every terminal line (health: the engine failing message after message).
+        self.listeners: list[Callable[[ChatEvent, Terminal, dict[str, Any]], None]] = []
 
     def received(self, event: ChatEvent) -> None:
         self.open[event.id] = event
@@ -60,6 +63,8 @@ class Ledger:
         getattr(self.log, level)(
             state.value, id=event_id, kind=event.kind.value, user=event.user.name, **fields
         )
+        for listener in self.listeners:
+            listener(event, state, fields)
         return True
 
     def close_all(self, state: Terminal, **fields: Any) -> int:

@@ -4,12 +4,67 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Literal, TextIO
 
 import structlog
 
 
+class SafeStream:
+    """The log's stream (stderr). A write that fails (disk full under a file redirect, a
+    closed pipe) is counted and swallowed: losing log lines must never lose chat, and before
+    this every log call on the intake path raised and stopped reading chat. ``problem()``
+    says so for /healthz until a write gets through again."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.failures = 0
+        self.error: str | None = None  # the last failure, None once a line gets through
+        self._line_failed = False
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        self._line_failed = True
+        self.error = f"{type(exc).__name__}: {exc}"
+
+    def write(self, text: str) -> int:
+        self._line_failed = False
+        try:
+            return self.stream.write(text)
+        except (OSError, ValueError) as exc:  # ValueError: the stream was closed
+            self._failed(exc)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except (OSError, ValueError) as exc:
+            self._failed(exc)
+        else:
+            # A line-buffered stream flushes (and fails) inside write(); the flush after it
+            # then has nothing left to write and succeeds: that is no recovery.
+            if not self._line_failed:
+                self.error = None
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def problem(self) -> str | None:
+        if self.error is None:
+            return None
+        return f"log writes failing ({self.failures} so far): {self.error}"
+
+
+_stream: SafeStream | None = None
+
+
+def problem() -> str | None:
+    """Why log lines are being lost right now, or None (a health check)."""
+    return _stream.problem() if _stream is not None else None
+
+
 def configure(level: str = "info", fmt: Literal["auto", "json", "console"] = "auto") -> None:
+    global _stream
+    _stream = SafeStream(sys.stderr)
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -26,7 +81,7 @@ def configure(level: str = "info", fmt: Literal["auto", "json", "console"] = "au
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_stream),
         cache_logger_on_first_use=False,
     )
     # Libraries that use the standard logging module (aiohttp, f5_tts) go to stderr too.

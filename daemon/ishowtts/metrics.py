@@ -37,6 +37,7 @@ class DaemonLike(Protocol):
     worker: Any
     player: Any
     ready: Any
+    health: Any
     started_at: float
 
 
@@ -64,6 +65,12 @@ class _DaemonCollector(Collector):
         ready = GaugeMetricFamily("ishowtts_ready", "1 once the model is warm and intake runs")
         ready.add_metric([], 1.0 if d.ready.is_set() else 0.0)
         yield ready
+        degraded = GaugeMetricFamily(
+            "ishowtts_degraded", "1 for each part /healthz reports degraded", labels=["part"]
+        )
+        for part in d.health.problems():
+            degraded.add_metric([part], 1.0)
+        yield degraded
 
     @staticmethod
     def _events(d: DaemonLike) -> Iterator[Metric]:

@@ -1,0 +1,197 @@
+"""/healthz tells the truth: ``degraded`` (503, with the part and the reason) while the engine
+fails every message, the player has no output stream, a connector has given up or the log
+cannot be written; ``ok`` again once the part heals. A real Daemon and ControlApi (tone engine,
+PulseAudio null sink); the disk-full case runs the daemon as a process with stderr on
+/dev/full."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+
+from ishowtts.api import ControlApi
+from ishowtts.app import Daemon
+from ishowtts.config import load_config
+from ishowtts.engines import Engine, EngineError
+from ishowtts.engines.tone import ToneEngine
+from ishowtts.health import Health
+from tests.servers.util import until
+from tests.test_api import Running
+
+pytestmark = pytest.mark.audio
+ROOT = Path(__file__).resolve().parent.parent
+
+CONFIG = """\
+engine: {{type: tone}}
+connectors: {connectors}
+player: {{device: pulse, lookahead_s: 0.5}}
+filters: {{rate: null}}
+dedupe: {{window_s: 0.001}}
+api: {{host: 127.0.0.1, port: {port}}}
+"""
+
+
+class FailingTone(ToneEngine):
+    """The tone engine, except that any text with "boom" in it fails as a broken GPU would."""
+
+    def synthesize(self, text: str, voice: str) -> Iterator[np.ndarray]:
+        if "boom" in text:
+            raise EngineError("CUDA error: an illegal memory access was encountered")
+        return super().synthesize(text, voice)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    tmp_path: Path,
+    connectors: str = "[]",
+    engine_factory: Callable[[], Engine] | None = None,
+) -> AsyncIterator[Running]:
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG.format(connectors=connectors, port=0))
+    config = load_config(path)
+    daemon = Daemon(config, shutdown_grace_s=2.0, engine_factory=engine_factory)
+    api = ControlApi(daemon, config.api, None)
+    task = asyncio.create_task(daemon.run())
+    await api.start()
+    try:
+        await asyncio.wait_for(daemon.ready.wait(), 30)
+        async with aiohttp.ClientSession() as session:
+            yield Running(daemon, api, session)
+    finally:
+        daemon.request_stop()
+        await asyncio.wait_for(task, 30)
+        await api.stop()
+
+
+def test_health_merges_reports_and_checks() -> None:
+    health = Health()
+    assert health.problems() == {}
+    state: dict[str, str | None] = {"why": None}
+    health.add_check("player", lambda: state["why"])
+    health.add_check("broken", lambda: 1 / 0)  # type: ignore[arg-type,return-value]
+    health.report("engine", "3 failed")
+    state["why"] = "no stream"
+    assert health.problems() == {
+        "broken": "health check failed: ZeroDivisionError('division by zero')",
+        "engine": "3 failed",
+        "player": "no stream",
+    }
+    health.clear("engine")
+    state["why"] = None
+    assert list(health.problems()) == ["broken"]
+
+
+async def test_an_engine_failing_every_message_is_degraded_until_one_is_spoken(
+    tmp_path: Path, pulse: Any
+) -> None:
+    async with running(tmp_path, engine_factory=FailingTone) as r:
+        for i in range(3):
+            status, _, _ = await r.call("POST", "/say", {"text": f"boom {i}"})
+            assert status == 202
+        await until(lambda: r.daemon.ledger.summary().get("failed", 0) == 3, 10)
+        status, body, _ = await r.call("GET", "/healthz")
+        assert status == 503 and body["status"] == "degraded"
+        assert "illegal memory access" in body["reasons"]["engine"]
+        _, metrics, _ = await r.call("GET", "/metrics")
+        assert 'ishowtts_degraded{part="engine"} 1.0' in metrics
+        _, status_body, _ = await r.call("GET", "/status")
+        assert "engine" in status_body["health"]
+
+        await r.call("POST", "/say", {"text": "fine now"})
+        await until(lambda: r.daemon.ledger.summary().get("spoken", 0) == 1, 10)
+        status, body, _ = await r.call("GET", "/healthz")
+        assert (status, body) == (200, {"status": "ok"})
+
+
+async def test_a_connector_that_gave_up_is_degraded(tmp_path: Path, pulse: Any) -> None:
+    missing = tmp_path / "nowhere.jsonl"
+    async with running(tmp_path, connectors=f"[{{type: replay, path: {missing}}}]") as r:
+        await until(lambda: str(r.daemon.connectors[0].state) == "failed")
+        status, body, _ = await r.call("GET", "/healthz")
+        assert status == 503 and body["status"] == "degraded"
+        assert "gave up" in body["reasons"]["connector:replay"]
+
+
+async def test_a_player_without_a_stream_is_degraded(
+    tmp_path: Path, pulse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sound server unreachable when the daemon starts: the stream cannot open.
+    monkeypatch.setenv("PULSE_SERVER", f"unix:{tmp_path / 'no-such-pulse'}")
+    async with running(tmp_path) as r:
+        status, body, _ = await r.call("GET", "/healthz")
+        assert status == 503 and body["status"] == "degraded"
+        assert "no output stream" in body["reasons"]["player"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(port: int, path: str, body: Any = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data, method="POST" if data else "GET"
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_a_full_disk_under_the_log_neither_stops_intake_nor_hides(
+    tmp_path: Path, pulse: Any
+) -> None:
+    port = _free_port()
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG.format(connectors="[]", port=port) + "log: {format: json}\n")
+    with open("/dev/full", "w") as full:  # every write fails with ENOSPC
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ishowtts", "run", "-c", str(config)],
+            cwd=ROOT,
+            env=dict(os.environ),
+            stdout=subprocess.DEVNULL,
+            stderr=full,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        health: tuple[int, Any] = (0, None)
+        while time.monotonic() < deadline and proc.poll() is None:
+            with contextlib.suppress(OSError):
+                health = _get(port, "/healthz")
+                if health[1].get("status") not in (None, "starting"):
+                    break
+            time.sleep(0.1)
+        assert proc.poll() is None, f"the daemon exited with {proc.returncode}"
+        status, body = health
+        assert status == 503 and body["status"] == "degraded", health
+        assert "No space left on device" in body["reasons"]["log"]
+
+        for i in range(3):
+            assert _get(port, "/say", {"text": f"still reading chat {i}"})[0] == 202
+        while time.monotonic() < deadline:
+            ledger = _get(port, "/status")[1]["ledger"]
+            if ledger.get("spoken", 0) == 3:
+                break
+            time.sleep(0.1)
+        assert ledger.get("spoken", 0) == 3, ledger
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
