@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import torch
 
@@ -79,6 +81,67 @@ def test_offline_hub_names_the_file_and_how_to_provide_it(tmp_path, monkeypatch)
     msg = str(err.value)
     assert "model_1250000.safetensors" in msg and "SWivid/F5-TTS" in msg
     assert "HF_HUB_OFFLINE" in msg and "`checkpoint`" in msg and "local path" in msg
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_hub_is_found_by_a_probe_not_by_download_retries(tmp_path, monkeypatch):
+    """Not cached and the hub does not answer: the loader says so after one short probe and
+    never starts a download (whose retries with backoff used to take 30 s offline)."""
+    import huggingface_hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    monkeypatch.delenv("https_proxy", raising=False)
+    port = _closed_port()
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", f"http://127.0.0.1:{port}")
+    calls = []
+    real = huggingface_hub.hf_hub_download
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs.get("local_files_only", False))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", recording)
+    with pytest.raises(loader.ModelFileMissing) as err:
+        loader.resolve(loader.DEFAULT_CHECKPOINT, None, "F5 checkpoint", "checkpoint",
+                       str(tmp_path / "cache"))  # fmt: skip
+    assert calls == [True]  # the cache was looked at; no download was attempted
+    msg = str(err.value)
+    assert f"127.0.0.1:{port}" in msg and "unreachable" in msg
+    assert "huggingface-cli download SWivid/F5-TTS F5TTS_v1_Base/model_1250000.safetensors" in msg
+
+
+def test_cached_hub_file_needs_no_network(tmp_path, monkeypatch):
+    """A file in the hub cache is used as it is, even with the hub unreachable."""
+    from huggingface_hub import hf_hub_download
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    cache = tmp_path / "cache"
+    snapshot = cache / "models--o--r" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "w.safetensors").write_bytes(b"weights")
+    (cache / "models--o--r" / "refs").mkdir()
+    (cache / "models--o--r" / "refs" / "main").write_text("0" * 40)
+    assert hf_hub_download("o/r", "w.safetensors", cache_dir=str(cache), local_files_only=True)
+    path = loader.resolve("hf://o/r/w.safetensors", None, "F5 checkpoint", "checkpoint", str(cache))
+    assert path.read_bytes() == b"weights"
+
+
+def test_probe_tells_an_open_port_from_a_closed_one():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        assert loader.probe(f"http://127.0.0.1:{listener.getsockname()[1]}") is None
+    reason = loader.probe(f"http://127.0.0.1:{_closed_port()}", timeout=2)
+    assert reason is not None and "unreachable" in reason
 
 
 def test_vocoder_from_a_local_directory(tmp_path):

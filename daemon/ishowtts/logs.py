@@ -66,23 +66,47 @@ def configure(level: str = "info", fmt: Literal["auto", "json", "console"] = "au
     global _stream
     _stream = SafeStream(sys.stderr)
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    processors: list[structlog.typing.Processor] = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    if as_json:
-        processors += [
+    renderer: list[structlog.typing.Processor] = (
+        [
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(ensure_ascii=False),
         ]
-    else:
-        processors += [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        if as_json
+        else [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+    )
     structlog.configure(
-        processors=processors,
+        processors=shared + renderer,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=_stream),
         cache_logger_on_first_use=False,
     )
-    # Libraries that use the standard logging module (aiohttp, f5_tts) go to stderr too.
-    logging.basicConfig(level=max(logging.WARNING, logging.getLevelName(level.upper())))
+    _route_stdlib_logging(level, shared, renderer)
+
+
+def _route_stdlib_logging(
+    level: str,
+    shared: list[structlog.typing.Processor],
+    renderer: list[structlog.typing.Processor],
+) -> None:
+    """Libraries log through the standard logging module (huggingface_hub, aiohttp, torch,
+    f5_tts) and warn through ``warnings``: render their records with our processors, so the
+    journal holds only our lines (JSON under systemd), each with the library's logger name."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
+        )
+    )
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    # Below warning, libraries are chatty (aiohttp access lines, hub progress): ours say enough.
+    root.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    logging.captureWarnings(True)  # warnings.warn -> the "py.warnings" logger -> JSON

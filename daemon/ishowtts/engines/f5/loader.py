@@ -7,9 +7,12 @@ huggingface_hub's cache, so a machine that was online once keeps working offline
 from __future__ import annotations
 
 import os
+import socket
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import torch
 import yaml
@@ -19,6 +22,7 @@ from ..base import WeightsUnavailable
 from . import upstream
 
 HUB_PREFIX = "hf://"
+PROBE_TIMEOUT_S = 3.0  # how long an uncached start waits to learn that the hub is unreachable
 DEFAULT_CHECKPOINT = "hf://SWivid/F5-TTS/F5TTS_v1_Base/model_1250000.safetensors"
 DEFAULT_VOCODER = "hf://charactr/vocos-mel-24khz"
 MEL = {"n_fft": 1024, "hop_length": 256, "win_length": 1024, "n_mel_channels": 100,
@@ -48,7 +52,10 @@ class ModelFileMissing(WeightsUnavailable, FileNotFoundError):
 
 
 def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    return env or bool(constants.HF_HUB_OFFLINE)
 
 
 def resolve(
@@ -73,21 +80,65 @@ def resolve(
         repo, file = "/".join(parts[:2]), "/".join(parts[2:])
     else:
         repo, file = "/".join(parts), filename
-    from huggingface_hub import hf_hub_download
+    return _hub_file(repo, file, what, option, cache_dir)
 
-    try:
-        return Path(hf_hub_download(repo_id=repo, filename=file, cache_dir=cache_dir))
-    except Exception as exc:  # offline, not cached, network or auth errors: all end here
-        how = (
-            "HF_HUB_OFFLINE is set and the file is not in the hub cache"
-            if _offline()
-            else f"download failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
-        )
-        raise ModelFileMissing(
+
+def _hub_file(repo: str, file: str, what: str, option: str, cache_dir: str | None) -> Path:
+    """The cached copy if there is one (no network at all); else a download, but only after
+    a short probe says the hub answers: offline, huggingface_hub's own retries with backoff
+    would spend half a minute before failing."""
+    from huggingface_hub import constants, hf_hub_download
+
+    def missing(how: str) -> ModelFileMissing:
+        return ModelFileMissing(
             f"{what}: cannot get {file!r} from the hub repo {repo!r}: {how}. Either download it "
             f"once on a machine with internet (huggingface-cli download {repo} {file}) and copy "
             f"the hub cache, or set the engine option `{option}` to a local path"
+        )
+
+    try:
+        return Path(
+            hf_hub_download(repo_id=repo, filename=file, cache_dir=cache_dir, local_files_only=True)
+        )
+    except Exception:  # not cached (or a broken cache entry): try the network
+        pass
+    if _offline():
+        raise missing("HF_HUB_OFFLINE is set and the file is not in the hub cache")
+    unreachable = probe(constants.ENDPOINT)
+    if unreachable is not None:
+        raise missing(f"it is not in the hub cache and {unreachable}")
+    try:
+        return Path(hf_hub_download(repo_id=repo, filename=file, cache_dir=cache_dir))
+    except Exception as exc:  # network or auth errors: all end here
+        raise missing(
+            f"download failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
         ) from None
+
+
+def probe(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """None if a TCP connection to ``url``'s host (or the HTTPS proxy, when one is set) opens
+    within ``timeout`` seconds, else why not. Name resolution is inside the limit too: it runs
+    in a daemon thread that is abandoned, not waited for, when it hangs."""
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    target = urlsplit(proxy or url)
+    host = target.hostname or ""
+    port = target.port or (443 if target.scheme == "https" else 80)
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(f"{type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=connect, name="hub-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    where = f"{host}:{port}" + (" (the HTTPS proxy)" if proxy else "")
+    if not outcome:
+        return f"the hub ({where}) did not answer within {timeout:g} s"
+    return None if outcome[0] is None else f"the hub ({where}) is unreachable ({outcome[0]})"
 
 
 def read_state_dict(path: Path, use_ema: bool = True) -> dict[str, torch.Tensor]:
