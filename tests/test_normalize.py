@@ -90,3 +90,70 @@ def test_idempotent() -> None:
     for text, _ in DEFAULT:
         once = n(text)
         assert n(once) == once
+
+
+# -- hostile input -----------------------------------------------------------------------------
+
+INVISIBLE = [
+    # A lone surrogate cannot be encoded for the engine: it goes, the rest is read.
+    ("hello \ud83d world", "hello world"),
+    ("你\udfff好", "你好"),
+    # A zero-width joiner outside an emoji sequence is as invisible as a zero-width space.
+    ("a\u200db", "ab"),
+    ("主\u200d播", "主播"),
+    ("\u200d\u200d\u200d", ""),
+    ("x\ufe0fy", "xy"),  # a variation selector on nothing
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), INVISIBLE)
+@pytest.mark.parametrize("mode", ["drop", "name"])
+def test_invisible_leftovers(mode: str, text: str, expected: str) -> None:
+    assert Normalizer(NormalizeConfig(emoji=mode))(text) == expected
+
+
+def test_keep_mode_keeps_emoji_glue_but_not_bare_joiners() -> None:
+    n = Normalizer(NormalizeConfig(emoji="keep"))
+    assert n("家\u200d人👨\u200d👩\u200d👧❤️") == "家人👨\u200d👩\u200d👧❤️"
+    assert n("hello \ud83d world") == "hello world"
+
+
+def test_input_is_bounded_before_any_pattern() -> None:
+    n = Normalizer(NormalizeConfig(max_input_chars=10))
+    assert n("一二三四五六七八九十十一十二") == "一二三四五六七八九十"
+    # Cut first, then normalised: the run of the kept part still collapses.
+    assert Normalizer(NormalizeConfig(max_input_chars=50))("哈" * 100_000) == "哈哈哈"
+
+
+# Inputs that made the old link pattern backtrack over the whole line from every word boundary
+# (quadratic: 10,000 characters took 4-6 s, 40,000 about a minute). The bound on the input is
+# lifted here so the pattern itself is what is tested.
+ADVERSARIAL = ["a." * 20_000, "a-" * 20_000 + ".", "1." * 20_000, "-a" * 20_000 + ".x"]
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL, ids=["dots", "dashes", "digits", "lead-dash"])
+def test_link_pattern_is_linear_on_adversarial_input(text: str) -> None:
+    import time
+
+    n = Normalizer(NormalizeConfig(max_input_chars=1_000_000))
+    started = time.process_time()
+    out = n(text)
+    # A guard, not a benchmark: linear work is a few milliseconds; the old pattern took minutes.
+    assert time.process_time() - started < 2.0
+    assert "链接" not in out
+
+
+LINKS = [
+    ("看bilibili.com好", "看 链接 好"),  # glued to Chinese text
+    ("example.com.hello", "链接 .hello"),
+    ("a.com.b.cn/x?y=1 ok", "链接 ok"),
+    ("foo.community", "foo.community"),
+    ("v1.2.3", "v1.2.3"),
+    ("...example.com", "... 链接"),
+    ("EXAMPLE.COM", "链接"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), LINKS)
+def test_bare_domains(text: str, expected: str) -> None:
+    assert Normalizer(NormalizeConfig())(text) == expected

@@ -53,6 +53,9 @@ class NormalizeConfig(Section):
     emoji: Literal["drop", "name", "keep"] = "drop"
     emoji_language: str = "zh"
     stickers: Literal["drop", "name", "keep"] = "name"  # Bilibili [doge]-style codes
+    # Characters kept before any clean-up: far above every platform's own limit (Bilibili 100,
+    # Twitch 500), so only a hostile or broken source is cut.
+    max_input_chars: int = Field(2000, ge=1, le=1_000_000)
 
 
 class UserLists(Section):
