@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from ishowtts.connectors import ConnectorContext, ConnectorState
 from ishowtts.events import ChatEvent, Kind, Retraction
@@ -60,11 +62,11 @@ def test_parse_recall() -> None:
         ('{"t": NaN, "text": "x"}', "'t' must be a finite non-negative number, got nan"),
         ('{"kind": "gift", "amount": "Infinity"}', "'amount' must be a finite"),
         ('{"kind": "gift", "amount": -5}', "'amount' must be a finite"),
-        ('{"kind": "gift", "count": 0}', "'count' must be at least 1"),
+        ('{"kind": "gift", "count": 0}', "'count' must be a whole number from 1"),
         ('{"kind": "shout", "text": "x"}', "unknown kind 'shout'"),
         ('{"kind": "recall"}', "a recall needs"),
         ('{"user": "bob"}', "'user' must be an object"),
-        ('{"count": "many", "kind": "gift"}', "bad field"),
+        ('{"count": "many", "kind": "gift"}', "'count' must be a whole number"),
     ],
 )
 def test_bad_lines_say_what_is_wrong(line: str, message: str) -> None:
@@ -107,7 +109,7 @@ async def test_replays_with_timing_and_skips_bad_lines(tmp_path: Path) -> None:
 
 
 async def test_loop_repeats_the_log(tmp_path: Path) -> None:
-    connector = _connector(tmp_path, ['{"t": 0, "text": "hi"}'], loop=True)
+    connector = _connector(tmp_path, ['{"t": 0, "text": "hi"}'], loop=True, speed=100.0)
     await connector.start()
     seen = []
     async for item in connector:
@@ -135,3 +137,100 @@ def test_bundled_demo_has_every_kind_and_parses() -> None:
             _, item = parse_line(line, "replay", "demo")
             kinds.add(item.kind if isinstance(item, ChatEvent) else "recall")
     assert kinds == set(Kind) | {"recall"}
+
+
+# -- hostile or broken files -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        # Wrong-typed fields are bad lines, not read aloud as Python reprs or truncated.
+        ('{"text": {"a": 1}}', "'text' must be a string, got {'a': 1}"),
+        ('{"text": true}', "'text' must be a string, got True"),
+        ('{"text": 5}', "'text' must be a string, got 5"),
+        ('{"kind": "gift", "count": 2.7}', "'count' must be a whole number"),
+        ('{"kind": "gift", "count": "3"}', "'count' must be a whole number"),
+        ('{"kind": "gift", "count": true}', "'count' must be a whole number"),
+        ('{"user": {"name": ["x"]}}', "'user.name' must be a string"),
+        ('{"user": {"id": {"x": 1}}}', "'user.id' must be a string or an integer"),
+        ('{"user": {"guard": "3"}}', "'user.guard' must be a whole number"),
+        ('{"user": {"moderator": "no"}}', "'user.moderator' must be true or false"),
+        ('{"sticker": 1}', "'sticker' must be true or false"),
+        ('{"gift": 7, "kind": "gift"}', "'gift' must be a string"),
+        ('{"kind": "gift", "amount": true}', "'amount' must be a finite non-negative number"),
+        ('{"kind": "gift", "amount": "12"}', "'amount' must be a finite non-negative number"),
+        ('{"kind": "recall", "id": {"a": 1}}', "'id' must be"),
+        # Numbers no chat has: too many digits, too large for a float, absurd counts.
+        ('{"t": 1' + "0" * 5000 + "}", "not JSON"),
+        ('{"t": 1' + "0" * 400 + "}", "'t' must be a finite non-negative number"),
+        ('{"kind": "gift", "amount": 1' + "0" * 400 + "}", "'amount' must be a finite"),
+        ('{"kind": "gift", "count": 1' + "0" * 400 + "}", "'count' must be a whole number"),
+        ('{"user": {"guard": 1' + "0" * 30 + "}}", "'user.guard' must be a whole number"),
+        # Nesting deep enough to exhaust the parser's recursion.
+        ('{"text": ' + "[" * 100_000 + "]" * 100_000 + "}", "not JSON"),
+    ],
+)
+def test_hostile_lines_are_bad_lines(line: str, message: str) -> None:
+    with pytest.raises(ReplayError, match=re.escape(message)):
+        parse_line(line, "replay", "r")
+
+
+def test_integral_float_count_and_numeric_user_id_are_fine() -> None:
+    _, event = parse_line('{"kind": "gift", "count": 3.0, "user": {"id": 7}}', "replay", "r")
+    assert isinstance(event, ChatEvent) and event.gift_count == 3 and event.user.id == "7"
+
+
+async def test_bad_bytes_bom_and_long_lines_cost_one_line_each(tmp_path: Path) -> None:
+    good = [json.dumps({"t": 0, "text": f"line {i}"}).encode() for i in range(4)]
+    data = (
+        b"\xef\xbb\xbf" + good[0] + b"\n"  # a BOM before line 1 (Windows editors)
+        + b'{"t": 0, "text": "bad \xff byte"}\n'  # one invalid UTF-8 byte
+        + good[1] + b"\r\n"
+        + b'{"t": 0, "text": "' + b"x" * 3_000_000 + b'"}\n'  # past the line bound
+        + good[2] + b"\n"
+        + b'{"t": 0, "text": "' + b"y" * 3_000_000  # past the bound, no newline at the end
+        + b"\n" + good[3]
+    )  # fmt: skip
+    (tmp_path / "chat.jsonl").write_bytes(data)
+    connector = ReplayConnector(
+        "r", ReplayOptions(path="chat.jsonl"), ConnectorContext(base_dir=tmp_path)
+    )
+    await connector.start()
+    items = [item async for item in connector]
+    assert [i.text for i in items] == ["line 0", "line 1", "line 2", "line 3"]
+    assert connector.counters["malformed"] == 3
+    assert connector.state is ConnectorState.FINISHED
+
+
+@pytest.mark.parametrize(
+    ("content", "bad"), [("", 0), ("# comments only\n\n# more\n", 0), ("garbage\n{bad\n[1]\n", 3)]
+)
+def test_loop_with_no_valid_line_stops_instead_of_spinning(
+    tmp_path: Path, content: str, bad: int
+) -> None:
+    import asyncio
+    import threading
+
+    (tmp_path / "chat.jsonl").write_text(content, encoding="utf-8")
+    connector = ReplayConnector(
+        "r", ReplayOptions(path="chat.jsonl", loop=True), ConnectorContext(base_dir=tmp_path)
+    )
+    seen: list[object] = []
+
+    async def main() -> None:
+        await connector.start()
+        seen.extend([item async for item in connector])
+
+    # In a thread of its own: the old connector never yielded to its event loop, so a hang here
+    # must fail the test rather than freeze it.
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    with capture_logs() as logs:
+        thread.start()
+        thread.join(timeout=20)
+    assert not thread.is_alive(), "the looping replay never finished"
+    assert seen == [] and connector.state is ConnectorState.FAILED
+    failed = [e for e in logs if e["event"] == "connector_state" and e["state"] == "failed"]
+    assert failed and failed[0]["log_level"] == "error" and "no valid line" in failed[0]["error"]
+    # One warning per bad line of the one pass, not a pass per millisecond.
+    assert sum(e["event"] == "replay_line_skipped" for e in logs) == bad

@@ -8,12 +8,15 @@ One event a line::
 Optional keys: ``gift``, ``count``, ``reply_to``, ``sticker`` and, in ``user``, ``medal_level``,
 ``medal_name``, ``moderator``. ``{"t": 3.0, "kind": "recall", "id": "..."}`` takes a message back
 (``"user_id"`` instead of ``"id"``: all of one user's). ``t`` is seconds from the start.
-A bad line is logged with its number and skipped.
+A bad line (not JSON, not UTF-8, longer than 64 KiB, a field of the wrong type or an absurd
+number) is logged with its number and skipped; a file without one valid line fails the connector.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
+import itertools
 import json
 import math
 import time
@@ -45,23 +48,71 @@ class ReplayError(ValueError):
     pass
 
 
-def _str(value: Any) -> str:
-    """A text field: missing or null is empty (never the word "None")."""
-    return "" if value is None else str(value)
+MAX_LINE_BYTES = 64 * 1024  # a chat line is far smaller; past this a line is bad, not read in
+MAX_COUNT = 1_000_000  # gift counts, raid sizes
+MAX_LEVEL = 10_000  # guard and medal levels
+# A loop shorter than this (in log time) is padded to it: a one-line log at t=0 must not flood.
+MIN_PASS_S = 1.0
 
 
-def _amount(value: Any) -> float:
-    amount = float(value or 0)
-    if not 0 <= amount < math.inf:
-        raise ValueError(f"'amount' must be a finite non-negative number, got {value!r}")
-    return amount
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _count(value: Any) -> int:
-    count = 1 if value is None else int(value)
-    if count < 1:
-        raise ValueError(f"'count' must be at least 1, got {value!r}")
-    return count
+def _text(obj: Mapping[str, Any], key: str, name: str = "") -> str:
+    """A string field: missing or null is empty (never the word "None"); anything else is bad."""
+    value = obj.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ReplayError(f"'{name or key}' must be a string, got {_show(value)}")
+    return value
+
+
+def _ident(obj: Mapping[str, Any], key: str, name: str = "") -> str:
+    """An id: a string or an integer (platforms use both)."""
+    value = obj.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value)
+    raise ReplayError(f"'{name or key}' must be a string or an integer, got {_show(value)}")
+
+
+def _flag(obj: Mapping[str, Any], key: str, name: str = "") -> bool:
+    value = obj.get(key, False)
+    if not isinstance(value, bool):
+        raise ReplayError(f"'{name or key}' must be true or false, got {_show(value)}")
+    return value
+
+
+def _number(obj: Mapping[str, Any], key: str) -> float:
+    """A finite non-negative JSON number (an int too large for a float is not one)."""
+    value = obj.get(key)
+    if value is None:
+        return 0.0
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    try:
+        number = float(value) if ok else math.nan
+    except OverflowError:
+        number = math.nan
+    if not 0 <= number < math.inf:
+        raise ReplayError(f"'{key}' must be a finite non-negative number, got {_show(value)}")
+    return number
+
+
+def _whole(obj: Mapping[str, Any], key: str, default: int, lo: int, hi: int, name: str = "") -> int:
+    """A whole number in [lo, hi]: 3 or 3.0, never 2.7, "3" or true."""
+    value = obj.get(key)
+    if value is None:
+        return default
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (number and lo <= value <= hi) or (isinstance(value, float) and not value.is_integer()):
+        raise ReplayError(
+            f"'{name or key}' must be a whole number from {lo} to {hi}, got {_show(value)}"
+        )
+    return int(value)
 
 
 def parse_line(line: str, platform: str, room: str) -> tuple[float, ConnectorItem]:
@@ -70,50 +121,48 @@ def parse_line(line: str, platform: str, room: str) -> tuple[float, ConnectorIte
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ReplayError(f"not JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:  # 5,000-digit numbers, nesting past the stack
+        raise ReplayError(f"not JSON: {str(exc)[:80]}") from None
     if not isinstance(obj, Mapping):
         raise ReplayError("expected a JSON object")
-    t = obj.get("t", 0.0)
-    if not isinstance(t, int | float) or isinstance(t, bool) or not 0 <= t < math.inf:
-        raise ReplayError(f"'t' must be a finite non-negative number, got {t!r}")
+    t = _number(obj, "t")
     kind = obj.get("kind", "danmaku")
     if kind == "recall":
         ids = obj.get("id")
-        raw_ids = tuple(str(i) for i in (ids if isinstance(ids, list) else [ids] if ids else []))
-        user_id = str(obj.get("user_id", ""))
-        if not raw_ids and not user_id:
+        listed = ids if isinstance(ids, list) else [] if ids is None else [ids]
+        raw_ids = tuple(_ident({"id": i}, "id") for i in listed)
+        user_id = _ident(obj, "user_id")
+        if not any(raw_ids) and not user_id:
             raise ReplayError("a recall needs 'id' or 'user_id'")
-        return float(t), Retraction(platform, raw_ids=raw_ids, user_id=user_id)
+        return t, Retraction(platform, raw_ids=tuple(i for i in raw_ids if i), user_id=user_id)
     try:
         kind = Kind(kind)
-    except ValueError:
-        raise ReplayError(f"unknown kind {kind!r}") from None
+    except (ValueError, TypeError):
+        raise ReplayError(f"unknown kind {_show(kind)}") from None
     user = obj.get("user") or {}
     if not isinstance(user, Mapping):
         raise ReplayError("'user' must be an object")
-    try:
-        event = ChatEvent(
-            platform=platform,
-            room=room,
-            kind=kind,
-            user=User(
-                id=_str(user.get("id")),
-                name=_str(user.get("name")),
-                guard_level=int(user.get("guard", 0)),
-                medal_level=int(user.get("medal_level", 0)),
-                medal_name=_str(user.get("medal_name")),
-                is_moderator=bool(user.get("moderator", False)),
-            ),
-            text=_str(obj.get("text")),
-            amount=_amount(obj.get("amount")),
-            gift_name=_str(obj.get("gift")),
-            gift_count=_count(obj.get("count")),
-            raw_id=_str(obj.get("id")),
-            reply_to=_str(obj.get("reply_to")),
-            sticker=bool(obj.get("sticker", False)),
-        )
-    except (TypeError, ValueError) as exc:
-        raise ReplayError(f"bad field: {exc}") from None
-    return float(t), event
+    event = ChatEvent(
+        platform=platform,
+        room=room,
+        kind=kind,
+        user=User(
+            id=_ident(user, "id", "user.id"),
+            name=_text(user, "name", "user.name"),
+            guard_level=_whole(user, "guard", 0, 0, MAX_LEVEL, "user.guard"),
+            medal_level=_whole(user, "medal_level", 0, 0, MAX_LEVEL, "user.medal_level"),
+            medal_name=_text(user, "medal_name", "user.medal_name"),
+            is_moderator=_flag(user, "moderator", "user.moderator"),
+        ),
+        text=_text(obj, "text"),
+        amount=_number(obj, "amount"),
+        gift_name=_text(obj, "gift"),
+        gift_count=_whole(obj, "count", 1, 1, MAX_COUNT),
+        raw_id=_ident(obj, "id"),
+        reply_to=_text(obj, "reply_to"),
+        sticker=_flag(obj, "sticker"),
+    )
+    return t, event
 
 
 def demo_path() -> Path:
@@ -132,9 +181,26 @@ class ReplayConnector(BaseConnector):
             demo_path() if options.path == DEMO else p if p.is_absolute() else context.base_dir / p
         )
 
-    def _lines(self) -> Iterator[tuple[int, str]]:
-        with self.path.open(encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
+    def _lines(self) -> Iterator[tuple[int, str | ReplayError]]:
+        """(number, text) per line worth parsing, or (number, error) for one that cannot be read:
+        bytes, not text, so one bad byte or a huge line costs that line only."""
+        with self.path.open("rb") as f:
+            for number in itertools.count(1):
+                raw = f.readline(MAX_LINE_BYTES + 1)
+                if not raw:
+                    return
+                if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                    while raw and not raw.endswith(b"\n"):  # skip the rest, never hold it
+                        raw = f.readline(MAX_LINE_BYTES)
+                    yield number, ReplayError(f"longer than {MAX_LINE_BYTES} bytes")
+                    continue
+                if number == 1:
+                    raw = raw.removeprefix(codecs.BOM_UTF8)  # Windows editors write one
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield number, ReplayError(f"not UTF-8 at byte {exc.start}")
+                    continue
                 if line.strip() and not line.lstrip().startswith("#"):
                     yield number, line
 
@@ -146,21 +212,35 @@ class ReplayConnector(BaseConnector):
         self.set_state(ConnectorState.CONNECTED, path=str(self.path))
         await asyncio.sleep(o.start_delay_s)
         while True:
-            await self._play_once(o)
+            started = time.monotonic()
+            if not await self._play_once(o):
+                # Looping over nothing would spin without ever yielding to the loop.
+                self.set_state(
+                    ConnectorState.FAILED, error=f"no valid line in {self.path}", **self.counters
+                )
+                return
             if not o.loop:
                 break
             self.counters["loops"] += 1
+            await asyncio.sleep(started + MIN_PASS_S / o.speed - time.monotonic())
         self.set_state(ConnectorState.FINISHED, **dict(self.counters))
 
-    async def _play_once(self, o: ReplayOptions) -> None:
+    async def _play_once(self, o: ReplayOptions) -> int:
+        """One pass over the file; how many items it emitted."""
         start = time.monotonic()
+        emitted = 0
         for number, line in self._lines():
             self.counters["lines"] += 1
             try:
+                if isinstance(line, ReplayError):
+                    raise line
                 t, item = parse_line(line, o.platform, o.room)
             except ReplayError as exc:
-                self.counters["malformed"] += 1
-                self.log.warning("replay_line_skipped", line=number, error=str(exc))
+                n = self.counters["malformed"] = self.counters["malformed"] + 1
+                if n <= 10 or n % 1000 == 0:  # a broken file must not flood the log
+                    self.log.warning(
+                        "replay_line_skipped", line=number, error=str(exc), malformed_total=n
+                    )
                 continue
             delay = start + t / o.speed - time.monotonic()
             if delay > 0:
@@ -169,6 +249,8 @@ class ReplayConnector(BaseConnector):
                 # Arrival time is when it is replayed, not when the file was read.
                 item = _restamp(item)
             await self.emit(item)
+            emitted += 1
+        return emitted
 
 
 def _restamp(event: ChatEvent) -> ChatEvent:

@@ -90,7 +90,9 @@ class BaseConnector:
     def set_state(self, state: ConnectorState, **why: Any) -> None:
         if state != self.state:
             self.state = state
-            self.log.info("connector_state", state=str(state), **why)
+            # A failed connector needs the operator: it must stand out in the journal.
+            say = self.log.error if state is ConnectorState.FAILED else self.log.info
+            say("connector_state", state=str(state), **why)
 
     async def start(self) -> None:
         if self._task is None:
