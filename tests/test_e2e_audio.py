@@ -144,3 +144,23 @@ def test_daemon_speaks_in_priority_order_without_gaps(pulse, tmp_path: Path) -> 
     assert rules == {"blocked_keyword", "duplicate"}
     speaking = [r for r in lines if r.get("event") == "speaking"]
     assert len(speaking) == 6 and all(r["ttfa_ms"] >= 0 for r in speaking)
+
+
+def test_until_idle_with_a_failed_connector_exits_nonzero(pulse, tmp_path: Path) -> None:
+    """A replay whose file is missing ends the run as a failure, said at error level."""
+    config = CONFIG.replace("path: chat.jsonl", "path: missing.jsonl")
+    (tmp_path / "config.yaml").write_text(textwrap.dedent(config), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ishowtts", "run", "--until-idle", "-c", "config.yaml"],
+        cwd=tmp_path,
+        env={**os.environ, "PULSE_SINK": "obs_tts"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    failed = [r for r in lines if r.get("event") == "connector_state" and r["state"] == "failed"]
+    assert failed and failed[0]["level"] == "error" and "missing.jsonl" in failed[0]["error"]
+    idle = [r for r in lines if r.get("event") == "idle"]
+    assert idle and idle[0]["level"] == "error" and idle[0]["failed"] == ["replay"]

@@ -341,7 +341,12 @@ class Daemon:
                 self.exit_code = 1
                 return
             if self.until_idle and self.idle():
-                log.info("idle", reason="every connector finished and the queue is empty")
+                failed = [c.name for c in self.connectors if c.state is ConnectorState.FAILED]
+                if failed:  # a batch run whose source failed must not look like a success
+                    log.error("idle", reason="a connector failed", failed=failed)
+                    self.exit_code = 1
+                else:
+                    log.info("idle", reason="every connector finished and the queue is empty")
                 return
 
     async def shutdown(self) -> None:
