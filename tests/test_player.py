@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-import sounddevice as sd
 
 from ishowtts.config import PlayerConfig
 from ishowtts.events import AudioChunk, ChatEvent, Kind, User, Utterance
 from ishowtts.player import Player, PlayerError, list_output_devices
+from ishowtts.portaudio_output import PortAudioOutput
 from tests.audio_utils import (
     Recorder,
     clicks,
@@ -289,41 +289,6 @@ async def test_engine_slower_than_playback_underruns_without_clicks(make_player)
     assert_no_clicks(audio)
 
 
-async def test_callback_duplicates_mono_to_every_channel() -> None:
-    """For devices that refuse a mono stream the callback fills all channels alike (driven
-    here directly, as PortAudio would)."""
-    calls = Calls()
-    player = Player(PlayerConfig(), SR, calls.on_started, calls.on_done, asyncio.get_running_loop())
-    player._channels = 2
-    player._settled = True
-    utt = utterance("stereo")
-    for c in chunks(utt, tone(500, 0.1)):
-        player.enqueue(c)
-    out = np.full((1200, 2), 9.0, dtype=np.float32)
-    for _ in range(2):
-        player._callback(out, 1200, None, sd.CallbackFlags())
-        assert np.array_equal(out[:, 0], out[:, 1])
-        assert np.abs(out).max() <= 0.3 + 1e-6
-    await calls.wait(f"done:{utt.id}", timeout=2)
-    assert calls.done == [(utt, True)] and calls.started == [utt]
-    assert player.queued_seconds == 0 and player.state == "idle"
-
-
-async def test_chunks_at_another_rate_are_resampled_and_bad_samples_tamed() -> None:
-    calls = Calls()
-    player = Player(PlayerConfig(), SR, calls.on_started, calls.on_done, asyncio.get_running_loop())
-    utt = utterance("48k")
-    pcm = tone(500, 0.5, sample_rate=48000)
-    pcm[10] = np.nan
-    pcm[20] = 7.0
-    player.enqueue(AudioChunk(utt, pcm, 48000, index=0, last=True))
-    assert player.queued_seconds == pytest.approx(0.5, abs=1e-3)
-    out = np.zeros((12000, 1), np.float32)
-    player._settled = True
-    player._callback(out, 12000, None, sd.CallbackFlags())
-    assert np.isfinite(out).all() and np.abs(out).max() <= 1.0
-
-
 @pytest.mark.audio
 def test_list_output_devices(pulse: object) -> None:
     devices = list_output_devices()
@@ -368,8 +333,8 @@ async def test_reopens_after_stream_abort_and_keeps_queue(make_player) -> None:
             player.enqueue(c)
         await calls.wait(f"started:{utt.id}")
         await asyncio.sleep(0.3)
-        assert player._stream is not None
-        player._stream.abort()  # as a backend does when the device goes away
+        assert isinstance(player.output, PortAudioOutput) and player.output.stream is not None
+        player.output.stream.abort()  # as a backend does when the device goes away
         await until(lambda: player.reopens == 1, timeout=10)
         await drained(player, calls, utt)
         audio = rec.stop()
