@@ -188,3 +188,127 @@ def test_cli_check_config_ok(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+
+
+# ---- hostile or careless files (issue 9): each a ConfigError naming the problem -------------
+
+
+def _laughs(levels: int) -> str:
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels + 1):
+        refs = ", ".join([f"*l{i - 1}"] * 9)
+        lines.append(f"l{i}: &l{i} [{refs}]")
+    return "engine: {type: tone}\n" + "\n".join(lines) + "\n"
+
+
+HOSTILE = [
+    (_laughs(6), "expands to more than 100000 values (YAML aliases?) (config.yaml:7)"),
+    ("engine: {type: tone}\nvoices: &v\n  default: *v\n", "refers to the value that contains it"),
+    ("engine: {type: tone}\nx: " + "[" * 40 + "]" * 40 + "\n", "nested more than 32 levels deep"),
+    ("engine: {type: tone}\nx: " + "[" * 3000 + "]" * 3000 + "\n", "nested"),
+    ("", "(top level): the file is empty (config.yaml); nothing is configured"),
+    ("# all commented out\n# engine: {type: tone}\n", "the file is empty"),
+    ("engine: {type: tone}\nx: 2026-02-30\n", "YAML value error: day is out of range"),
+    ("engine: {type: tone}\nqueue: {max_items: " + "9" * 5000 + "}\n", "YAML value error"),
+    ("player: {blocksize: 10000000}\n", "player.blocksize: input should be less than or equal"),
+    ("api: {max_body_bytes: 10000000000}\n", "api.max_body_bytes: input should be less than"),
+    ("normalize: {max_repeat: 5000000000}\n", "normalize.max_repeat: input should be less than"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), HOSTILE, ids=[e[:40] for _, e in HOSTILE])
+def test_hostile_files_are_config_errors(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert any(expected in problem for problem in info.value.problems), info.value.problems
+
+
+def test_alias_bomb_is_refused_before_it_is_built(tmp_path: Path) -> None:
+    """9^9 strings if expanded; refused from the node graph in time linear in the file."""
+    import tracemalloc
+
+    path = write(tmp_path, _laughs(9))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError, match="expands to more than"):
+            load_config(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 << 20
+
+
+def test_aliases_within_bounds_still_work(tmp_path: Path) -> None:
+    text = """\
+    engine: {type: tone}
+    voices:
+      a: &calm {speed: 0.9, ref_text: hi}
+      b: *calm
+    routing: {default: a}
+    """
+    config = load_config(write(tmp_path, text))
+    assert config.voices["a"] == config.voices["b"]
+
+
+def test_non_utf8_file_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"engine: {type: tone}\nfilters:\n  block_keywords: [\xff\xfe]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == [
+        "not UTF-8 text: byte 0xff (config.yaml:3); save the file as UTF-8"
+    ]
+
+
+def test_a_bare_number_token_is_not_echoed(tmp_path: Path) -> None:
+    secret = "982347523498572398475"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, f"engine: {{type: tone}}\napi:\n  token: {secret}\n"))
+    text = "\n".join(info.value.problems)
+    assert secret not in text and secret[:6] not in text
+    assert "api.token: expected a string (the value is a secret and not shown; quote it)" in text
+    assert "(config.yaml:3)" in text
+
+
+F5_TINY = """\
+engine:
+  type: f5
+  checkpoint: {checkpoint}
+  vocoder: {vocoder}
+  device: cpu
+"""
+
+
+def test_relative_engine_paths_resolve_against_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The system unit runs in /var/lib/ishowtts with its config in /etc/ishowtts."""
+    etc = tmp_path / "etc"
+    (etc / "models" / "vocos").mkdir(parents=True)
+    (etc / "models" / "tiny.safetensors").write_bytes(b"")
+    elsewhere = tmp_path / "var"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_config(
+        write(etc, F5_TINY.format(checkpoint="models/tiny.safetensors", vocoder="models/vocos"))
+    )
+    assert config.engine.options.checkpoint == str(etc.resolve() / "models/tiny.safetensors")
+    assert config.engine.options.vocoder == str(etc.resolve() / "models/vocos")
+    hub = load_config(write(etc, F5_TINY.format(checkpoint="hf://a/b/c.pt", vocoder="hf://a/v")))
+    assert hub.engine.options.checkpoint == "hf://a/b/c.pt"
+
+
+def test_a_missing_checkpoint_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "vocos").mkdir()
+    path = write(tmp_path, F5_TINY.format(checkpoint="gone.safetensors", vocoder="vocos"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == [
+        f"engine.checkpoint: {tmp_path.resolve() / 'gone.safetensors'} does not exist "
+        "(config.yaml:3)"
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "ishowtts", "run", "-c", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"config error: {info.value.problems[0]}"]

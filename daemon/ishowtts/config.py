@@ -47,7 +47,7 @@ class PluginConfig(BaseModel):
 
 class NormalizeConfig(Section):
     fullwidth: bool = True  # ＡＢＣ１２３ → ABC123
-    max_repeat: int = Field(3, ge=1)  # 哈哈哈哈哈哈 → 哈哈哈, 666666 → 666
+    max_repeat: int = Field(3, ge=1, le=50)  # 哈哈哈哈哈哈 → 哈哈哈, 666666 → 666
     links: Literal["drop", "word"] = "word"
     link_word: str = "链接"
     emoji: Literal["drop", "name", "keep"] = "drop"
@@ -196,7 +196,7 @@ class PlayerConfig(Section):
     # Audio made ahead of playback, at most. Small keeps priority order responsive (what is made
     # is committed); it must cover one synthesis, so raise it on a slow device.
     lookahead_s: float = Field(3.0, gt=0.0)
-    blocksize: int = Field(480, ge=0)  # frames per callback; 480 = 20 ms at 24 kHz
+    blocksize: int = Field(480, ge=0, le=8192)  # frames per callback; 480 = 20 ms at 24 kHz
     latency: Literal["low", "high"] | float = "low"
 
 
@@ -207,7 +207,7 @@ class ApiConfig(Section):
     token_env: str = "ISHOWTTS_TOKEN"  # bearer token, required when host is not loopback
     # Or the token itself (the environment wins); keep such a file private (chmod 600).
     token: SecretStr | None = None
-    max_body_bytes: int = Field(16384, ge=256)
+    max_body_bytes: int = Field(16384, ge=256, le=1 << 20)
     # A connection must finish a request's headers this long after connecting or after its
     # last response, and a body this long after its headers: idle and trickling clients are
     # cut off instead of holding a file descriptor forever.
@@ -269,7 +269,9 @@ def _plugin_names(group: str) -> str:
     return ", ".join(sorted(ep.name for ep in entry_points(group=group))) or "none"
 
 
-def _plugin(group: str, entry: Any, source: SourceMap, loc: tuple[str | int, ...]) -> PluginConfig:
+def _plugin(
+    group: str, entry: Any, source: SourceMap, loc: tuple[str | int, ...], base_dir: Path
+) -> PluginConfig:
     where = source.where(loc)
     if not isinstance(entry, Mapping):
         raise ConfigError([f"{format_loc(loc)}: expected a mapping with a 'type' key ({where})"])
@@ -302,7 +304,9 @@ def _plugin(group: str, entry: Any, source: SourceMap, loc: tuple[str | int, ...
             f"{type(exc).__name__}: {str(exc).strip()[:300]}; run `ishowtts doctor` for the fix"
         ) from exc
     model = getattr(cls, "Options", None)
-    options = validate(model, raw, source, loc) if model is not None else raw
+    # base_dir lets options resolve their relative paths against the config file's folder.
+    context = {"base_dir": base_dir}
+    options = validate(model, raw, source, loc, context) if model is not None else raw
     return PluginConfig(type=kind, name=str(name), enabled=enabled, options=options, raw=raw)
 
 
@@ -316,13 +320,15 @@ def parse_config(data: Mapping[str, Any], source: SourceMap, path: Path) -> Conf
         raw_connectors = []
     for i, entry in enumerate(raw_connectors):
         try:
-            connectors.append(_plugin("ishowtts.connectors", entry, source, ("connectors", i)))
+            connectors.append(
+                _plugin("ishowtts.connectors", entry, source, ("connectors", i), path.parent)
+            )
         except ConfigError as exc:
             problems += exc.problems
     engine = None
     try:
         raw_engine = data.pop("engine", {"type": "f5"})
-        engine = _plugin("ishowtts.engines", raw_engine, source, ("engine",))
+        engine = _plugin("ishowtts.engines", raw_engine, source, ("engine",), path.parent)
     except ConfigError as exc:
         problems += exc.problems
     names = [c.name for c in connectors]

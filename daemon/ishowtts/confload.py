@@ -6,15 +6,23 @@ Kept apart from the schema (config.py) so plugins can validate their own section
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
+
+# A real config has a few hundred values and a handful of levels. YAML aliases can multiply a
+# small file into billions of values ("billion laughs"), and deep nesting exhausts the stack:
+# both are refused before anything is built from the document.
+MAX_VALUES = 100_000
+MAX_DEPTH = 32
+MAX_FILE_BYTES = 1 << 20
 
 
 class Section(BaseModel):
@@ -126,14 +134,48 @@ def describe_error(err: Mapping[str, Any]) -> str:
 
 
 def problems_from(
-    exc: ValidationError, source: SourceMap, prefix: Loc = (), data: Any = None
+    exc: ValidationError, source: SourceMap, prefix: Loc = (), model: type[BaseModel] | None = None
 ) -> list[str]:
     out = []
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
-        loc = (*prefix, *loc)
-        out.append(f"{format_loc(loc)}: {describe_error(err)} ({source.where(loc)})")
+        own = tuple(p for p in err["loc"] if not _is_union_tag(p))
+        loc = (*prefix, *own)
+        if model is not None and is_secret(model, own):
+            # Never echo a secret, even a malformed one: logs and terminals are not private.
+            what = describe_error({**err, "input": None}).removesuffix(", got nothing")
+            problem = f"{what} (the value is a secret and not shown; quote it)"
+        else:
+            problem = describe_error(err)
+        out.append(f"{format_loc(loc)}: {problem} ({source.where(loc)})")
     return out
+
+
+def is_secret(model: type[BaseModel], loc: Loc) -> bool:
+    """Whether the field at ``loc`` inside ``model`` holds a SecretStr."""
+    for i, part in enumerate(loc):
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return False
+        if _mentions(field.annotation, SecretStr):
+            return True
+        nested = [a for a in _flatten(field.annotation) if _is_model(a)]
+        if not nested or i == len(loc) - 1:
+            return False
+        model = nested[0]
+    return False
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    args = typing.get_args(annotation)
+    return [x for a in args for x in _flatten(a)] if args else [annotation]
+
+
+def _mentions(annotation: Any, cls: type) -> bool:
+    return any(a is cls for a in _flatten(annotation))
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def _is_union_tag(part: str | int) -> bool:
@@ -143,30 +185,96 @@ def _is_union_tag(part: str | int) -> bool:
     )
 
 
-def validate(model: type[M], data: Any, source: SourceMap, prefix: Loc = ()) -> M:
+def validate(
+    model: type[M],
+    data: Any,
+    source: SourceMap,
+    prefix: Loc = (),
+    context: Mapping[str, Any] | None = None,
+) -> M:
+    """``context`` reaches the model's validators (``base_dir``: the config file's folder)."""
     try:
-        return model.model_validate(data if data is not None else {})
+        return model.model_validate(data if data is not None else {}, context=context)
     except ValidationError as exc:
-        raise ConfigError(problems_from(exc, source, prefix)) from None
+        raise ConfigError(problems_from(exc, source, prefix, model)) from None
 
 
 def read_yaml(path: Path) -> tuple[Any, SourceMap]:
-    """The document and its source map; syntax errors become a ConfigError with the line."""
+    """The document and its source map. Anything wrong with the file (unreadable, not UTF-8,
+    bad syntax, empty, too large, too deep, alias bombs) is a ConfigError naming the line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError([f"{path}: larger than {MAX_FILE_BYTES} bytes; not a config file?"])
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            [f"not UTF-8 text: byte 0x{raw[exc.start]:02x} ({path.name}:{line}); save the file "
+             f"as UTF-8"]
+        ) from None  # fmt: skip
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            _check_shape(node, path.name)
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path.name}:{mark.line + 1}" if mark else path.name
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"YAML syntax error: {problem} ({where})"]) from None
-    if data is not None and not isinstance(data, dict):
+    except RecursionError:
+        raise ConfigError([f"(top level): nested too deeply ({path.name})"]) from None
+    except (ValueError, OverflowError) as exc:  # a scalar YAML types but cannot build: 2026-02-30
+        raise ConfigError([f"YAML value error: {exc} ({path.name})"]) from None
+    finally:
+        loader.dispose()
+    if data is None:
+        # An empty file (or one cut short to nothing) would silently mean "all defaults".
+        raise ConfigError([f"(top level): the file is empty ({path.name}); nothing is configured"])
+    if not isinstance(data, dict):
         raise ConfigError([f"(top level): expected a mapping, got {_got(data)} ({path.name}:1)"])
     source = SourceMap(path.name, node)
     if source.duplicates:
         raise ConfigError(source.duplicates)
-    return data or {}, source
+    return data, source
+
+
+def _check_shape(root: yaml.Node, filename: str) -> None:
+    """Refuse documents whose aliases expand past MAX_VALUES, that nest deeper than MAX_DEPTH,
+    or refer to themselves. Linear in the document: a node reached again through an alias is
+    counted from the memo, not walked again."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def fail(node: yaml.Node, why: str) -> ConfigError:
+        return ConfigError([f"{why} ({filename}:{node.start_mark.line + 1})"])
+
+    def size(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise fail(node, "an alias refers to the value that contains it")
+        if depth > MAX_DEPTH:
+            raise fail(node, f"nested more than {MAX_DEPTH} levels deep")
+        open_.add(key)
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        total = 1 + sum(size(child, depth + 1) for child in children)
+        open_.discard(key)
+        if total > MAX_VALUES:
+            raise fail(node, f"expands to more than {MAX_VALUES} values (YAML aliases?)")
+        sizes[key] = total
+        return total
+
+    size(root, 0)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import structlog
 import torch
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from ...confload import Section
 from ..base import EngineBroken, EngineError, Progress, Voice
@@ -29,9 +29,9 @@ _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 class F5Options(Section):
     model: str = "F5TTS_v1_Base"  # a config shipped with f5-tts, or a YAML path
     arch: dict[str, Any] = {}  # overrides of model.arch (tests build tiny models)
+    random_weights: bool = False  # benchmarks only: same compute, meaningless audio
     checkpoint: str = loader.DEFAULT_CHECKPOINT  # local .safetensors/.pt, or hf://repo/file
     use_ema: bool = True
-    random_weights: bool = False  # benchmarks only: same compute, meaningless audio
     vocab: str | None = None  # default: the vocab shipped with f5-tts
     vocoder: str = loader.DEFAULT_VOCODER  # local dir (config.yaml + weights) or hf://repo
     hub_cache: str | None = None
@@ -62,6 +62,25 @@ class F5Options(Section):
     # Round each chunk's length up to its bucket (at most bucket_frames more): no padding, so
     # no attention mask (faster kernels). The estimate's own error is larger than the rounding.
     quantise_duration: bool = True
+
+    # Local paths are relative to the config file's folder (validation context ``base_dir``,
+    # given by the config loader), like voice clips: the service's working directory is not
+    # where its config lives. A missing local file is a config error, found before any load.
+    @field_validator("model", "checkpoint", "vocab", "vocoder")
+    @classmethod
+    def _local_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        base = (info.context or {}).get("base_dir")
+        if value is None or base is None or value.startswith(loader.HUB_PREFIX):
+            return value
+        if info.field_name == "model" and Path(value).suffix not in (".yaml", ".yml"):
+            return value  # the name of a config shipped with f5-tts
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else Path(base) / path
+        # Random weights (benchmarks) read neither checkpoint nor vocoder.
+        needed = info.field_name in ("model", "vocab") or not info.data.get("random_weights")
+        if needed and not path.exists():
+            raise ValueError(f"{path} does not exist")
+        return str(path)
 
 
 class F5Engine:
