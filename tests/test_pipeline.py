@@ -143,6 +143,30 @@ def test_retract() -> None:
     assert len(s) == 0 and not ledger.open
 
 
+def test_retraction_with_ids_and_a_user_takes_only_the_ids() -> None:
+    """A recall naming message ids and their author (a replayed recall line) takes those
+    messages back, not everything the user said: the same rule as for what is playing."""
+    p, _, s = build()
+    p.ingest(ev(text="recall me", raw_id="r1"), now=0.0)
+    p.ingest(ev(text="keep me", raw_id="r2"), now=0.0)
+    r = Retraction(platform="bili", raw_ids=("r1",), user_id=ALICE.id)
+    assert p.retract(r) == 1
+    assert [u.text for u in (s.pop(0.0), s.pop(0.0)) if u] == ["keep me"]
+
+
+def test_gift_repeats_keep_merging_and_reload_changes_the_window() -> None:
+    p, ledger, s = build(gifts={"merge_window_s": 5})
+    first = p.ingest(ev(Kind.GIFT, gift_name="小心心", received_mono=0.0), now=0.0)
+    for t in (1.0, 2.0, 3.0):
+        assert p.ingest(ev(Kind.GIFT, gift_name="小心心", received_mono=t), now=t) is None
+    assert ledger.rules["dropped:merged"] == 3
+    p.reconfigure(Config(gifts={"merge_window_s": 0}), now=4.0)  # merging off
+    assert p.ingest(ev(Kind.GIFT, gift_name="小心心", received_mono=4.0), now=4.0) is not None
+    queued = s.pop(0.0)
+    assert first is not None and queued is not None and queued.id == first.id
+    assert queued.text.endswith("x4")
+
+
 def test_reconfigure_keeps_queue() -> None:
     p, _, s = build()
     p.ingest(ev(text="queued"), now=0.0)

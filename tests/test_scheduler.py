@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from ishowtts.config import QueueConfig
-from ishowtts.events import ChatEvent, Kind, User, Utterance
+from ishowtts.events import ChatEvent, Kind, Retraction, User, Utterance
 from ishowtts.ledger import Terminal
-from ishowtts.scheduler import Scheduler
+from ishowtts.scheduler import Merge, Placed, Scheduler
 
 PRIO = {Kind.SUPER_CHAT: 50, Kind.GUARD: 40, Kind.GIFT: 30, Kind.DANMAKU: 20, Kind.ENTER: 10}
 
@@ -133,16 +133,16 @@ def test_bounded_under_flood() -> None:
     assert len(set(texts)) == len(texts)
 
 
-def test_remove_by_raw_id_user_platform() -> None:
+def test_retract_by_raw_id_user_platform() -> None:
     s, rec = make()
     s.put(utt(text="a", raw_id="r1", uid="1"), 0.0)
     s.put(utt(text="b", raw_id="r2", uid="2"), 0.0)
     s.put(utt(text="c", raw_id="r3", uid="2"), 0.0)
     s.put(utt(text="d", raw_id="r1", uid="3", platform="twitch"), 0.0)
-    assert s.remove(raw_ids=["r1"], platform="bili", reason="recalled") == 1
-    assert s.remove(user_id="2", reason="banned") == 2
-    assert s.remove(raw_ids=["nope"]) == 0
-    assert s.remove() == 0  # nothing asked, nothing taken
+    assert s.retract(Retraction("bili", raw_ids=("r1",))) == 1
+    assert s.retract(Retraction("", user_id="2", reason="banned")) == 2
+    assert s.retract(Retraction("bili", raw_ids=("nope",))) == 0
+    assert s.retract(Retraction("bili")) == 0  # nothing asked, nothing taken
     assert rec.states() == [
         ("a", "removed", "recalled"),
         ("b", "removed", "banned"),
@@ -151,16 +151,81 @@ def test_remove_by_raw_id_user_platform() -> None:
     assert drain(s) == ["d"]
 
 
-def test_remove_by_event_id_and_platform_everything() -> None:
+def test_remove_by_predicate_and_retract_a_platform() -> None:
     s, rec = make()
     a = utt(text="a")
     s.put(a, 0.0)
     s.put(utt(text="b", platform="twitch"), 0.0)
     s.put(utt(text="c"), 0.0)
-    assert s.remove(ids=[a.id], reason="skipped") == 1
-    assert s.remove(platform="twitch", everything=True, reason="room_clear") == 1
+    assert s.remove(lambda u: u.id == a.id, reason="skipped") == 1
+    assert s.retract(Retraction("twitch", everything=True, reason="room_clear")) == 1
     assert drain(s) == ["c"]
     assert rec.states() == [("a", "removed", "skipped"), ("b", "removed", "room_clear")]
+
+
+@pytest.mark.parametrize(
+    ("retraction", "hits"),
+    [
+        (Retraction("bili", raw_ids=("r1",)), {"a"}),
+        (Retraction("bili", user_id="2"), {"b", "c"}),
+        # Ids given: they are all it matches, even with a user (a replayed recall line).
+        (Retraction("bili", raw_ids=("r2",), user_id="2"), {"b"}),
+        (Retraction("bili", everything=True), {"a", "b", "c"}),
+        (Retraction("", everything=True), {"a", "b", "c", "d"}),
+        (Retraction("twitch", raw_ids=("r1",)), {"d"}),
+        (Retraction("bili", raw_ids=("",)), set()),  # an empty id matches no id-less message
+        (Retraction("bili"), set()),
+    ],
+)
+def test_retraction_matches(retraction: Retraction, hits: set[str]) -> None:
+    events = {
+        "a": utt(text="a", raw_id="r1", uid="1").event,
+        "b": utt(text="b", raw_id="r2", uid="2").event,
+        "c": utt(text="c", uid="2").event,
+        "d": utt(text="d", raw_id="r1", uid="3", platform="twitch").event,
+    }
+    assert {k for k, e in events.items() if retraction.matches(e)} == hits
+
+
+def fold_count(queued: Utterance) -> Utterance:
+    n = int(queued.text.rsplit("x", 1)[1]) if "x" in queued.text else 1
+    return dataclasses.replace(queued, text=f"{queued.text.split(' x')[0]} x{n + 1}")
+
+
+def test_put_says_what_happened_and_merges_keep_their_place() -> None:
+    s, rec = make(max_items=3)
+    gift = utt(Kind.GIFT, "g")
+    merge = Merge(("bili", "1", "g"), 10.0, fold_count)
+    assert s.put(gift, 0.0, merge) is Placed.QUEUED
+    assert s.put(utt(Kind.GIFT, "other"), 1.0) is Placed.QUEUED
+    for t in (2.0, 3.0):  # every repeat folds into the first line, which keeps its place
+        assert s.put(utt(Kind.GIFT, "g again"), t, merge) is Placed.MERGED
+    assert s.put(utt(Kind.SUPER_CHAT, "sc"), 4.0) is Placed.QUEUED
+    assert s.put(utt(Kind.ENTER, "enter"), 5.0) is Placed.EVICTED  # full of better lines
+    assert rec.states() == [
+        ("g again", "dropped", "merged"),
+        ("g again", "dropped", "merged"),
+        ("enter", "evicted", "queue_full"),
+    ]
+    assert rec.calls[0][2]["merged_into"] == gift.id
+    assert drain(s) == ["sc", "g x3", "other"]
+    # Served: a repeat now starts a line of its own.
+    assert s.put(utt(Kind.GIFT, "g"), 6.0, merge) is Placed.QUEUED
+
+
+def test_merge_only_within_the_window_of_the_first() -> None:
+    s, _ = make()
+    merge = Merge("k", 5.0, fold_count)
+
+    def gift(t: float) -> Utterance:
+        u = utt(Kind.GIFT, "g")
+        return dataclasses.replace(u, event=dataclasses.replace(u.event, received_mono=t))
+
+    assert s.put(gift(0.0), 0.0, merge) is Placed.QUEUED
+    assert s.put(gift(5.0), 5.0, merge) is Placed.MERGED
+    assert s.put(gift(5.1), 5.1, merge) is Placed.QUEUED  # past the window: a new line
+    assert s.put(gift(6.0), 6.0, merge) is Placed.MERGED  # into the newest
+    assert drain(s) == ["g x2", "g x2"]
 
 
 def test_clear() -> None:

@@ -169,7 +169,7 @@ class Daemon:
         n = self.pipeline.retract(r)
         # Also what is being made or played right now.
         for utt in {self.worker.current, self.player.now_playing if self.player else None}:
-            if utt is not None and _matches(r, utt.event):
+            if utt is not None and r.matches(utt.event):
                 if self.player is not None:
                     self.player.cancel(utt.id)
                 if self.ledger.close(utt.id, Terminal.REMOVED, rule=r.reason):
@@ -394,13 +394,3 @@ def _connector_check(connector: Connector) -> Callable[[], str | None]:
 
 class StartupCancelled(Exception):
     """A stop was asked for while the engine was loading or warming up."""
-
-
-def _matches(r: Retraction, event: ChatEvent) -> bool:
-    if r.platform and r.platform != event.platform:
-        return False
-    if r.everything:
-        return True
-    if r.raw_ids:
-        return event.raw_id in r.raw_ids
-    return bool(r.user_id) and event.user.id == r.user_id

@@ -84,6 +84,17 @@ class Retraction:
     everything: bool = False  # a room-wide clear
     reason: str = "recalled"
 
+    def matches(self, event: ChatEvent) -> bool:
+        """Whether ``event`` is taken back: the one rule for the queue and for what is being
+        made or played. Platform message ids, if given, are all it matches."""
+        if self.platform and self.platform != event.platform:
+            return False
+        if self.everything:
+            return True
+        if self.raw_ids:
+            return bool(event.raw_id) and event.raw_id in self.raw_ids
+        return bool(self.user_id) and event.user.id == self.user_id
+
 
 ConnectorItem = ChatEvent | Retraction
 

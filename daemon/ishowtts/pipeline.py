@@ -1,13 +1,13 @@
 """The pipeline: a received chat event becomes a queued utterance or a logged drop.
 
-normalise → filters → dedupe → gift merge → render the template → route the voice → queue.
+normalise → filters → dedupe → gifts (value, merge) → render the template → route the voice →
+queue (where a gift repeat folds into its first line).
 Pure and synchronous; time comes in as ``now`` (monotonic seconds). Never raises on chat
 content: an unexpected error fails that one event in the ledger and is logged.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import string
 import time
 
@@ -17,9 +17,10 @@ from .config import Config
 from .dedupe import Deduper
 from .events import ChatEvent, Kind, Retraction, Utterance
 from .filters import Filters
+from .gifts import Gifts
 from .ledger import Ledger, Terminal
 from .normalize import Normalizer
-from .scheduler import Scheduler
+from .scheduler import Placed, Scheduler
 
 log = structlog.get_logger("ishowtts.pipeline")
 
@@ -38,12 +39,11 @@ class Pipeline:
         self.scheduler = scheduler
         self.deduper = Deduper(config.dedupe)
         self.filters = Filters(config.filters)
-        # (platform, user id, gift name) → id of the queued gift line a repeat folds into
-        self._gifts: dict[tuple[str, str, str], str] = {}
         self._apply(config)
 
     def _apply(self, config: Config) -> None:
         self.config = config
+        self.gifts = Gifts(config.gifts)
         self.normalizer = Normalizer(config.normalize)
         self._templates = {k: config.speech.template_for(k) for k in Kind}
         self._template_fields = {k: _fields(t) for k, t in self._templates.items()}
@@ -78,57 +78,27 @@ class Pipeline:
         if not text and "text" in needs:
             self._drop(event, "empty")
             return None
-        rule = self.filters.check(event, text, now) or self.deduper.check(event, text, now)
+        rule = (
+            self.filters.check(event, text, now)
+            or self.deduper.check(event, text, now)
+            or self.gifts.check(event)
+        )
         if rule is not None:
             self._drop(event, rule)
             return None
-        if kind is Kind.GIFT:
-            if event.amount < self.config.gifts.min_amount:
-                self._drop(event, "gift_value")
-                return None
-            if self._merge_gift(event, now):
-                return None
         utt = self._utterance(event, text)
         if not utt.text:
             self._drop(event, "empty")
             return None
-        self.scheduler.put(utt, now)
-        if utt.id not in self.scheduler:
-            return None  # the queue was full of more important lines: evicted at once
-        if kind is Kind.GIFT:
-            self._remember_gift(utt)
-        return utt
-
-    def _merge_gift(self, event: ChatEvent, now: float) -> bool:
-        """Fold a repeated gift into the queued one from the same user (position kept)."""
-        window = self.config.gifts.merge_window_s
-        if window <= 0:
-            return False
-        key = (event.platform, event.user.id, event.gift_name)
-        queued_id = self._gifts.get(key)
-        queued = self.scheduler.peek(queued_id) if queued_id is not None else None
-        if queued is None or now - queued.event.received_mono > window:
-            return False
-        first = queued.event
-        merged = dataclasses.replace(
-            first,
-            gift_count=first.gift_count + event.gift_count,
-            amount=first.amount + event.amount,
-        )
-        text = self.normalizer(first.text) if first.text else ""
-        new = dataclasses.replace(queued, event=merged, text=self._render(merged, text))
-        self.scheduler.replace(queued.id, new)
-        self._drop(event, "merged", merged_into=queued.id)
-        return True
-
-    def _remember_gift(self, utt: Utterance) -> None:
-        e = utt.event
-        self._gifts[(e.platform, e.user.id, e.gift_name)] = utt.id
-        if len(self._gifts) > 2 * self.scheduler.max_items + 64:
-            # Keep only gifts still waiting: the index never outgrows the queue by much.
-            self._gifts = {k: v for k, v in self._gifts.items() if v in self.scheduler}
+        merge = self.gifts.merge(event, self._rerender)
+        # Merged or evicted at once: the scheduler has closed it in the ledger.
+        return utt if self.scheduler.put(utt, now, merge) is Placed.QUEUED else None
 
     # -- rendering -----------------------------------------------------------------------------
+
+    def _rerender(self, event: ChatEvent) -> str:
+        """The line for an event changed after it was queued (a merged gift)."""
+        return self._render(event, self.normalizer(event.text) if event.text else "")
 
     def _render(self, event: ChatEvent, text: str) -> str:
         needs = self._template_fields[event.kind]
@@ -163,10 +133,4 @@ class Pipeline:
 
     def retract(self, r: Retraction) -> int:
         """Take recalled/deleted/banned messages out of the queue."""
-        if r.everything:
-            return self.scheduler.remove(platform=r.platform, everything=True, reason=r.reason)
-        if not r.raw_ids and not r.user_id:
-            return 0
-        return self.scheduler.remove(
-            raw_ids=r.raw_ids, user_id=r.user_id, platform=r.platform, reason=r.reason
-        )
+        return self.scheduler.retract(r)

@@ -14,14 +14,37 @@ import asyncio
 import itertools
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from .config import QueueConfig
-from .events import Utterance
+from .events import Retraction, Utterance
 from .ledger import Terminal
 
 OnTerminal = Callable[[Utterance, Terminal, dict[str, Any]], None]
+
+
+class Placed(str, Enum):
+    """What ``put`` did with an utterance."""
+
+    QUEUED = "queued"
+    MERGED = "merged"  # folded into a queued one (reported: dropped, rule merged)
+    EVICTED = "evicted"  # the queue was full of more important lines (reported: evicted)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """How a newcomer may fold into a queued utterance that was put with the same ``key``
+    (gift repeats): within ``window_s`` of that one's arrival, ``fold(queued)`` replaces it."""
+
+    key: Hashable
+    window_s: float
+    fold: Callable[[Utterance], Utterance]
 
 
 class Scheduler:
@@ -38,25 +61,40 @@ class Scheduler:
         # A lower bound on the queued deadlines: expire() skips its scan while none can be due.
         self._min_deadline = float("inf")
         self._ready: asyncio.Event | None = None
+        # Merge keys of queued utterances, both ways; an entry leaves with its utterance.
+        self._merge_into: dict[Hashable, str] = {}
+        self._merge_key: dict[str, Hashable] = {}
 
     # -- adding --------------------------------------------------------------------------------
 
-    def put(self, utt: Utterance, now: float) -> None:
+    def put(self, utt: Utterance, now: float, merge: Merge | None = None) -> Placed:
+        """Queue ``utt``, or fold it into the queued utterance ``merge`` names, or (full of
+        more important lines) evict it at once; says which. All but QUEUED are reported."""
         if utt.id in self._where:
             raise ValueError(f"utterance {utt.id} is already queued")
+        if merge is not None:
+            into = self.peek(self._merge_into.get(merge.key, ""))
+            if into is not None and now - into.event.received_mono <= merge.window_s:
+                self.replace(into.id, merge.fold(into))
+                self._report(utt, Terminal.DROPPED, rule="merged", merged_into=into.id)
+                return Placed.MERGED
         if self._len >= self.max_items:
             self.expire(now)  # stale items go before anything is evicted
         while self._len >= self.max_items:
             worst = min(p for p, q in self._classes.items() if q)
             if utt.priority < worst:
                 self._report(utt, Terminal.EVICTED, rule="queue_full")
-                return
+                return Placed.EVICTED
             _, victim = self._classes[worst].popitem(last=False)
             self._forget(victim)
             self._report(victim, Terminal.EVICTED, rule="queue_full")
         self._insert(utt, next(self._slots))
+        if merge is not None:
+            self._merge_into[merge.key] = utt.id
+            self._merge_key[utt.id] = merge.key
         if self._ready is not None:
             self._ready.set()
+        return Placed.QUEUED
 
     def replace(self, old_id: str, new_utt: Utterance) -> None:
         """Put ``new_utt`` where ``old_id`` waits (gift merging). A different id closes the old
@@ -65,6 +103,7 @@ class Scheduler:
         old = self._classes[priority][slot]
         if new_utt.id != old_id and new_utt.id in self._where:
             raise ValueError(f"utterance {new_utt.id} is already queued")
+        key = self._merge_key.pop(old_id, None)  # the merge key goes with the replacement
         if new_utt.priority == priority:
             self._classes[priority][slot] = new_utt
             self._min_deadline = min(self._min_deadline, new_utt.deadline)
@@ -73,6 +112,9 @@ class Scheduler:
         else:
             self._take(old_id)
             self._insert(new_utt, next(self._slots))
+        if key is not None:
+            self._merge_into[key] = new_utt.id
+            self._merge_key[new_utt.id] = key
         if new_utt.id != old_id:
             self._report(old, Terminal.REMOVED, rule="replaced")
 
@@ -118,41 +160,21 @@ class Scheduler:
         self._min_deadline = min((u.deadline for u in self._iter()), default=float("inf"))
         return len(stale)
 
-    def remove(
-        self,
-        *,
-        raw_ids: Iterable[str] = (),
-        user_id: str = "",
-        platform: str = "",
-        ids: Iterable[str] = (),
-        everything: bool = False,
-        reason: str = "removed",
-    ) -> int:
-        """Take out what matches: platform message ids, our event ids, all of one user's, or
-        (``everything``) all of a platform's (all of all, without a platform). ``platform``
-        narrows every match. Reports REMOVED with ``rule=reason``."""
-        raw = frozenset(raw_ids)
-        ours = frozenset(ids)
+    def retract(self, r: Retraction) -> int:
+        """Take out what ``r`` matches; reported REMOVED with ``rule=r.reason``."""
+        return self.remove(lambda u: r.matches(u.event), r.reason)
 
-        def hit(u: Utterance) -> bool:
-            e = u.event
-            if platform and e.platform != platform:
-                return False
-            return (
-                everything
-                or (bool(e.raw_id) and e.raw_id in raw)
-                or u.id in ours
-                or (bool(user_id) and e.user.id == user_id)
-            )
-
-        victims = [u for u in self._iter() if hit(u)]
+    def remove(self, match: Callable[[Utterance], bool], reason: str = "removed") -> int:
+        """Take out every queued utterance ``match`` is true of; reported REMOVED with
+        ``rule=reason``."""
+        victims = [u for u in self._iter() if match(u)]
         for utt in victims:
             self._take(utt.id)
             self._report(utt, Terminal.REMOVED, rule=reason)
         return len(victims)
 
     def clear(self, reason: str = "cleared") -> int:
-        return self.remove(everything=True, reason=reason)
+        return self.remove(lambda _u: True, reason)
 
     def reconfigure(self, cfg: QueueConfig, now: float) -> None:
         """New limits; a smaller queue evicts down to size at once."""
@@ -218,11 +240,18 @@ class Scheduler:
     def _take(self, utt_id: str) -> Utterance:
         priority, slot = self._where.pop(utt_id)
         self._len -= 1
+        self._drop_merge_key(utt_id)
         return self._classes[priority].pop(slot)
 
     def _forget(self, utt: Utterance) -> None:
         del self._where[utt.id]
         self._len -= 1
+        self._drop_merge_key(utt.id)
+
+    def _drop_merge_key(self, utt_id: str) -> None:
+        key = self._merge_key.pop(utt_id, None)
+        if key is not None and self._merge_into.get(key) == utt_id:
+            del self._merge_into[key]
 
     def _report(self, utt: Utterance, state: Terminal, **fields: Any) -> None:
         self.on_terminal(utt, state, fields)
