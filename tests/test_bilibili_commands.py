@@ -159,3 +159,25 @@ def test_recent_memory_is_bounded() -> None:
         assert not r.check_and_add(str(i))
     assert len(r) == 100 and "999" in r and "0" not in r
     assert r.check_and_add("999")
+
+
+def test_dm_v2_fills_what_the_json_lacks() -> None:
+    m = CommandMapper("1")
+    msg = {**s.danmu("", uid=0, name="", dmid=0), "dm_v2": s.dm_v2("abc", "内容", 4242, "真名")}
+    msg["info"][0][15]["extra"] = "{}"
+    msg["info"][0][5] = ""
+    e = m.translate(msg).items[0]
+    assert isinstance(e, ChatEvent)
+    assert (e.user.id, e.user.name, e.text, e.raw_id) == ("4242", "真名", "内容", "abc")
+    # A broken dm_v2 leaves the JSON as it is.
+    ok = m.translate({**s.danmu("hi", dmid=5), "dm_v2": "%%%"}).items[0]
+    assert isinstance(ok, ChatEvent) and ok.text == "hi"
+
+
+def test_send_gift_v2_bad_pb_is_malformed_and_names_unmasked_when_logged_in() -> None:
+    with pytest.raises(MalformedCommand):
+        CommandMapper("1").translate({"cmd": "SEND_GIFT_V2", "data": {"pb": "not base64!"}})
+    e = CommandMapper("1").translate(s.danmu("x", name="用户***")).items[0]
+    assert isinstance(e, ChatEvent) and e.user.name == "用户***"  # only masked without a login
+    e = CommandMapper("1", masked_names=True).translate(s.danmu("x", name="用户***")).items[0]
+    assert isinstance(e, ChatEvent) and e.user.name == ""

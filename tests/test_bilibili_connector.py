@@ -16,8 +16,7 @@ from structlog.testing import capture_logs
 from ishowtts.connectors import ConnectorContext, ConnectorState
 from ishowtts.events import ChatEvent, Kind, Retraction
 from ishowtts_plugins.bilibili import BilibiliConnector, BilibiliOptions
-from ishowtts_plugins.bilibili import client as client_module
-from ishowtts_plugins.bilibili.api import Target
+from ishowtts_plugins.bilibili import api as api_module
 from tests.servers import bilibili_samples as s
 from tests.servers.bilibili import BiliServer, notice_frame, pack
 from tests.servers.util import running, until
@@ -41,10 +40,12 @@ async def server() -> AsyncIterator[BiliServer]:
 
 @pytest.fixture(autouse=True)
 def no_http(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def forbidden(*_a: Any) -> Target:
+    async def forbidden(*_a: Any) -> None:
         raise AssertionError("an endpoint override must not make HTTP calls")
 
-    monkeypatch.setattr(client_module, "fetch_target", forbidden)
+    monkeypatch.setattr(api_module.WebApi, "_get", forbidden)
+    for name in ("SESSDATA", "BUVID3", "BUVID4", "DEDEUSERID", "BILI_JCT"):
+        monkeypatch.delenv(f"BILIBILI_{name}", raising=False)
 
 
 def connector(url: str, **extra: Any) -> BilibiliConnector:
@@ -184,26 +185,70 @@ async def test_ten_thousand_garbage_frames(server: BiliServer) -> None:
 async def test_fresh_token_and_server_list_each_attempt(
     server: BiliServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[int] = []
-
-    async def fake_fetch(room: int, creds: Any) -> Target:
-        calls.append(room)
-        # The first list starts with a dead server: the next one is tried.
-        dead = "ws://127.0.0.1:9/sub"
-        return Target(s.ROOM, (dead, server.url), f"token-{len(calls)}", 0, "buvid")
-
-    monkeypatch.setattr(client_module, "fetch_target", fake_fetch)
+    monkeypatch.undo()  # the real HTTP side, against the local server
     conn = BilibiliConnector(
-        "bili", BilibiliOptions(room="https://live.bilibili.com/123?x=1", **FAST), CTX
-    )
+        "bili",
+        BilibiliOptions(
+            room="https://live.bilibili.com/123?x=1", live_api=server.http_base,
+            main_api=server.http_base, **FAST,
+        ),
+        CTX,
+    )  # fmt: skip
     async with running(conn):
         await server.wait_authed()
         await server.kill()
         await server.start()
         await server.wait_authed()
-    assert calls[:2] == [123, 123]
+    # The first server in the list is dead: the next one was used, with a fresh token each time.
     assert [a["key"] for a in server.auths[:2]] == ["token-1", "token-2"]
-    assert server.auths[0]["buvid"] == "buvid"
+    assert server.auths[0]["roomid"] == 21452505 and server.auths[0]["buvid"] == "B3-FROM-SPI-infoc"
+    assert not server.http_refusals, server.http_refusals
+    for path, headers in server.http_calls:
+        assert "Chrome/" in headers["User-Agent"], path
+        if path != "/x/frontend/finger/spi":
+            assert "buvid3=B3-FROM-SPI-infoc" in headers["Cookie"], path
+            assert "buvid4=B4-FROM-SPI" in headers["Cookie"], path
+
+
+async def test_risk_control_is_one_line_and_a_slow_retry(
+    server: BiliServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.undo()
+    server.risk = [-352, -412, -352]
+    opts = BilibiliOptions(
+        room=123, live_api=server.http_base, main_api=server.http_base, risk_backoff_s=0.05,
+        **FAST,
+    )  # fmt: skip
+    conn = BilibiliConnector("bili", opts, CTX)
+    with capture_logs() as logs:
+        async with running(conn):
+            await server.wait_authed()
+    assert conn.counters["risk_control"] == 3 and not server.risk
+    risk = [e for e in logs if e["event"] == "bilibili_risk_control"]
+    assert len(risk) == 1 and "SESSDATA" in risk[0]["hint"]  # one line for the whole streak
+    waits = [e["seconds"] for e in logs if e["event"] == "bilibili_reconnect_in"]
+    # Slower each time (0.05, 0.1, 0.15 s here; minutes by default), never the plain backoff.
+    assert len(waits) == 3 and waits == sorted(waits) and waits[0] >= 0.05
+    assert any(e["event"] == "bilibili_risk_control_cleared" for e in logs)
+
+
+async def test_an_old_user_agent_is_what_the_service_refuses(server: BiliServer) -> None:
+    """The local server's -352 rule is real: a request as an old client made it is refused."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        old = {"User-Agent": "Mozilla/5.0 Chrome/124.0 Safari/537.36"}
+        async with http.get(f"{server.http_base}/x/frontend/finger/spi", headers=old) as resp:
+            assert (await resp.json())["code"] == -352
+
+
+async def test_missing_room_fails(server: BiliServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()
+    server.room_exists = False
+    opts = BilibiliOptions(room=5, live_api=server.http_base, main_api=server.http_base, **FAST)
+    conn = BilibiliConnector("bili", opts, CTX)
+    async with running(conn):
+        await until(lambda: conn.state == ConnectorState.FAILED)
 
 
 def test_options_validation() -> None:
@@ -226,3 +271,32 @@ async def test_retraction_items_reach_the_consumer(server: BiliServer) -> None:
         await server.send_frame(notice_frame([s.danmu("oops", dmid=77), s.recall(77)], 3))
         await until(lambda: len(r.items) == 2)
     assert isinstance(r.items[1], Retraction) and r.items[1].raw_ids == (r.items[0].raw_id,)
+
+
+async def test_gift_v2_mirror_and_masked_names(server: BiliServer) -> None:
+    conn = connector(server.url)
+    async with running(conn) as r:
+        await server.wait_authed()
+        await server.push([
+            s.send_gift(name="小花花", price=100, num=3, tid="t1", combo=""),
+            s.send_gift_v2([("小花花", 3, 100, "t1"), ("辣条", 2, 100, "t2")]),  # t1 again
+            s.danmu_mirror("from another room", dmid=41),
+            {**s.danmu("蒙面", uid=0, name="用户***", dmid=42),
+             "dm_v2": s.dm_v2("42", "蒙面", uid=0, name="用户***")},
+        ], 3)  # fmt: skip
+        await until(lambda: conn.counters["ignored"] >= 1 and len(r.items) >= 3)
+    gifts = [e for e in events(r.items) if e.kind == Kind.GIFT]
+    assert [(g.gift_name, g.gift_count, g.raw_id) for g in gifts] == [
+        ("小花花", 3, "t1"), ("辣条", 2, "t2")
+    ]  # fmt: skip
+    assert gifts[1].amount == 0.2 and conn.counters["duplicate"] == 1
+    masked = [e for e in events(r.items) if e.kind == Kind.DANMAKU]
+    assert [e.text for e in masked] == ["蒙面"] and masked[0].user.name == ""
+
+
+async def test_mirror_read_when_asked(server: BiliServer) -> None:
+    conn = connector(server.url, mirror=True)
+    async with running(conn) as r:
+        await server.wait_authed()
+        await server.push([s.danmu_mirror("from another room", dmid=41)], 0)
+        await until(lambda: len(r.items) == 1)

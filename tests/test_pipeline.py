@@ -202,3 +202,16 @@ def test_gift_evicted_then_repeated_starts_a_new_line() -> None:
     again = p.ingest(ev(Kind.GIFT, gift_name="小心心"), now=1.0)  # nothing to merge into
     assert again is None and ledger.rules["evicted:queue_full"] == 2  # the lowest class goes
     assert "dropped:merged" not in ledger.rules
+
+
+def test_a_user_without_a_name_is_read_as_the_neutral_word() -> None:
+    # Bilibili without a login masks names; the connector leaves them empty.
+    p, _, _ = build()
+    gift = p.ingest(ev(Kind.GIFT, gift_name="小花花", user=User("0", "")), now=0.0)
+    assert gift is not None and gift.text == "谢谢这位观众送的小花花"
+    p, _, _ = build(speech={"anonymous": "朋友"}, voices={"default": {}, "u": {}})
+    like = p.ingest(ev(Kind.LIKE, user=User("o1", "", alt_ids=("U1",))), now=0.0)
+    assert like is not None and like.text == "谢谢朋友点赞"
+    p, _, _ = build(voices={"default": {}, "u": {}}, routing={"users": {"U1": "u"}})
+    routed = p.ingest(ev(text="hi", user=User("o1", "x", alt_ids=("U1",))), now=0.0)
+    assert routed is not None and routed.voice == "u"

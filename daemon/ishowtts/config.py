@@ -114,6 +114,7 @@ DEFAULT_PRIORITY = {
     Kind.FOLLOW: 10,
     Kind.ENTER: 10,
     Kind.SHARE: 10,
+    Kind.LIKE: 5,
 }
 DEFAULT_TTL = {
     Kind.SYSTEM: 120.0,
@@ -124,6 +125,7 @@ DEFAULT_TTL = {
     Kind.FOLLOW: 15.0,
     Kind.ENTER: 10.0,
     Kind.SHARE: 15.0,
+    Kind.LIKE: 10.0,
 }
 
 
@@ -147,6 +149,7 @@ DEFAULT_TEMPLATES = {
     Kind.FOLLOW: "欢迎{user}关注",
     Kind.ENTER: "欢迎{user}",
     Kind.SHARE: "谢谢{user}分享直播间",
+    Kind.LIKE: "谢谢{user}点赞",
     Kind.SYSTEM: "{text}",
 }
 TEMPLATE_FIELDS = frozenset({"text", "user", "gift", "count", "count_text", "amount", "platform"})
@@ -169,6 +172,8 @@ Template = Annotated[str, AfterValidator(_template)]
 
 class SpeechConfig(Section):
     templates: dict[Kind, Template] = {}  # merged over DEFAULT_TEMPLATES
+    # Said for {user} when the platform gives no name (Bilibili masks names without a login).
+    anonymous: str = "这位观众"
 
     def template_for(self, kind: Kind) -> str:
         return self.templates.get(kind, DEFAULT_TEMPLATES[kind])
@@ -243,10 +248,13 @@ class Config(Section):
         p = Path(os.path.expanduser(str(path)))
         return p if p.is_absolute() else self.base_dir / p
 
-    def voice_for(self, kind: Kind, user_id: str, user_name: str) -> str:
+    def voice_for(
+        self, kind: Kind, user_id: str, user_name: str, alt_ids: tuple[str, ...] = ()
+    ) -> str:
         users = self.routing.users
         return (
             users.get(user_id)
+            or next((users[a] for a in alt_ids if a in users), None)
             or users.get(user_name)
             or self.routing.kinds.get(kind)
             or self.routing.default

@@ -17,7 +17,7 @@ import regex
 from .config import DedupeConfig
 from .events import ChatEvent, Kind
 
-_TEXT_KINDS = frozenset({Kind.DANMAKU, Kind.ENTER, Kind.FOLLOW, Kind.SHARE})
+_TEXT_KINDS = frozenset({Kind.DANMAKU, Kind.ENTER, Kind.FOLLOW, Kind.SHARE, Kind.LIKE})
 _NOISE = regex.compile(r"[\p{P}\p{S}\p{Z}\s]+")
 # Repeated units collapse to one; digits only when the whole number is one repeated digit
 # three or more times (666 ≡ 666666), so "1" and "11", "1000" and "10000" stay different lines.

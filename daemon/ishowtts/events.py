@@ -19,6 +19,7 @@ class Kind(str, Enum):
     FOLLOW = "follow"
     ENTER = "enter"
     SHARE = "share"  # someone shared the stream (Bilibili)
+    LIKE = "like"  # someone liked the stream (Bilibili open platform: summed per user per 2 s)
     SYSTEM = "system"
 
     def __str__(self) -> str:
@@ -44,6 +45,13 @@ class User:
     medal_level: int = 0
     medal_name: str = ""
     is_moderator: bool = False
+    # Other ids naming the same user (Bilibili open platform: union_id beside open_id), so a
+    # filter or a routing rule written with any of them matches.
+    alt_ids: tuple[str, ...] = ()
+
+    def names(self) -> tuple[str, ...]:
+        """Every string a filter or routing rule may name this user by (empty ones left out)."""
+        return tuple(n for n in (self.id, *self.alt_ids, self.name) if n)
 
 
 SYSTEM_USER = User(id="system", name="system")

@@ -67,14 +67,14 @@ class Filters:
         if kind not in self.kinds:
             return "kind_disabled"
         user = event.user
-        if user.id in self.block_users or user.name in self.block_users:
+        names = user.names()
+        if any(n in self.block_users for n in names):
             return "blocked_user"
         # System messages (the operator's own /say) are no chat user's.
         if (
             self.allow_users
             and kind is not Kind.SYSTEM
-            and user.id not in self.allow_users
-            and user.name not in self.allow_users
+            and not any(n in self.allow_users for n in names)
         ):
             return "not_allowed_user"
         if self._keywords is not None:

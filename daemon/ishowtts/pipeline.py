@@ -106,6 +106,8 @@ class Pipeline:
         if "user" in needs and name:
             # Names are read aloud: same clean-up as text, but never lose the name entirely.
             name = self.normalizer(name) or name
+        if "user" in needs and not name:
+            name = self.config.speech.anonymous
         count = event.gift_count
         out = self._templates[event.kind].format(
             text=text,
@@ -124,7 +126,7 @@ class Pipeline:
         return Utterance(
             event=event,
             text=self._render(event, text),
-            voice=cfg.voice_for(kind, event.user.id, event.user.name),
+            voice=cfg.voice_for(kind, event.user.id, event.user.name, event.user.alt_ids),
             priority=cfg.queue.priority_of(kind),
             deadline=event.received_mono + cfg.queue.ttl_of(kind),
         )

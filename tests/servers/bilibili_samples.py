@@ -178,3 +178,118 @@ LIVE = {"cmd": "LIVE", "live_key": "512345678901234567", "voice_background": "",
 PREPARING = {"cmd": "PREPARING", "roomid": str(ROOM)}
 WATCHED = {"cmd": "WATCHED_CHANGE", "data": {"num": 12345, "text_small": "1.2万"}}
 NEW_CMD = {"cmd": "SOMETHING_NEW_FROM_2030", "data": {"x": 1}}
+
+
+def dm_v2(id_str: str = "", content: str = "", uid: int = 0, name: str = "") -> str:
+    """DANMU_MSG's base64 protobuf copy: 1 id_str, 6 content, 20 user (1 uid, 2 base: 1 name)."""
+    user = protobuf.encode([(1, uid), (2, protobuf.encode([(1, name), (2, "f.jpg")]))])
+    body = protobuf.encode(
+        [(1, id_str), (2, 1), (3, 25), (6, content), (7, 1_719_000_000), (20, user)]
+    )
+    return base64.b64encode(body).decode()
+
+
+def danmu_mirror(text: str, dmid: int) -> dict[str, Any]:
+    return {**danmu(text, dmid=dmid), "cmd": "DANMU_MSG_MIRROR"}
+
+
+def send_gift_v2(
+    gifts: list[tuple[str, int, int, str]], uid: int = 4004, name: str = "送礼的人"
+) -> dict[str, Any]:
+    """SEND_GIFT_V2: one sender, several gifts given as (name, num, unit price, tid)."""
+    medal = protobuf.encode([(1, 7777), (4, ROOM), (5, 5), (6, "粉丝团")])
+    items = [
+        protobuf.encode([(1, 31164), (2, g), (3, n), (4, 0), (5, p), (7, p * n), (8, "gold"),
+                         (9, tid), (10, 1_719_000_200), (12, "1719000200"), (18, "投喂")])
+        for g, n, p, tid in gifts
+    ]  # fmt: skip
+    body = protobuf.encode(
+        [(1, uid), (2, name), (3, "f.jpg"), (5, 0), (8, medal)] + [(10, i) for i in items]
+    )
+    return {"cmd": "SEND_GIFT_V2", "data": {"pb": base64.b64encode(body).decode()}}
+
+
+# -- the open platform (LIVE_OPEN_PLATFORM_*), shaped like its documentation's examples --------
+OPEN_ROOM = 22_334_455
+ANCHOR = {"uid": 0, "open_id": "anchor-open-id", "union_id": "anchor-union", "uname": "主播",
+          "uface": "a.jpg"}  # fmt: skip
+
+
+def _open_user(open_id: str, name: str) -> dict[str, Any]:
+    return {"open_id": open_id, "union_id": f"U-{open_id}", "uname": name, "uface": "f.jpg"}
+
+
+def _medal() -> dict[str, Any]:
+    return {"fans_medal_level": 7, "fans_medal_name": "粉丝团", "fans_medal_wearing_status": True}
+
+
+def open_dm(
+    text: str, msg_id: str, open_id: str = "o-alice", name: str = "爱丽丝"
+) -> dict[str, Any]:
+    return {"cmd": "LIVE_OPEN_PLATFORM_DM", "data": {
+        **_open_user(open_id, name), **_medal(), "timestamp": 1_719_000_000, "room_id": OPEN_ROOM,
+        "msg": text, "msg_id": msg_id, "guard_level": 0, "emoji_img_url": "", "dm_type": 0,
+        "glory_level": 10, "reply_open_id": "", "reply_uname": "", "is_admin": 0,
+    }}  # fmt: skip
+
+
+def open_dm_mirror(text: str, msg_id: str) -> dict[str, Any]:
+    return {**open_dm(text, msg_id), "cmd": "LIVE_OPEN_PLATFORM_DM_MIRROR"}
+
+
+def open_gift(msg_id: str, num: int = 2, price: int = 1000, paid: bool = True) -> dict[str, Any]:
+    return {"cmd": "LIVE_OPEN_PLATFORM_SEND_GIFT", "data": {
+        **_open_user("o-bob", "鲍勃"), **_medal(), "room_id": OPEN_ROOM, "gift_id": 31164,
+        "gift_name": "粉丝团灯牌", "gift_num": num, "price": price, "r_price": price,
+        "paid": paid, "guard_level": 0, "timestamp": 1_719_000_100, "anchor_info": ANCHOR,
+        "msg_id": msg_id, "gift_icon": "g.png", "combo_gift": False,
+    }}  # fmt: skip
+
+
+def open_super_chat(message_id: int, rmb: int = 30) -> dict[str, Any]:
+    return {"cmd": "LIVE_OPEN_PLATFORM_SUPER_CHAT", "data": {
+        **_open_user("o-carol", "卡罗尔"), **_medal(), "room_id": OPEN_ROOM,
+        "message_id": message_id, "message": "唱首歌吧", "rmb": rmb, "timestamp": 1_719_000_200,
+        "start_time": 1_719_000_200, "end_time": 1_719_000_260, "guard_level": 3,
+        "msg_id": f"sc-{message_id}",
+    }}  # fmt: skip
+
+
+def open_super_chat_del(*message_ids: int) -> dict[str, Any]:
+    return {"cmd": "LIVE_OPEN_PLATFORM_SUPER_CHAT_DEL", "data": {
+        "room_id": OPEN_ROOM, "message_ids": list(message_ids), "msg_id": "del-1"}}  # fmt: skip
+
+
+def open_guard(msg_id: str, level: int = 3, num: int = 1) -> dict[str, Any]:
+    return {"cmd": "LIVE_OPEN_PLATFORM_GUARD", "data": {
+        "user_info": _open_user("o-dave", "戴夫"), "guard_level": level, "guard_num": num,
+        "guard_unit": "月", "price": 198000, **_medal(), "room_id": OPEN_ROOM, "msg_id": msg_id,
+        "timestamp": 1_719_000_300,
+    }}  # fmt: skip
+
+
+def open_like(msg_id: str, count: int = 5) -> dict[str, Any]:
+    return {"cmd": "LIVE_OPEN_PLATFORM_LIKE", "data": {
+        **_open_user("o-erin", "艾琳"), **_medal(), "timestamp": 1_719_000_400,
+        "room_id": OPEN_ROOM, "like_text": "为主播点赞了", "like_count": count, "msg_id": msg_id,
+    }}  # fmt: skip
+
+
+def open_enter(msg_id: str) -> dict[str, Any]:
+    return {"cmd": "LIVE_OPEN_PLATFORM_LIVE_ROOM_ENTER", "data": {
+        **_open_user("o-frank", "弗兰克"), "room_id": OPEN_ROOM, "timestamp": 1_719_000_500,
+        "msg_id": msg_id,
+    }}  # fmt: skip
+
+
+def open_live(start: bool) -> dict[str, Any]:
+    return {"cmd": "LIVE_OPEN_PLATFORM_LIVE_" + ("START" if start else "END"), "data": {
+        "room_id": OPEN_ROOM, "open_id": ANCHOR["open_id"], "union_id": ANCHOR["union_id"],
+        "timestamp": 1_719_000_000, "area_name": "单机游戏", "title": "测试直播",
+        "msg_id": "live-" + str(start),
+    }}  # fmt: skip
+
+
+def open_interaction_end(game_id: str) -> dict[str, Any]:
+    return {"cmd": "LIVE_OPEN_PLATFORM_INTERACTION_END",
+            "data": {"game_id": game_id, "timestamp": 1_719_000_900}}  # fmt: skip

@@ -113,6 +113,7 @@ class SessionConnector(BaseConnector):
         self.backoff = Backoff(options.backoff_initial_s, options.backoff_max_s)
         self.recent = Recent(options.dedupe_memory)
         self._refusals = 0  # logins refused since the last accepted one
+        self._at_least = 0.0  # the next wait's floor (a platform's cooldown, risk control)
 
     # -- what a platform writes ----------------------------------------------------------------
     async def session(self, http: aiohttp.ClientSession) -> None:
@@ -129,20 +130,36 @@ class SessionConnector(BaseConnector):
     def on_notice(self, note: str) -> None:
         self.counters[f"notice:{note[:64]}"] += 1
 
+    async def closing(self, http: aiohttp.ClientSession) -> None:
+        """Runs once as the connector stops, the HTTP client still open (end a platform-side
+        session, say goodbye)."""
+
+    def wait_at_least(self, seconds: float) -> None:
+        """The wait before the next session is at least ``seconds`` (the platform asked for a
+        pause, or retrying soon would make things worse); backoff as usual otherwise."""
+        self._at_least = max(self._at_least, seconds)
+
     # -- the loop ------------------------------------------------------------------------------
     async def run(self) -> None:
         async with self.client() as http:
-            first = True
-            while True:
-                self.set_state(ConnectorState.CONNECTING if first else ConnectorState.RECONNECTING)
-                first = False
-                delay = await self._one_session(http)
-                if delay is None:
-                    return
-                self.counters["reconnects"] += 1
-                self.set_state(ConnectorState.RECONNECTING)
-                self.log.info(f"{self.platform}_reconnect_in", seconds=round(delay, 2))
-                await asyncio.sleep(delay)
+            try:
+                await self._sessions(http)
+            finally:
+                await self.closing(http)
+
+    async def _sessions(self, http: aiohttp.ClientSession) -> None:
+        first = True
+        while True:
+            self.set_state(ConnectorState.CONNECTING if first else ConnectorState.RECONNECTING)
+            first = False
+            delay = await self._one_session(http)
+            if delay is None:
+                return
+            delay, self._at_least = max(delay, self._at_least), 0.0
+            self.counters["reconnects"] += 1
+            self.set_state(ConnectorState.RECONNECTING)
+            self.log.info(f"{self.platform}_reconnect_in", seconds=round(delay, 2))
+            await asyncio.sleep(delay)
 
     async def _one_session(self, http: aiohttp.ClientSession) -> float | None:
         """Runs a session to its end; the delay before the next one, or None to stop."""

@@ -1,9 +1,9 @@
 """The ``bilibili`` connector: our own aiohttp WebSocket client for the live danmaku server.
 
-bilibili-api-python's ``LiveDanmaku`` is not used for the connection: it gives up after a close
-or a refused connection, cannot read zlib (protover 2) bodies, hard-codes ``wss://`` (no relay or
-local server), reuses one token and server list for all its retries, and polls the web
-heartbeat API every 60 s. The library still does the HTTP work it is good at (api.py).
+``LiveSocketConnector`` is the session both Bilibili connectors share on the core skeleton: the
+binary protocol (auth, heartbeats, reads) on one of the servers a ``Target`` names. Subclasses
+say where to connect and how to authenticate (``_target``; the web auth packet, or the open
+platform's auth body as is) and map the commands. The web connector's HTTP side is ``api.py``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import re
+from typing import Any, Protocol
 
 import aiohttp
 from pydantic import Field, field_validator
@@ -20,25 +21,31 @@ from ishowtts.connectors import (
     AuthFailed,
     ConnectorContext,
     GiveUp,
+    Outcome,
     SessionConnector,
     SessionEnded,
     SessionOptions,
 )
 from ishowtts.connectors.session import short
 from ishowtts.connectors.websocket import receive
+from ishowtts.recent import Recent
 
 from . import protocol as p
-from .api import Credentials, RoomNotFound, Target, fetch_target
+from .api import BROWSER_HEADERS, Credentials, RiskControl, RoomNotFound, Target, WebApi
 from .commands import CommandMapper, MalformedCommand
 
-HEADERS = {
-    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/124.0 Safari/537.36",
-    "Origin": "https://live.bilibili.com",
-}
+
+class SocketOptions(SessionOptions):
+    """What every connection to the live danmaku server needs (web and open platform)."""
+
+    heartbeat_s: float = Field(30.0, gt=0)
+    auth_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(70.0, gt=0)  # silence (not even a heartbeat reply) → reconnect
+    max_auth_failures: int | None = Field(5, ge=1)  # refusals in a row, then FAILED
+    mirror: bool = False  # read danmaku mirrored from other rooms (DANMU_MSG_MIRROR)
 
 
-class BilibiliOptions(SessionOptions):
+class BilibiliOptions(SocketOptions):
     room: int | str  # the id in the room's URL (short ids are resolved) or the URL itself
     endpoint: str | None = None  # ws(s):// URL override (relay, tests): then no HTTP call at all
     uid: int = Field(0, ge=0)  # with endpoint: the uid sent in the auth packet
@@ -47,11 +54,12 @@ class BilibiliOptions(SessionOptions):
     sessdata_env: str = "BILIBILI_SESSDATA"
     bili_jct_env: str = "BILIBILI_BILI_JCT"
     buvid3_env: str = "BILIBILI_BUVID3"
+    buvid4_env: str = "BILIBILI_BUVID4"
     dedeuserid_env: str = "BILIBILI_DEDEUSERID"
-    heartbeat_s: float = Field(30.0, gt=0)
-    auth_timeout_s: float = Field(5.0, gt=0)
-    read_timeout_s: float = Field(70.0, gt=0)  # silence (not even a heartbeat reply) → reconnect
-    max_auth_failures: int | None = Field(5, ge=1)  # refusals in a row, then FAILED
+    # The HTTP side's hosts (a local server in tests).
+    live_api: str = "https://api.live.bilibili.com"
+    main_api: str = "https://api.bilibili.com"
+    risk_backoff_s: float = Field(60.0, gt=0)  # at least this long after -352/-412
 
     @field_validator("room")
     @classmethod
@@ -73,39 +81,41 @@ class BilibiliOptions(SessionOptions):
         return value
 
 
-class BilibiliConnector(SessionConnector):
-    platform = "bilibili"
-    Options = BilibiliOptions
+class Mapper(Protocol):
+    """What the socket session needs from a command mapper (web and open platform ones)."""
 
-    def __init__(self, name: str, options: BilibiliOptions, context: ConnectorContext) -> None:
+    room: str
+    recent: Recent
+
+    def translate(self, msg: Any) -> Outcome: ...
+
+
+class LiveSocketConnector(SessionConnector):
+    platform = "bilibili"
+    Options: type[SocketOptions] = SocketOptions
+
+    def __init__(self, name: str, options: SocketOptions, context: ConnectorContext) -> None:
         super().__init__(name, options, context)
-        self.options: BilibiliOptions = options
-        self.room = str(options.room)
-        self.mapper = CommandMapper(self.room, memory=options.dedupe_memory)
+        self.options: SocketOptions = options
+        self.room = ""
+        self.mapper: Mapper = CommandMapper("", memory=options.dedupe_memory)
         self.popularity = 0
-        self._warned_login = False
+        self._ws: aiohttp.ClientWebSocketResponse | None = None  # so a side task can end it
 
     def client(self) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(headers=HEADERS)
+        return aiohttp.ClientSession(headers=BROWSER_HEADERS)
 
-    async def _target(self) -> Target:
-        o = self.options
-        if o.endpoint:
-            buvid = Credentials.from_env("", "", o.buvid3_env, "").buvid3
-            return Target(int(o.room), (o.endpoint,), o.token, o.uid, buvid)
-        creds = Credentials.from_env(o.sessdata_env, o.bili_jct_env, o.buvid3_env, o.dedeuserid_env)
-        # The HTTP side must not hang a reconnect loop forever.
-        try:
-            target = await asyncio.wait_for(
-                fetch_target(int(o.room), creds), 3 * o.connect_timeout_s
-            )
-        except RoomNotFound as exc:
-            raise GiveUp(str(exc)) from exc
-        self.log.info(
-            "bilibili_room_resolved", room=o.room, room_id=target.room_id,
-            servers=len(target.urls), logged_in=creds.logged_in,
-        )  # fmt: skip
-        return target
+    async def _target(self, http: aiohttp.ClientSession) -> Target:
+        raise NotImplementedError
+
+    def _auth_packet(self, target: Target) -> bytes:
+        if target.auth_body:
+            return target.auth_body
+        auth = {
+            "uid": target.uid, "roomid": target.room_id, "protover": 3,
+            "buvid": target.buvid, "platform": "web", "type": 2, "key": target.token,
+        }  # fmt: skip
+        return json.dumps(auth).encode()
 
     async def _connect(
         self, http: aiohttp.ClientSession, target: Target
@@ -126,15 +136,12 @@ class BilibiliConnector(SessionConnector):
 
     async def session(self, http: aiohttp.ClientSession) -> None:
         o = self.options
-        target = await self._target()  # a fresh token and server list for every attempt
+        target = await self._target(http)  # a fresh token and server list for every attempt
         ws = await asyncio.wait_for(self._connect(http, target), o.connect_timeout_s)
         loop = asyncio.get_running_loop()
+        self._ws = ws
         try:
-            auth = {
-                "uid": target.uid, "roomid": target.room_id, "protover": 3,
-                "buvid": target.buvid, "platform": "web", "type": 2, "key": target.token,
-            }  # fmt: skip
-            await ws.send_bytes(p.encode(json.dumps(auth).encode(), p.Op.AUTH))
+            await ws.send_bytes(p.encode(self._auth_packet(target), p.Op.AUTH))
             deadline = loop.time() + o.auth_timeout_s
             try:
                 while not await self._read(ws, False, max(0.001, deadline - loop.time())):
@@ -150,6 +157,7 @@ class BilibiliConnector(SessionConnector):
                     except asyncio.TimeoutError:
                         raise SessionEnded(f"silent for {o.read_timeout_s} s") from None
         finally:
+            self._ws = None
             await ws.close()
 
     async def _heartbeat(self, ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -213,13 +221,79 @@ class BilibiliConnector(SessionConnector):
 
     def on_notice(self, note: str) -> None:
         super().on_notice(note)
-        if note == "login_notice":
-            if not self._warned_login:
-                self._warned_login = True
+        self.log.info("bilibili_live_status", status=note, room=self.room)
+
+
+class BilibiliConnector(LiveSocketConnector):
+    """``type: bilibili``: the web client's path (no app, any room, names need a login)."""
+
+    Options = BilibiliOptions
+
+    def __init__(self, name: str, options: BilibiliOptions, context: ConnectorContext) -> None:
+        super().__init__(name, options, context)
+        self.options: BilibiliOptions = options
+        self.room = str(options.room)
+        self.creds = Credentials.from_env(
+            options.sessdata_env, options.bili_jct_env, options.buvid3_env,
+            options.buvid4_env, options.dedeuserid_env,
+        )  # fmt: skip
+        self.mapper = CommandMapper(
+            self.room,
+            memory=options.dedupe_memory,
+            mirror=options.mirror,
+            masked_names=not self.creds.logged_in,
+        )
+        self._warned_login = False
+        self._risk_streak = 0
+
+    async def _target(self, http: aiohttp.ClientSession) -> Target:
+        o = self.options
+        if not self.creds.logged_in and not self._warned_login:
+            self._warn_masked()
+        if o.endpoint:
+            return Target(int(o.room), (o.endpoint,), o.token, o.uid, self.creds.buvid3)
+        api = WebApi(http, self.creds, o.main_api, o.live_api)
+        try:
+            # The HTTP side must not hang a reconnect loop forever.
+            target = await asyncio.wait_for(api.target(int(o.room)), 3 * o.connect_timeout_s)
+        except RoomNotFound as exc:
+            raise GiveUp(str(exc)) from exc
+        except RiskControl as exc:
+            self._risk_streak += 1
+            self.counters["risk_control"] += 1
+            wait = o.risk_backoff_s * min(self._risk_streak, 4)
+            self.wait_at_least(wait)
+            if self._risk_streak == 1:  # one line per streak, not one per retry
                 self.log.warning(
-                    "bilibili_names_masked",
-                    hint="not logged in: the server masks user names; set the SESSDATA "
-                    f"cookie in ${self.options.sessdata_env}",
+                    "bilibili_risk_control",
+                    error=str(exc),
+                    retry_in_s=wait,
+                    hint="the service's risk control refused the HTTP side: set the cookies of a "
+                    f"logged-in browser (${o.sessdata_env}, ${o.buvid3_env}, ${o.buvid4_env}) "
+                    "or wait; retrying slowly",
                 )
-        else:
-            self.log.info("bilibili_live_status", status=note, room=self.room)
+            raise SessionEnded(str(exc)) from None
+        if self._risk_streak:
+            self.log.info("bilibili_risk_control_cleared", after=self._risk_streak)
+            self._risk_streak = 0
+        self.log.info(
+            "bilibili_room_resolved", room=o.room, room_id=target.room_id,
+            servers=len(target.urls), logged_in=self.creds.logged_in,
+        )  # fmt: skip
+        return target
+
+    def _warn_masked(self) -> None:
+        self._warned_login = True
+        self.log.warning(
+            "bilibili_names_masked",
+            hint="not logged in: the service masks user names, so they are read as "
+            f"speech.anonymous; set the SESSDATA cookie in ${self.options.sessdata_env}",
+        )
+
+    def on_notice(self, note: str) -> None:
+        if note == "login_notice":
+            self.counters[f"notice:{note}"] += 1
+            if not self._warned_login:
+                self._warn_masked()
+            return
+        super().on_notice(note)

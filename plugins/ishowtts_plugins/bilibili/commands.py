@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -119,18 +121,24 @@ class CommandMapper:
         memory: int = 4096,
         guard_window_s: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        mirror: bool = False,
+        masked_names: bool = False,
     ) -> None:
         self.room = room
+        self.mirror = mirror  # read DANMU_MSG_MIRROR (a danmaku from another room) too
+        self.masked_names = masked_names  # not logged in: names like "用户***" are not names
         self.guard_window_s = guard_window_s
         self.recent = Recent(memory, clock)
         self.memory = memory
         self._ids: OrderedDict[str, str] = OrderedDict()  # any id of a danmaku → its raw_id
         self._handlers: dict[str, Callable[[Mapping[str, Any]], Outcome]] = {
             "DANMU_MSG": self._danmu,
+            "DANMU_MSG_MIRROR": self._mirror,
             "SUPER_CHAT_MESSAGE": self._super_chat,
             "SUPER_CHAT_MESSAGE_JPN": self._super_chat,
             "SUPER_CHAT_MESSAGE_DELETE": self._super_chat_delete,
             "SEND_GIFT": self._gift,
+            "SEND_GIFT_V2": self._gift_v2,
             "COMBO_SEND": self._combo,
             "GUARD_BUY": self._guard_buy,
             "USER_TOAST_MSG": self._user_toast,
@@ -165,8 +173,14 @@ class CommandMapper:
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise MalformedCommand(f"{cmd}: {type(exc).__name__}: {exc}") from None
 
+    def _chat_event(self, kind: Kind, user: User, **fields: Any) -> ChatEvent:
+        if self.masked_names and _MASKED.search(user.name):
+            # Read as the neutral word (speech.anonymous), never as "用户***".
+            user = dataclasses.replace(user, name="")
+        return ChatEvent(PLATFORM, self.room, kind, user, **fields)
+
     def _event(self, kind: Kind, user: User, **fields: Any) -> Outcome:
-        return Outcome(Status.EVENT, (ChatEvent(PLATFORM, self.room, kind, user, **fields),))
+        return Outcome(Status.EVENT, (self._chat_event(kind, user, **fields),))
 
     # -- danmaku -------------------------------------------------------------------------------
     def _danmu(self, msg: Mapping[str, Any]) -> Outcome:
@@ -184,15 +198,19 @@ class CommandMapper:
         # Which id RECALL_DANMU_MSG's target_id names is not documented: remember them all.
         ids = [_str(extra.get(k) or "") for k in ("dmid", "id_str")]
         ids.append(_str(meta[5] or "") if len(meta) > 5 and not isinstance(meta[5], bool) else "")
+        # dm_v2 (base64 protobuf) repeats the danmaku; it fills what the JSON leaves out.
+        v2 = _dm_v2(msg.get("dm_v2"))
+        ids.append(v2.id_str)
         raw_id = next((i for i in ids if i), "")
         for alias in ids:
             if alias:
                 self._ids[alias] = raw_id
         while len(self._ids) > self.memory:
             self._ids.popitem(last=False)
+        uid = _str(who[0])
         user = User(
-            id=_str(who[0]),
-            name=_str(who[1]),
+            id=uid if uid not in ("", "0") else (v2.uid or uid),
+            name=_str(who[1]) or v2.name,
             guard_level=guard or (_int(medal[10]) if len(medal) > 10 else 0),
             medal_level=_int(medal[0]) if medal else 0,
             medal_name=_str(medal[1]) if len(medal) > 1 else "",
@@ -200,8 +218,14 @@ class CommandMapper:
         )
         reply_to = _str(extra.get("reply_uname") or "")
         return self._event(
-            Kind.DANMAKU, user, text=text, raw_id=raw_id, reply_to=reply_to, sticker=sticker
-        )
+            Kind.DANMAKU, user, text=text or v2.content, raw_id=raw_id, reply_to=reply_to,
+            sticker=sticker,
+        )  # fmt: skip
+
+    def _mirror(self, msg: Mapping[str, Any]) -> Outcome:
+        if not self.mirror:  # another room's danmaku: not this stream's chat unless asked
+            return Outcome(Status.IGNORED, note="DANMU_MSG_MIRROR")
+        return self._danmu(msg)
 
     def _recall(self, msg: Mapping[str, Any]) -> Outcome:
         target = _str(_data(msg).get("target_id"))
@@ -245,21 +269,54 @@ class CommandMapper:
     # -- gifts ---------------------------------------------------------------------------------
     def _gift(self, msg: Mapping[str, Any]) -> Outcome:
         data = _data(msg)
-        count = max(1, _int(data.get("num"), 1))
-        if data.get("coin_type", "gold") == "gold":
-            total = _int(data.get("total_coin")) or _int(data.get("price")) * count
-        else:  # silver gifts are free
-            total = 0
         combo = _str(data.get("batch_combo_id"))
         if combo:
             self.recent.check_and_add(f"combo:{combo}")
-        return self._event(
+        return Outcome(Status.EVENT, (self._gift_event(
+            _gift_user(data, "uname"), _str(data.get("giftName")), _int(data.get("num"), 1),
+            _int(data.get("price")), _int(data.get("total_coin")),
+            _str(data.get("coin_type", "gold")), _str(data.get("tid")),
+        ),))  # fmt: skip
+
+    def _gift_v2(self, msg: Mapping[str, Any]) -> Outcome:
+        """SEND_GIFT_V2 (2026-08): data.pb, one sender and a list of gifts. Each gift's tid is
+        SEND_GIFT's, so the connector's id dedupe drops the copy when both arrive."""
+        try:
+            raw = base64.b64decode(_str(_data(msg)["pb"]), validate=True)
+            m = pb.message(raw)
+            medal = pb.sub(m.get(8))
+            gifts = [pb.message(v) for n, v in pb.fields(raw) if n == 10 and isinstance(v, bytes)]
+        except (binascii.Error, pb.WireError) as exc:
+            raise MalformedCommand(f"SEND_GIFT_V2: bad pb: {exc}") from None
+        if not gifts:
+            raise MalformedCommand("SEND_GIFT_V2 without gifts")
+        user = User(
+            id=str(pb.integer(m.get(1))),
+            name=pb.text(m.get(2)),
+            guard_level=pb.integer(m.get(5)),
+            medal_level=pb.integer(medal.get(5)),
+            medal_name=pb.text(medal.get(6)),
+        )
+        items = tuple(self._gift_v2_item(user, g) for g in gifts)
+        return Outcome(Status.EVENT, items)
+
+    def _gift_v2_item(self, user: User, g: dict[int, pb.Value]) -> ChatEvent:
+        name, num, price = pb.text(g.get(2)), pb.integer(g.get(3)), pb.integer(g.get(5))
+        total, coin, tid = pb.integer(g.get(7)), pb.text(g.get(8)) or "gold", pb.text(g.get(9))
+        return self._gift_event(user, name, num, price, total, coin, tid)
+
+    def _gift_event(
+        self, user: User, name: str, num: int, price: int, total_coin: int, coin: str, tid: str
+    ) -> ChatEvent:
+        count = max(1, num)
+        total = (total_coin or price * count) if coin == "gold" else 0  # silver gifts are free
+        return self._chat_event(
             Kind.GIFT,
-            _gift_user(data, "uname"),
+            user,
             amount=total / GOLD_PER_CNY,
-            gift_name=_str(data.get("giftName")),
+            gift_name=name,
             gift_count=count,
-            raw_id=_str(data.get("tid")),
+            raw_id=tid,
         )
 
     def _combo(self, msg: Mapping[str, Any]) -> Outcome:
@@ -346,7 +403,7 @@ class CommandMapper:
         try:
             raw = base64.b64decode(_str(_data(msg)["pb"]), validate=True)
             m = pb.message(raw)
-            medal = pb.message(m[9]) if isinstance(m.get(9), bytes) else {}
+            medal = pb.sub(m.get(9))
         except (binascii.Error, pb.WireError) as exc:
             raise MalformedCommand(f"INTERACT_WORD_V2: bad pb: {exc}") from None
         return self._interaction(
@@ -370,6 +427,30 @@ class CommandMapper:
 
 
 _ROLE = {1: "总督", 2: "提督", 3: "舰长"}
+_MASKED = re.compile(r"\*{3}")  # how the service masks a name without a login: "用户***"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DmV2:
+    id_str: str = ""
+    content: str = ""
+    uid: str = ""
+    name: str = ""
+
+
+def _dm_v2(value: Any) -> DmV2:
+    """DANMU_MSG's dm_v2: base64 protobuf of the danmaku (1 id_str, 6 content, 20 user: 1 uid,
+    2 base: 1 name). Best effort: the JSON is authoritative, so a bad dm_v2 is just empty."""
+    if not isinstance(value, str) or not value:
+        return DmV2()
+    try:
+        m = pb.message(base64.b64decode(value, validate=True))
+        user = pb.sub(m.get(20))
+        base = pb.sub(user.get(2))
+    except (binascii.Error, pb.WireError):
+        return DmV2()
+    uid = pb.integer(user.get(1))
+    return DmV2(pb.text(m.get(1)), pb.text(m.get(6)), str(uid) if uid else "", pb.text(base.get(1)))
 
 
 def _extra(value: Any) -> Mapping[str, Any]:

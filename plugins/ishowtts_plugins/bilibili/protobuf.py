@@ -33,6 +33,7 @@ def fields(buf: bytes) -> Iterator[tuple[int, Value]]:
     while pos < len(buf):
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
+        value: Value
         if number == 0:
             raise WireError("field number 0")
         if wire == 0:
@@ -57,6 +58,11 @@ def fields(buf: bytes) -> Iterator[tuple[int, Value]]:
 def message(buf: bytes) -> dict[int, Value]:
     """Last value wins per field (protobuf's rule for non-repeated fields)."""
     return dict(fields(buf))
+
+
+def sub(value: Value | None) -> dict[int, Value]:
+    """An embedded message field (empty when absent or not length-delimited)."""
+    return message(value) if isinstance(value, bytes) else {}
 
 
 def text(value: Value | None) -> str:
