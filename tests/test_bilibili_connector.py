@@ -242,6 +242,20 @@ async def test_an_old_user_agent_is_what_the_service_refuses(server: BiliServer)
             assert (await resp.json())["code"] == -352
 
 
+async def test_an_oversized_http_answer_is_an_error_then_retried(
+    server: BiliServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.undo()
+    server.nav_padding = 2 << 20
+    opts = BilibiliOptions(room=5, live_api=server.http_base, main_api=server.http_base, **FAST)
+    conn = BilibiliConnector("bili", opts, CTX)
+    with capture_logs() as logs:
+        async with running(conn):
+            await server.wait_authed()
+    errors = [e for e in logs if e["event"] == "bilibili_error"]
+    assert len(errors) == 1 and "larger than" in errors[0]["error"]
+
+
 async def test_missing_room_fails(server: BiliServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.undo()
     server.room_exists = False

@@ -16,6 +16,7 @@ from ishowtts.connectors import ConnectorContext, ConnectorState
 from ishowtts.events import ChatEvent, Kind, Retraction
 from ishowtts.filters import Filters
 from ishowtts_plugins.bilibili import BilibiliOpenConnector, BilibiliOpenOptions
+from ishowtts_plugins.bilibili.commands import MalformedCommand
 from ishowtts_plugins.bilibili.open_commands import OpenCommandMapper
 from ishowtts_plugins.bilibili.openapi import sign
 from tests.servers import bilibili_samples as s
@@ -90,6 +91,29 @@ def test_mapping_of_every_kind() -> None:
     assert isinstance(retraction, Retraction) and retraction.raw_ids == ("501",)
     mirrored = OpenCommandMapper(mirror=True).translate(s.open_dm_mirror("别的房间", "m2"))
     assert mirrored.status == "event"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {**s.open_gift("g", num=10**30)},
+        {
+            "cmd": "LIVE_OPEN_PLATFORM_SEND_GIFT",
+            "data": {**s.open_gift("g")["data"], "r_price": "1e400"},
+        },
+        {
+            "cmd": "LIVE_OPEN_PLATFORM_SUPER_CHAT",
+            "data": {**s.open_super_chat(1)["data"], "rmb": -5},
+        },
+        {"cmd": "LIVE_OPEN_PLATFORM_DM", "data": {**s.open_dm("x", "m")["data"], "open_id": ""}},
+        {"cmd": "LIVE_OPEN_PLATFORM_DM", "data": "x"},
+        {"cmd": 5},
+        [],
+    ],
+)
+def test_malformed_commands(bad: Any) -> None:
+    with pytest.raises(MalformedCommand):
+        OpenCommandMapper().translate(bad)
 
 
 def test_filters_and_routing_by_open_id_and_union_id() -> None:
@@ -200,6 +224,19 @@ async def test_socket_drop_reconnects_on_the_same_session(server: OpenServer) ->
         await until(lambda: len(r.items) == 2)
     assert len(server.games) == 1 and conn.counters["reconnects"] >= 1
     assert [e.text for e in events(r.items)] == ["x", "y"]
+
+
+async def test_a_refused_socket_or_dead_servers_start_a_new_session(server: OpenServer) -> None:
+    server.dead_games = 1  # game-1 names no live server: after 3 failed sockets, game-2
+    server.refuse_sockets = 1  # whose socket is refused: game-3
+    conn = connector(server)
+    async with running(conn) as r:
+        await server.wait_live()
+        await server.push([s.open_dm("ok", "z1")], 3)
+        await until(lambda: len(r.items) == 1)
+    assert server.auths == ["game-3"] and [g.ended for g in server.games] == [True] * 3
+    assert [c for c in server.paths() if c != "heartbeat"] == ["start", "end"] * 3
+    assert conn.counters["auth_failures"] == 1
 
 
 @pytest.mark.parametrize(

@@ -92,6 +92,7 @@ class BiliServer:
     bad_client_packets: list[str] = field(default_factory=list)
     risk: list[int] = field(default_factory=list)  # codes for the next getDanmuInfo calls
     room_exists: bool = True
+    nav_padding: int = 0  # bytes of filler in the next nav answer (an oversized answer)
     http_calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # path, headers
     http_refusals: list[str] = field(default_factory=list)
     tokens: int = 0
@@ -230,7 +231,10 @@ class BiliServer:
             return self._json(-352, message="-352")
         wbi = {"img_url": f"https://i0.hdslb.com/bfs/wbi/{IMG_KEY}.png",
                "sub_url": f"https://i0.hdslb.com/bfs/wbi/{SUB_KEY}.png"}  # fmt: skip
-        return self._json(-101, {"isLogin": False, "wbi_img": wbi}, "账号未登录")
+        data = {"isLogin": False, "wbi_img": wbi}
+        if self.nav_padding:
+            data["pad"], self.nav_padding = "x" * self.nav_padding, 0
+        return self._json(-101, data, "账号未登录")
 
     async def _room_init(self, request: web.Request) -> web.Response:
         if self._record(request):

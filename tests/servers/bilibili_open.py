@@ -50,6 +50,8 @@ class OpenServer:
     heartbeat_timeout_s: float = 60.0
     whitelisted: bool = True  # False: 5004 for this room
     start_codes: list[int] = field(default_factory=list)  # answered (then removed) to starts
+    refuse_sockets: int = 0  # the next socket auths refused (code -101)
+    dead_games: int = 0  # the first games name only a dead server
     host: str = "127.0.0.1"
     port: int = 0
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -182,7 +184,8 @@ class OpenServer:
         return self._answer(0, {
             "game_info": {"game_id": game.game_id},
             "websocket_info": {"auth_body": game.auth_body, "wss_link": [
-                f"ws://{self.host}:9/sub", f"ws://{self.host}:{self.port}/sub"]},
+                f"ws://{self.host}:9/sub"] + ([] if n <= self.dead_games else [
+                f"ws://{self.host}:{self.port}/sub"])},
             "anchor_info": {**s.ANCHOR, "room_id": s.OPEN_ROOM},
         })  # fmt: skip
 
@@ -237,6 +240,9 @@ class OpenServer:
                 return ws
             _ver, op, _seq, body = unpack_one(first.data)
             game = next((g for g in self.games if g.auth_body.encode() == body), None)
+            if self.refuse_sockets:
+                self.refuse_sockets -= 1
+                game = None
             if op != 7 or game is None or game.ended:
                 self.refused.append("socket auth")
                 await ws.send_bytes(pack(b'{"code":-101}', 8, 1))

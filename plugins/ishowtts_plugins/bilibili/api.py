@@ -8,6 +8,7 @@ since 2025-26: a current browser User-Agent, ``buvid3``/``buvid4`` cookies and a
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 import urllib.parse
@@ -39,6 +40,7 @@ _MIXIN = (
     22, 25, 54, 21, 56, 59, 6, 63, 57, 62, 11, 36, 20, 34, 44, 52,
 )  # fmt: skip
 _WBI_DROP = str.maketrans("", "", "!'()*")
+MAX_ANSWER = 1 << 20  # bytes of one HTTP answer read at most (a real one is a few KiB)
 RISK_CODES = {-352: "risk control (-352)", -412: "request blocked (-412)"}
 # Codes the live API answers for a room that is missing, locked or hidden.
 _NO_ROOM = {60004, 60005, 19002000, 1002}
@@ -106,6 +108,19 @@ def wbi_sign(params: dict[str, Any], img_key: str, sub_key: str, now: int | None
     return f"{query}&w_rid={hashlib.md5((query + mixin).encode()).hexdigest()}"
 
 
+async def read_json(resp: aiohttp.ClientResponse, url: str) -> Any:
+    """The answer's JSON, read up to MAX_ANSWER bytes (a bigger one is an error, not a hang)."""
+    raw = bytearray()
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        raw += chunk
+        if len(raw) > MAX_ANSWER:
+            raise ApiError(-1, f"answer larger than {MAX_ANSWER} bytes", url)
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ApiError(-1, "answer is not JSON", url) from None
+
+
 def _key_of(url: str) -> str:
     return url.rsplit("/", 1)[-1].split(".", 1)[0]
 
@@ -132,7 +147,7 @@ class WebApi:
             if resp.status == 412:  # the gateway's own answer to a blocked IP
                 raise RiskControl(-412, f"HTTP {resp.status}", url)
             resp.raise_for_status()
-            body = await resp.json(content_type=None)
+            body = await read_json(resp, url)
         if not isinstance(body, dict):
             raise ApiError(-1, "answer is not a JSON object", url)
         code = body.get("code", 0)

@@ -16,12 +16,14 @@ import os
 import aiohttp
 from pydantic import Field
 
-from ishowtts.connectors import ConnectorContext, GiveUp, SessionEnded
+from ishowtts.connectors import AuthFailed, ConnectorContext, GiveUp, SessionEnded
 
 from .api import Target
 from .client import LiveSocketConnector, SocketOptions
 from .open_commands import OpenCommandMapper
 from .openapi import BASE, AppSession, OpenPlatform, OpenPlatformError
+
+MAX_SOCKET_MISSES = 3  # failed sockets in a row on one session before starting a new one
 
 
 class BilibiliOpenOptions(SocketOptions):
@@ -45,6 +47,33 @@ class BilibiliOpenConnector(LiveSocketConnector):
         self.app: AppSession | None = None
         self._api: OpenPlatform | None = None
         self._beat: asyncio.Task[None] | None = None
+        self._misses = 0  # sockets of this session that failed before being accepted
+
+    async def session(self, http: aiohttp.ClientSession) -> None:
+        accepted = self.counters["sockets_accepted"]
+        try:
+            await super().session(http)
+        except AuthFailed:
+            # The socket refused this session's auth body: the session is no good; a new one.
+            await self._drop_app(http, "socket auth refused")
+            raise
+        except (SessionEnded, aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            if self.app is not None and self.counters["sockets_accepted"] == accepted:
+                self._misses += 1
+                if self._misses >= MAX_SOCKET_MISSES:  # its servers may be gone: a new one
+                    await self._drop_app(http, f"{self._misses} sockets failed")
+            raise
+
+    def connected(self, **why: object) -> None:
+        self._misses = 0
+        self.counters["sockets_accepted"] += 1
+        super().connected(**why)
+
+    async def _drop_app(self, http: aiohttp.ClientSession, why: str) -> None:
+        """Ends the current session on the platform (if any) so the next attempt starts one."""
+        if self.app is not None:
+            self.log.info("bilibili_open_restart", game_id=self.app.game_id, why=why)
+            await self.closing(http)
 
     def _secrets(self) -> tuple[str, str, str]:
         o = self.options
@@ -136,6 +165,7 @@ class BilibiliOpenConnector(LiveSocketConnector):
 
     async def closing(self, http: aiohttp.ClientSession) -> None:
         self._stop_beat()
+        self._misses = 0
         app, self.app = self.app, None
         if app is None or self._api is None:
             return

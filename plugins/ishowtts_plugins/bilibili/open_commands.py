@@ -27,6 +27,17 @@ from .commands import (
 )
 
 PREFIX = "LIVE_OPEN_PLATFORM_"
+# Bounds on what the platform says (a count or price past these is not a real gift, and an
+# unbounded one would overflow the float of the amount).
+MAX_COUNT = 1_000_000
+MAX_PRICE = 100_000_000  # thousandths of a CNY: 100,000 CNY for one item
+
+
+def _bounded(value: Any, hi: int, default: int = 0) -> int:
+    n = _int(value, default)
+    if not 0 <= n <= hi:
+        raise MalformedCommand(f"{n} is out of range (0..{hi})")
+    return n
 
 
 class OpenCommandMapper:
@@ -67,7 +78,7 @@ class OpenCommandMapper:
             return handler(msg)
         except MalformedCommand:
             raise
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise MalformedCommand(f"{cmd}: {type(exc).__name__}: {exc}") from None
 
     def _user(self, d: Mapping[str, Any], medal: bool = True) -> User:
@@ -106,9 +117,9 @@ class OpenCommandMapper:
 
     def _gift(self, msg: Mapping[str, Any]) -> Outcome:
         d = _data(msg)
-        count = max(1, _int(d.get("gift_num"), 1))
+        count = max(1, _bounded(d.get("gift_num"), MAX_COUNT, 1))
         # r_price is what was really paid for one (discounts); free gifts may carry a price.
-        unit = _int(d.get("r_price")) or _int(d.get("price"))
+        unit = _bounded(d.get("r_price"), MAX_PRICE) or _bounded(d.get("price"), MAX_PRICE)
         paid = bool(d.get("paid", True))
         return self._event(
             Kind.GIFT,
@@ -125,7 +136,7 @@ class OpenCommandMapper:
             Kind.SUPER_CHAT,
             self._user(d),
             text=_str(d.get("message")),
-            amount=float(_int(d.get("rmb"))),
+            amount=float(_bounded(d.get("rmb"), MAX_PRICE)),
             gift_name="醒目留言",
             raw_id=_str(d["message_id"]),  # what SUPER_CHAT_DEL names
         )
@@ -141,11 +152,11 @@ class OpenCommandMapper:
         d = _data(msg)
         info = {**_map(d.get("user_info")), **{k: d[k] for k in ("guard_level",) if k in d}}
         level = _int(d.get("guard_level"))
-        months = max(1, _int(d.get("guard_num"), 1))
+        months = max(1, _bounded(d.get("guard_num"), MAX_COUNT, 1))
         return self._event(
             Kind.GUARD,
             self._user(info, medal=False),
-            amount=_int(d.get("price")) * months / GOLD_PER_CNY,
+            amount=_bounded(d.get("price"), MAX_PRICE) * months / GOLD_PER_CNY,
             gift_name=_ROLE.get(level, ""),
             gift_count=months,
             raw_id=_str(d.get("msg_id")),
@@ -156,7 +167,7 @@ class OpenCommandMapper:
         return self._event(
             Kind.LIKE,
             self._user(d),
-            gift_count=max(1, _int(d.get("like_count"), 1)),
+            gift_count=max(1, _bounded(d.get("like_count"), MAX_COUNT, 1)),
             raw_id=_str(d.get("msg_id")),
         )
 

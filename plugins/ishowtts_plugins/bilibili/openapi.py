@@ -19,6 +19,8 @@ from typing import Any
 
 import aiohttp
 
+from .api import ApiError, read_json
+
 BASE = "https://live-open.biliapi.com"
 SIGNED = (
     "x-bili-accesskeyid",
@@ -133,7 +135,10 @@ class OpenPlatform:
                 raise aiohttp.ClientResponseError(
                     resp.request_info, (), status=resp.status, message=resp.reason or ""
                 )
-            answer = await resp.json(content_type=None)
+            try:
+                answer = await read_json(resp, path)
+            except ApiError as exc:
+                raise OpenPlatformError(-1, str(exc), path=path) from None
         if not isinstance(answer, dict):
             raise OpenPlatformError(-1, "answer is not a JSON object", path=path)
         code = int(answer.get("code", -1))
