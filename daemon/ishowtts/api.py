@@ -1,9 +1,9 @@
 """The control API (aiohttp): health, status, metrics, and operator actions.
 
 Bound to 127.0.0.1 by default. Anywhere else it requires a bearer token (from the environment
-variable named by ``api.token_env``), and the daemon refuses to start without one. Requests that
-carry an ``Origin`` header are refused: no browser page ever needs this API, and refusing them
-stops a web page (or a DNS-rebound name) from driving a daemon on localhost. Bodies are JSON,
+variable named by ``api.token_env``), and the daemon refuses to start without one. Browser
+requests pass only from the web console's own origin (``console.browser_refusal``): another
+site's page (or a DNS-rebound name) cannot drive a daemon on localhost. Bodies are JSON,
 validated, and size-limited; every error is a JSON object ``{"error": ..., "detail": ...}``.
 
 Everything a stranger can send is bounded before authentication: open connections
@@ -61,7 +61,7 @@ class ControlTarget(Protocol):
     def resume(self) -> None: ...
     def clear(self, reason: str = "cleared") -> int: ...
     def set_volume(self, volume: float) -> None: ...
-    async def say(self, text: str, user: str = "") -> Any: ...
+    async def say(self, text: str, user: str = "", voice: str = "") -> Any: ...
     async def reload(self) -> bool: ...
 
 
@@ -79,6 +79,7 @@ class Empty(_Body):
 class SayBody(_Body):
     text: str = Field(min_length=1, max_length=500)
     user: str = Field("", max_length=64)
+    voice: str = Field("", max_length=64)  # a voice of the config; empty: routing decides
 
     @field_validator("text")
     @classmethod
@@ -277,6 +278,10 @@ class ControlApi:
         r.add_post("/clear", self.clear)
         r.add_post("/volume", self.volume)
         r.add_post("/reload", self.reload)
+        # The console builds on this module's helpers, so it is imported once they exist.
+        from .console import Console
+
+        Console(target).install(self.app)  # type: ignore[arg-type]
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -362,9 +367,13 @@ class ControlApi:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if "Origin" in request.headers:
-            return error(403, "browser requests are not accepted", "Origin header present")
-        if self._token is not None and request.path != "/healthz":
+        from .console import browser_refusal, is_public  # a cached module after the first time
+
+        refused = browser_refusal(request.headers, request.host, self._token is not None)
+        if refused is not None:
+            log.warning("api_browser_refused", path=request.path, why=refused)
+            return error(403, "browser request refused", refused)
+        if self._token is not None and request.path != "/healthz" and not is_public(request.path):
             given = request.headers.get("Authorization", "")
             scheme, _, credential = given.partition(" ")
             # aiohttp keeps undecodable header bytes as surrogates: give them back as bytes
@@ -418,7 +427,16 @@ class ControlApi:
         assert isinstance(body, SayBody)
         if (closed := self._intake_closed()) is not None:
             return closed
-        event = await self.target.say(body.text, user=body.user)
+        voices = self.target.config.voices
+        if body.voice and body.voice not in voices:
+            problem = f"no voice named {body.voice!r}; voices: {', '.join(sorted(voices))}"
+            raise web.HTTPUnprocessableEntity(
+                text=json.dumps(
+                    {"error": "invalid body", "detail": [{"field": "voice", "problem": problem}]}
+                ),
+                content_type="application/json",
+            )
+        event = await self.target.say(body.text, user=body.user, voice=body.voice)
         # Accepted, not yet spoken: filters may still drop it; the log line for the id says.
         return web.json_response({"id": event.id, "accepted": True}, status=202)
 

@@ -21,13 +21,16 @@ from .config import Config, ConfigError, load_config
 from .connectors import Connector, ConnectorContext, ConnectorState
 from .engines import Engine, Voice
 from .events import ChatEvent, Retraction, Utterance
+from .feed import EventFeed, clip
 from .health import Health
 from .ledger import Ledger, Terminal
 from .metrics import Metrics
+from .mutes import Mute, MuteList, default_path
 from .pipeline import Pipeline
 from .player import Player
 from .scheduler import Scheduler
-from .synth import SynthWorker
+from .synth import SynthStats, SynthWorker
+from .timeline import Timeline
 
 log = structlog.get_logger("ishowtts")
 
@@ -80,8 +83,16 @@ class Daemon:
         self.shutdown_grace_s = shutdown_grace_s
         self.started_at = time.monotonic()
         self.ledger = Ledger()
+        # The console's live view: decisions and playback as they happen, and recent history.
+        self.feed = EventFeed()
+        self.timeline = Timeline()
+        self.ledger.listeners.append(self._on_ledger)
+        mute_file = config.filters.mute_file
+        self.mutes = MuteList(
+            config.resolve(mute_file) if mute_file else default_path(config.base_dir)
+        )
         self.scheduler = Scheduler(config.queue, self._on_queue_terminal)
-        self.pipeline = Pipeline(config, self.ledger, self.scheduler)
+        self.pipeline = Pipeline(config, self.ledger, self.scheduler, self.mutes)
         self.connectors = build_connectors(config)
         self.engine_factory = engine_factory or (
             lambda: engines.build(config.engine.type, config.engine.options)
@@ -111,26 +122,73 @@ class Daemon:
         for connector in self.connectors:
             self.health.add_check(f"connector:{connector.name}", _connector_check(connector))
         self.metrics = Metrics(self)
-        self.worker.on_stats = self.metrics.observe_synth
+        self.worker.on_stats = self._on_stats
 
     # -- plumbing between the parts ------------------------------------------------------------
 
     def _on_queue_terminal(self, utt: Utterance, state: Terminal, fields: dict[str, Any]) -> None:
         self.ledger.close(utt.id, state, **fields)
 
+    def _on_ledger(self, event: ChatEvent, state: Terminal | None, fields: dict[str, Any]) -> None:
+        who = {"platform": event.platform, "user": event.user.name, "uid": event.user.id}
+        if state is None:
+            self.feed.publish(
+                "received",
+                id=event.id,
+                kind=event.kind.value,
+                text=clip(event.text),
+                amount=round(event.amount, 2),
+                gift=clip(event.gift_name, 64),
+                **who,
+            )
+            return
+        self.timeline.outcome(state.value)
+        extra = {k: clip(str(v), 120) for k, v in fields.items() if k in ("rule", "error")}
+        self.feed.publish(
+            "terminal",
+            id=event.id,
+            state=state.value,
+            kind=event.kind.value,
+            text=clip(event.text),
+            **who,
+            **extra,
+        )
+
+    def _on_stats(self, stats: SynthStats) -> None:
+        self.metrics.observe_synth(stats)
+        if stats.audio_s > 0:
+            self.timeline.rtf(stats.rtf)
+
     def _on_started(self, utt: Utterance, at: float) -> None:
         ttfa = at - utt.event.received_mono
         self.ttfa.append(ttfa)
         self.metrics.observe_ttfa(ttfa)
+        self.timeline.ttfa(ttfa)
         log.info("speaking", id=utt.id, voice=utt.voice, ttfa_ms=round(ttfa * 1000, 1))
+        e = utt.event
+        self.feed.publish(
+            "speaking",
+            id=utt.id,
+            kind=e.kind.value,
+            user=e.user.name,
+            uid=e.user.id,
+            platform=e.platform,
+            text=clip(utt.text),
+            voice=utt.voice,
+            paid=e.is_paid,
+            amount=round(e.amount, 2),
+        )
 
     def _on_done(self, utt: Utterance, played: bool) -> None:
+        self.feed.publish("done", id=utt.id, played=played)
         if played:
             self.ledger.close(utt.id, Terminal.SPOKEN, text=utt.text, voice=utt.voice)
         else:
             self.ledger.close(utt.id, Terminal.REMOVED, rule="skip")
 
-    def _watch_engine(self, event: ChatEvent, state: Terminal, fields: dict[str, Any]) -> None:
+    def _watch_engine(
+        self, event: ChatEvent, state: Terminal | None, fields: dict[str, Any]
+    ) -> None:
         if state is Terminal.SPOKEN:
             self._engine_failures = 0
             self.health.clear("engine")
@@ -197,11 +255,36 @@ class Daemon:
         if self.player:
             self.player.volume = volume
 
-    async def say(self, text: str, user: str = "") -> ChatEvent:
+    async def say(self, text: str, user: str = "", voice: str = "") -> ChatEvent:
         http = next((c for c in self.connectors if c.platform == "http"), None)
         if http is None:
             raise RuntimeError("no http connector")
-        return await http.say(text, user=user)  # type: ignore[attr-defined]
+        return await http.say(text, user=user, voice=voice)  # type: ignore[attr-defined]
+
+    def remove_queued(self, utterance_id: str) -> bool:
+        """Take one waiting utterance out of the queue (the console's ✕)."""
+        return self.scheduler.remove(ids=[utterance_id], reason="operator") == 1
+
+    def mute(self, platform: str, uid: str, name: str) -> tuple[Mute, int]:
+        """Mute a user from now on (and across restarts); what of theirs waits is removed."""
+        mute = self.mutes.add(platform, uid, name)
+        queued = self.scheduler.matching(
+            lambda u: (
+                u.event.platform == mute.platform
+                and (u.event.user.id == mute.uid if mute.uid else u.event.user.name == mute.name)
+            )
+        )
+        n = self.scheduler.remove(ids=[u.id for u in queued], reason="muted")
+        log.info("muted", platform=mute.platform, uid=mute.uid, user=mute.name, removed=n)
+        self.feed.publish("mutes", count=len(self.mutes))
+        return mute, n
+
+    def unmute(self, platform: str, uid: str, name: str) -> bool:
+        done = self.mutes.remove(platform, uid, name)
+        if done:
+            log.info("unmuted", platform=platform, uid=uid, user=name)
+            self.feed.publish("mutes", count=len(self.mutes))
+        return done
 
     async def reload(self) -> bool:
         """Re-read the config: filters, templates, routing and voices; the model stays. A broken
@@ -336,6 +419,7 @@ class Daemon:
         while not self._stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=0.1)
+            self.timeline.depth(len(self.scheduler))
             if worker is not None and worker.done():
                 log.error("synth_worker_died", error=repr(worker.exception()))
                 self.exit_code = 1

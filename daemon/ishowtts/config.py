@@ -77,6 +77,10 @@ class FiltersConfig(Section):
     drop_punctuation_only: bool = True
     rate: RateLimit | None = RateLimit()  # per user, danmaku only; null turns it off
     kinds: list[Kind] = list(Kind)  # kinds read at all
+    # Users muted from the console, kept across restarts (JSON; the daemon writes it). Relative
+    # to the config's folder; default: $STATE_DIRECTORY/mutes.json under systemd, else
+    # mutes.json next to the config. Read at start.
+    mute_file: str | None = None
 
     @field_validator("block_regex")
     @classmethod

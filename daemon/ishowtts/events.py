@@ -72,6 +72,7 @@ class ChatEvent:
     raw_id: str = ""  # the platform's own message id: dedupe and recall
     reply_to: str = ""  # name of the user this message answers, where the platform says
     sticker: bool = False  # the whole message is one sticker/emote
+    voice: str = ""  # a voice asked for (the operator's say box); empty: routing decides
     received_mono: float = field(default_factory=time.monotonic)
     received_wall: float = field(default_factory=time.time)
     id: str = field(default_factory=new_event_id)

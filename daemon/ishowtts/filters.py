@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict, deque
+from typing import Protocol
 
 import regex
 
@@ -23,6 +24,12 @@ _SPACES = re.compile(r"\s+")
 MAX_RATE_USERS = 20_000  # users remembered for the rate limit, at most
 
 
+class Muted(Protocol):
+    """The operator's runtime mute list (``ishowtts.mutes.MuteList``)."""
+
+    def matches(self, platform: str, uid: str, name: str) -> bool: ...
+
+
 def graphemes(text: str) -> int:
     """Length as a reader sees it: 👨‍👩‍👧 is one, é written with a combining accent is one."""
     if text.isascii():
@@ -31,9 +38,12 @@ def graphemes(text: str) -> int:
 
 
 class Filters:
-    def __init__(self, cfg: FiltersConfig, max_users: int = MAX_RATE_USERS) -> None:
+    def __init__(
+        self, cfg: FiltersConfig, max_users: int = MAX_RATE_USERS, muted: Muted | None = None
+    ) -> None:
         self.cfg = cfg
         self.max_users = max_users
+        self.muted = muted  # merged with the config's block list; survives reloads
         self.kinds = frozenset(cfg.kinds)
         self.block_users = frozenset(cfg.users.block)
         self.allow_users = frozenset(cfg.users.allow)
@@ -52,7 +62,7 @@ class Filters:
 
     def reconfigure(self, cfg: FiltersConfig) -> Filters:
         """A filter set for new rules that keeps the rate history when the limit is unchanged."""
-        new = Filters(cfg, self.max_users)
+        new = Filters(cfg, self.max_users, self.muted)
         if cfg.rate == self.cfg.rate:
             new._rate = self._rate
         return new
@@ -70,6 +80,8 @@ class Filters:
         names = user.names()
         if any(n in self.block_users for n in names):
             return "blocked_user"
+        if self.muted is not None and self.muted.matches(event.platform, user.id, user.name):
+            return "muted_user"
         # System messages (the operator's own /say) are no chat user's.
         if (
             self.allow_users

@@ -28,6 +28,11 @@ class Terminal(str, Enum):
         return self.value
 
 
+# Told of every received event (state None) and every terminal line: the console's live feed,
+# health (the engine failing message after message).
+Listener = Callable[[ChatEvent, "Terminal | None", dict[str, Any]], None]
+
+
 class Ledger:
     def __init__(self) -> None:
         self.log = structlog.get_logger("ishowtts")
@@ -35,8 +40,14 @@ class Ledger:
         self.received_by_kind: Counter[str] = Counter()
         self.terminal_counts: Counter[tuple[str, str]] = Counter()  # (kind, state)
         self.rules: Counter[str] = Counter()  # why things were dropped/removed
-        # Told of every terminal line (health: the engine failing message after message).
-        self.listeners: list[Callable[[ChatEvent, Terminal, dict[str, Any]], None]] = []
+        self.listeners: list[Listener] = []
+
+    def _tell(self, event: ChatEvent, state: Terminal | None, fields: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event, state, fields)
+            except Exception as exc:  # a viewer must never break the accounting
+                self.log.exception("ledger_listener_failed", error=repr(exc))
 
     def received(self, event: ChatEvent) -> None:
         self.open[event.id] = event
@@ -50,6 +61,7 @@ class Ledger:
             uid=event.user.id,
             text=event.text,
         )
+        self._tell(event, None, {})
 
     def close(self, event_id: str, state: Terminal, **fields: Any) -> bool:
         """Log the one terminal line for ``event_id``; False if it was already closed."""
@@ -63,8 +75,7 @@ class Ledger:
         getattr(self.log, level)(
             state.value, id=event_id, kind=event.kind.value, user=event.user.name, **fields
         )
-        for listener in self.listeners:
-            listener(event, state, fields)
+        self._tell(event, state, fields)
         return True
 
     def close_all(self, state: Terminal, **fields: Any) -> int:

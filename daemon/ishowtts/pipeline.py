@@ -16,7 +16,7 @@ import structlog
 from .config import Config
 from .dedupe import Deduper
 from .events import ChatEvent, Kind, Retraction, Utterance
-from .filters import Filters
+from .filters import Filters, Muted
 from .gifts import Gifts
 from .ledger import Ledger, Terminal
 from .normalize import Normalizer
@@ -34,11 +34,13 @@ def _amount_text(amount: float) -> str:
 
 
 class Pipeline:
-    def __init__(self, config: Config, ledger: Ledger, scheduler: Scheduler) -> None:
+    def __init__(
+        self, config: Config, ledger: Ledger, scheduler: Scheduler, muted: Muted | None = None
+    ) -> None:
         self.ledger = ledger
         self.scheduler = scheduler
         self.deduper = Deduper(config.dedupe)
-        self.filters = Filters(config.filters)
+        self.filters = Filters(config.filters, muted=muted)
         self._apply(config)
 
     def _apply(self, config: Config) -> None:
@@ -126,7 +128,10 @@ class Pipeline:
         return Utterance(
             event=event,
             text=self._render(event, text),
-            voice=cfg.voice_for(kind, event.user.id, event.user.name, event.user.alt_ids),
+            # A voice the operator chose (the console's say box) if the config still has it.
+            voice=event.voice
+            if event.voice in cfg.voices
+            else cfg.voice_for(kind, event.user.id, event.user.name, event.user.alt_ids),
             priority=cfg.queue.priority_of(kind),
             deadline=event.received_mono + cfg.queue.ttl_of(kind),
         )

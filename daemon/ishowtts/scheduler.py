@@ -196,6 +196,9 @@ class Scheduler:
                 return utt
         return None
 
+    def matching(self, predicate: Callable[[Utterance], bool]) -> list[Utterance]:
+        return [utt for utt in self._iter() if predicate(utt)]
+
     def __contains__(self, utt_id: object) -> bool:
         return utt_id in self._where
 

@@ -26,7 +26,9 @@ class HttpSayConnector(BaseConnector):
         self.set_state(ConnectorState.CONNECTED)
         await asyncio.Event().wait()  # nothing to poll: say() emits
 
-    async def say(self, text: str, user: str = "", kind: Kind | None = None) -> ChatEvent:
+    async def say(
+        self, text: str, user: str = "", kind: Kind | None = None, voice: str = ""
+    ) -> ChatEvent:
         o: HttpSayOptions = self.options
         name = user or o.user
         event = ChatEvent(
@@ -35,6 +37,7 @@ class HttpSayConnector(BaseConnector):
             kind=kind or o.kind,
             user=User(id=f"http:{name}", name=name),
             text=text,
+            voice=voice,
         )
         await self.emit(event)
         return event

@@ -1,0 +1,369 @@
+"""The console's parts without a browser: the live feed's bounds, the mute list's file, the
+charts' timeline, the browser-origin rule, and the console's routes over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from multidict import CIMultiDict
+
+from ishowtts.config import FiltersConfig
+from ishowtts.console import CSP, browser_refusal
+from ishowtts.events import ChatEvent, Kind, User
+from ishowtts.feed import EventFeed, FeedFull
+from ishowtts.filters import Filters
+from ishowtts.mutes import MAX_FIELD, MuteError, MuteList, default_path
+from ishowtts.timeline import Timeline
+from tests.console_daemon import TOKEN, running
+from tests.servers.util import until
+
+# ---- the feed ------------------------------------------------------------------------------
+
+
+async def test_feed_fans_out_and_resumes_from_the_ring() -> None:
+    feed = EventFeed(ring=5, max_subscribers=2, queue_size=10)
+    for i in range(3):
+        feed.publish("received", id=str(i))
+    sub = feed.subscribe()
+    backlog, gap = feed.backlog(None, 2)
+    assert [r.seq for r in backlog] == [2, 3] and not gap
+    feed.publish("terminal", id="0", state="spoken")
+    got = sub.queue.get_nowait()
+    assert got is not None and got.seq == 4 and json.loads(got.data)["state"] == "spoken"
+    assert [r.seq for r in feed.backlog(2, 200)[0]] == [3, 4]
+    for i in range(5):
+        feed.publish("received", id=f"x{i}")
+    records, gap = feed.backlog(1, 200)  # the ring (5) no longer reaches back to 2
+    assert gap and [r.seq for r in records] == [5, 6, 7, 8, 9]
+    assert feed.backlog(None, 0) == ([], False)
+
+
+async def test_feed_caps_subscribers_and_drops_a_slow_one() -> None:
+    feed = EventFeed(max_subscribers=2, queue_size=3)
+    slow, other = feed.subscribe(), feed.subscribe()
+    with pytest.raises(FeedFull):
+        feed.subscribe()
+    for i in range(3):
+        feed.publish("received", id=str(i))
+    other.queue.get_nowait()  # keeps up
+    feed.publish("received", id="3")  # the fourth overflows the slow one
+    assert slow.dropped and not other.dropped and feed.lagged == 1
+    assert feed.subscribers == 1
+    assert slow.queue.get_nowait() is None  # its handler wakes up and ends the stream
+    feed.subscribe()  # the slot is free again
+    feed.close()
+    assert other.dropped and feed.subscribers == 0
+    with pytest.raises(FeedFull):
+        feed.subscribe()
+    feed.publish("received", id="after")  # ignored, no error
+
+
+# ---- the mute list -------------------------------------------------------------------------
+
+
+def test_mutes_survive_a_restart_and_match_by_id_or_name(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "mutes.json"
+    mutes = MuteList(path)
+    mutes.add("bilibili", "42", "troll")
+    mutes.add("twitch", "", "nameonly")
+    assert mutes.matches("bilibili", "42", "renamed troll")  # the id counts, not the name
+    assert not mutes.matches("twitch", "42", "troll")  # another platform's 42
+    assert mutes.matches("twitch", "7", "nameonly")
+    again = MuteList(path)
+    assert [m["name"] for m in again.list()] == ["troll", "nameonly"]
+    assert again.remove("bilibili", "42", "")
+    assert not again.remove("bilibili", "42", "")
+    assert not MuteList(path).matches("bilibili", "42", "troll")
+    assert not list(path.parent.glob("*.tmp"))  # written through a rename
+
+
+def test_a_broken_mute_file_is_kept_aside_not_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "mutes.json"
+    path.write_text('{"users": [{"platform": "bilibili"', encoding="utf-8")
+    mutes = MuteList(path)
+    assert len(mutes) == 0
+    (aside,) = tmp_path.glob("mutes.json.bad-*")
+    assert aside.read_text(encoding="utf-8").startswith('{"users"')
+    mutes.add("bilibili", "1", "a")
+    assert json.loads(path.read_text(encoding="utf-8"))["users"][0]["uid"] == "1"
+
+
+def test_mute_requests_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mutes = MuteList(None)
+    with pytest.raises(MuteError):
+        mutes.add("bilibili", "", "")
+    with pytest.raises(MuteError):
+        mutes.add("bilibili", "1", "x" * (MAX_FIELD + 1))
+    monkeypatch.setattr("ishowtts.mutes.MAX_MUTES", 2)
+    mutes.add("bilibili", "1", "a")
+    mutes.add("bilibili", "2", "b")
+    mutes.add("bilibili", "2", "b again")  # the same user: replaced, not counted twice
+    with pytest.raises(MuteError, match="full"):
+        mutes.add("bilibili", "3", "c")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_an_unwritable_mute_file_is_reported_and_kept_in_memory(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        mutes = MuteList(folder / "mutes.json")
+        mutes.add("bilibili", "1", "a")
+        assert mutes.matches("bilibili", "1", "a") and mutes.save_error
+    finally:
+        folder.chmod(0o700)
+
+
+def test_an_unwritable_mute_path_is_reported_and_kept_in_memory(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    mutes = MuteList(blocker / "mutes.json")  # its folder is a file: cannot be written
+    mutes.add("bilibili", "1", "a")
+    assert mutes.matches("bilibili", "1", "a")
+    assert mutes.save_error is not None and "not-a-folder" in mutes.save_error
+
+
+def test_the_mute_file_lives_in_the_state_directory_under_systemd(tmp_path: Path) -> None:
+    env = {"STATE_DIRECTORY": "/var/lib/ishowtts:/var/lib/other"}
+    assert default_path(tmp_path, env) == Path("/var/lib/ishowtts/mutes.json")
+    assert default_path(tmp_path, {}) == tmp_path / "mutes.json"
+
+
+def test_mutes_are_a_filter_rule_beside_the_config_block_list() -> None:
+    mutes = MuteList(None)
+    filters = Filters(FiltersConfig(users={"block": ["spammer"]}), muted=mutes)
+
+    def chat(uid: str, name: str) -> ChatEvent:
+        return ChatEvent("bilibili", "1", Kind.DANMAKU, User(uid, name), text="hello")
+
+    assert filters.check(chat("9", "spammer"), "hello", 0.0) == "blocked_user"
+    assert filters.check(chat("42", "troll"), "hello", 0.0) is None
+    mutes.add("bilibili", "42", "troll")
+    assert filters.check(chat("42", "troll"), "hello", 1.0) == "muted_user"
+    reloaded = filters.reconfigure(FiltersConfig())  # a config reload keeps the mutes
+    assert reloaded.check(chat("42", "troll"), "hello", 2.0) == "muted_user"
+    assert reloaded.check(chat("9", "spammer"), "hello", 2.0) is None
+
+
+# ---- the charts' timeline ------------------------------------------------------------------
+
+
+def test_timeline_keeps_medians_per_slot_and_forgets_old_slots() -> None:
+    now = [1000.0]
+    tl = Timeline(slot_s=10, slots=3, clock=lambda: now[0])
+    for ttfa in (0.1, 0.3, 0.2):
+        tl.ttfa(ttfa)
+    tl.rtf(0.05)
+    tl.rtf(float("inf"))  # an empty synthesis: not a point
+    tl.depth(4)
+    tl.depth(2)
+    for state in ("spoken", "dropped", "expired", "removed"):
+        tl.outcome(state)
+    now[0] = 1025.0
+    s = tl.series()
+    assert s["start"] == [1000.0, 1020.0]
+    assert s["ttfa_ms"] == [200.0, None] and s["rtf"] == [0.05, None]
+    assert s["depth"] == [4, 0] and s["spoken"] == [1, 0] and s["dropped"] == [2, 0]
+    now[0] = 1100.0
+    tl.series()
+    now[0] = 1110.0
+    tl.series()
+    assert len(tl.series()["start"]) == 3  # bounded
+
+
+# ---- the browser rule ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "host", "token", "refused"),
+    [
+        ({}, "127.0.0.1:8765", False, None),  # curl
+        ({"Origin": "http://127.0.0.1:8765"}, "127.0.0.1:8765", False, None),  # the console
+        (
+            {"Origin": "http://localhost:8765", "Sec-Fetch-Site": "same-origin"},
+            "localhost:8765",
+            False,
+            None,
+        ),
+        ({"Origin": "http://[::1]:8765"}, "[::1]:8765", False, None),
+        ({"Origin": "http://evil.example"}, "127.0.0.1:8765", False, "Origin"),
+        ({"Origin": "null"}, "127.0.0.1:8765", False, "Origin"),
+        ({"Origin": "http://127.0.0.1:9999"}, "127.0.0.1:8765", False, "Origin"),
+        ({"Sec-Fetch-Site": "cross-site"}, "127.0.0.1:8765", False, "cross-site"),
+        ({"Sec-Fetch-Site": "same-site"}, "127.0.0.1:8765", False, "cross-site"),
+        # DNS rebinding: a page's own name now points at 127.0.0.1, so it looks same-origin
+        ({"Origin": "http://evil.example:8765"}, "evil.example:8765", False, "loopback"),
+        ({}, "evil.example:8765", False, "loopback"),
+        # with a token the API may be reached by any name; the token is the guard
+        ({"Origin": "http://jetson.local:8765"}, "jetson.local:8765", True, None),
+        ({"Origin": "http://evil.example"}, "jetson.local:8765", True, "Origin"),
+    ],
+)
+def test_browser_requests_pass_only_from_the_console_itself(
+    headers: dict[str, str], host: str, token: bool, refused: str | None
+) -> None:
+    why = browser_refusal(CIMultiDict(headers), host, token)
+    if refused is None:
+        assert why is None
+    else:
+        assert why is not None and refused in why
+
+
+# ---- the routes over HTTP ------------------------------------------------------------------
+
+
+async def read_sse(resp: Any, n: int) -> list[tuple[str, dict[str, Any]]]:
+    """The first ``n`` records of an event stream (comments and control lines skipped)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    block: list[str] = []
+    while len(out) < n:
+        line = (await asyncio.wait_for(resp.content.readline(), 10)).decode().rstrip("\n")
+        if line:
+            block.append(line)
+            continue
+        fields = dict(x.split(": ", 1) for x in block if ": " in x and not x.startswith(":"))
+        block = []
+        if "data" in fields and fields.get("event") not in (None, "gap", "lagged"):
+            out.append((fields["event"], json.loads(fields["data"])))
+    return out
+
+
+@pytest.mark.audio
+async def test_pages_are_public_but_data_needs_the_token(tmp_path: Path, pulse: Any) -> None:
+    async with running(tmp_path, token=TOKEN) as r:
+        for path, kind in (("/", "text/html"), ("/overlay", "text/html")):
+            async with r.session.get(r.base + path) as resp:
+                assert resp.status == 200 and resp.content_type == kind
+                assert resp.headers["Content-Security-Policy"] == CSP
+                assert "script-src 'self'" in CSP and "unsafe-inline" not in CSP
+                assert resp.headers["X-Content-Type-Options"] == "nosniff"
+                assert '<script type="module" src="/static/' in await resp.text()
+        async with r.session.get(r.base + "/static/console.js") as resp:
+            assert resp.status == 200 and resp.content_type == "text/javascript"
+        for path in ("/static/..%2Fapi.py", "/static/api.py", "/static/nothing.js"):
+            async with r.session.get(r.base + path) as resp:
+                assert resp.status == 404, path
+        for path in ("/console/state", "/events", "/mutes"):
+            async with r.session.get(r.base + path) as resp:
+                assert resp.status == 401, path
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        status, body = await r.call("GET", "/console/state", **auth)
+        assert status == 200 and body["ready"] is True and body["voices"] == ["bright", "default"]
+        status, _ = await r.call("POST", "/mute", {"platform": "x", "name": "y"})
+        assert status == 401 and len(r.daemon.mutes) == 0
+
+
+@pytest.mark.audio
+async def test_the_event_stream_carries_each_fate(tmp_path: Path, pulse: Any) -> None:
+    async with running(tmp_path) as r:
+        async with r.session.get(r.base + "/events?backlog=0") as resp:
+            assert resp.status == 200 and resp.content_type == "text/event-stream"
+            spoken = r.chat("alice", "hello stream")
+            dropped = r.chat("bob", "buy followers here")
+            got = await read_sse(resp, 6)
+        seen = {(kind, rec["id"], rec.get("state")) for kind, rec in got}
+        assert ("received", spoken.id, None) in seen and ("received", dropped.id, None) in seen
+        assert ("terminal", dropped.id, "dropped") in seen
+        assert ("speaking", spoken.id, None) in seen
+        assert ("done", spoken.id, None) in seen and ("terminal", spoken.id, "spoken") in seen
+        rule = next(rec for kind, rec in got if kind == "terminal" and rec["id"] == dropped.id)
+        assert rule["rule"] == "blocked_keyword" and rule["user"] == "bob"
+        assert rule["platform"] == "bilibili" and rule["uid"] == "uid-bob"
+        # A reconnecting page resumes after the last record it saw, and misses nothing.
+        first = min(rec["seq"] for _, rec in got)
+        async with r.session.get(f"{r.base}/events?since={first}") as resp:
+            again = await read_sse(resp, 5)
+        assert [rec["seq"] for _, rec in again] == sorted(rec["seq"] for _, rec in got)[1:]
+        async with r.session.get(r.base + "/events?since=-1") as resp:
+            assert resp.status == 400
+        async with r.session.get(r.base + "/events?backlog=100000") as resp:
+            assert resp.status == 400
+        feed = r.daemon.feed
+        await until(lambda: feed.subscribers == 0, 10, "closed streams to be noticed")
+        feed.max_subscribers = 1
+        async with r.session.get(r.base + "/events") as first_view:
+            assert first_view.status == 200
+            async with r.session.get(r.base + "/events") as second:
+                assert second.status == 503 and (await second.json())["error"]
+
+
+@pytest.mark.audio
+async def test_only_the_console_origin_passes(tmp_path: Path, pulse: Any) -> None:
+    async with running(tmp_path) as r:
+        own = {"Origin": r.base, "Sec-Fetch-Site": "same-origin"}
+        status, body = await r.call("POST", "/pause", **own)
+        assert (status, body) == (200, {"paused": True})
+        status, body = await r.call("POST", "/say", {"text": "hi"}, Origin="http://evil.example")
+        assert status == 403 and "Origin" in body["detail"]
+        rebound = {"Origin": "http://evil.example:1", "Host": "evil.example:1"}
+        status, body = await r.call("POST", "/say", {"text": "hi"}, **rebound)
+        assert status == 403 and "loopback" in body["detail"]
+        status, _ = await r.call("GET", "/console/state", Host="evil.example")
+        assert status == 403
+        assert r.daemon.ledger.summary()["received"] == 0
+
+
+@pytest.mark.audio
+async def test_queue_removal_mutes_and_the_say_voice(tmp_path: Path, pulse: Any) -> None:
+    async with running(tmp_path) as r:
+        r.daemon.pause()  # what is made fills the lookahead; the rest waits in the queue
+        long = "a fairly long line that keeps the player busy for a while"
+        lines = [r.chat(name, f"{long} {i}") for i, name in enumerate(["a", "troll", "b", "troll"])]
+        await until(lambda: len(r.daemon.scheduler) >= 3, 10, "queued")
+        status, state = await r.call("GET", "/console/state")
+        queued = [q["id"] for q in state["queue"]]
+        assert state["queued"] == len(queued) >= 3 and state["player"]["paused"]
+        assert all(q["age_s"] >= 0 and q["ttl_s"] > 0 for q in state["queue"])
+        victim = next(e for e in lines if e.id in queued and e.user.name != "troll")
+        status, body = await r.call("POST", "/queue/remove", {"id": victim.id})
+        assert (status, body) == (200, {"removed": victim.id})
+        assert r.fate(victim.id) == ("removed", {"rule": "operator"})
+        status, _ = await r.call("POST", "/queue/remove", {"id": victim.id})
+        assert status == 404
+        status, body = await r.call(
+            "POST", "/mute", {"platform": "bilibili", "uid": "uid-troll", "name": "troll"}
+        )
+        assert status == 200 and body["saved"] is True
+        trolls_queued = [e for e in lines if e.user.name == "troll" and e.id in queued]
+        assert body["removed"] == len(trolls_queued) >= 1
+        assert all(r.fate(e.id) == ("removed", {"rule": "muted"}) for e in trolls_queued)
+        later = r.chat("troll", "am I still heard")
+        assert r.fate(later.id) == ("dropped", {"rule": "muted_user"})
+        saved = json.loads((tmp_path / "mutes.json").read_text(encoding="utf-8"))
+        assert saved["users"][0]["uid"] == "uid-troll"
+        status, body = await r.call("POST", "/mute", {"platform": "bilibili"})
+        assert status == 422 and body["error"] == "cannot mute"
+        status, body = await r.call("POST", "/unmute", {"platform": "bilibili", "uid": "uid-troll"})
+        assert status == 200
+        assert r.fate(r.chat("troll", "back again").id) != ("dropped", {"rule": "muted_user"})
+        # The say box's voice choice reaches the utterance; an unknown voice is refused.
+        status, body = await r.call(
+            "POST", "/say", {"text": "in the other voice", "voice": "bright"}
+        )
+        assert status == 202
+        utt = r.daemon.scheduler.peek(body["id"])
+        assert utt is not None and utt.voice == "bright"
+        status, body = await r.call("POST", "/say", {"text": "x", "voice": "nobody"})
+        assert status == 422 and body["detail"][0]["field"] == "voice"
+
+
+def test_a_failing_ledger_listener_never_breaks_the_accounting() -> None:
+    from ishowtts.ledger import Ledger, Terminal
+
+    ledger = Ledger()
+    seen: list[str | None] = []
+
+    def broken(event: ChatEvent, state: Terminal | None, fields: dict[str, Any]) -> None:
+        raise RuntimeError("a viewer bug")
+
+    ledger.listeners += [broken, lambda e, s, f: seen.append(s and s.value)]
+    event = ChatEvent("bilibili", "1", Kind.DANMAKU, User("1", "a"), text="hi")
+    ledger.received(event)
+    assert ledger.close(event.id, Terminal.SPOKEN)
+    assert seen == [None, "spoken"] and ledger.summary()["spoken"] == 1
