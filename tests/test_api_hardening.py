@@ -100,7 +100,7 @@ async def test_a_non_utf8_authorization_header_is_unauthorized(tmp_path: Path, p
         with capture_logs() as logs:
             answer = await raw_exchange(
                 r.api.port,
-                b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                 b"Authorization: Bearer \xff\xfe\xc3(\r\n\r\n",
             )
         assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
@@ -117,7 +117,7 @@ async def test_a_client_leaving_mid_body_is_logged_without_a_traceback(
         with capture_logs() as logs:
             _, writer = await asyncio.open_connection("127.0.0.1", r.api.port)
             writer.write(
-                b"POST /say HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"POST /say HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b'Content-Length: 200\r\n\r\n{"text": "half'
             )
             await writer.drain()
@@ -137,7 +137,7 @@ async def test_idle_and_trickling_connections_are_cut_off(tmp_path: Path, pulse:
         # Sends its headers a byte at a time: the header deadline does not move with each byte.
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         closed = asyncio.ensure_future(reader.read())
-        request = b"GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 10_000
+        request = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 10_000
         for byte in request:
             if closed.done():
                 break
@@ -148,7 +148,7 @@ async def test_idle_and_trickling_connections_are_cut_off(tmp_path: Path, pulse:
         # Complete headers, then a body that never finishes: 408 after body_timeout_s.
         answer = await raw_exchange(
             port,
-            b"POST /say HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{",
+            b"POST /say HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{",
         )
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
         assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == "body too slow"
@@ -163,7 +163,7 @@ async def test_connections_past_the_cap_are_refused_and_the_api_recovers(
         assert port is not None
         held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]
         await until(lambda: r.api.connections == 4)
-        answer = await raw_exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await raw_exchange(port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 503")
         assert json.loads(answer.split(b"\r\n\r\n", 1)[1]) == {"error": "too many connections"}
         assert r.api.refused == 1

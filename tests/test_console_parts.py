@@ -137,7 +137,7 @@ def test_the_mute_file_lives_in_the_state_directory_under_systemd(tmp_path: Path
 
 def test_mutes_are_a_filter_rule_beside_the_config_block_list() -> None:
     mutes = MuteList(None)
-    filters = Filters(FiltersConfig(users={"block": ["spammer"]}), muted=mutes)
+    filters = Filters(FiltersConfig.model_validate({"users": {"block": ["spammer"]}}), muted=mutes)
 
     def chat(uid: str, name: str) -> ChatEvent:
         return ChatEvent("bilibili", "1", Kind.DANMAKU, User(uid, name), text="hello")
@@ -146,7 +146,9 @@ def test_mutes_are_a_filter_rule_beside_the_config_block_list() -> None:
     assert filters.check(chat("42", "troll"), "hello", 0.0) is None
     mutes.add("bilibili", "42", "troll")
     assert filters.check(chat("42", "troll"), "hello", 1.0) == "muted_user"
-    reloaded = filters.reconfigure(FiltersConfig())  # a config reload keeps the mutes
+    reloaded = filters.reconfigure(
+        FiltersConfig.model_validate({})
+    )  # a config reload keeps the mutes
     assert reloaded.check(chat("42", "troll"), "hello", 2.0) == "muted_user"
     assert reloaded.check(chat("9", "spammer"), "hello", 2.0) is None
 

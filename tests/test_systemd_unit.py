@@ -105,6 +105,8 @@ def test_user_unit_runs_in_the_session() -> None:
     assert "User" not in unit["Service"]
     assert one(unit["Install"], "WantedBy") == "default.target"
     assert "pipewire-pulse.service" in one(unit["Unit"], "After")
+    # $STATE_DIRECTORY: where the console's mute list is kept (the config folder may be read-only)
+    assert one(unit["Service"], "StateDirectory") == "ishowtts"
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not found")

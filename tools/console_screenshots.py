@@ -50,19 +50,20 @@ async def main(out: Path) -> None:
         try:
             await asyncio.wait_for(daemon.ready.wait(), 30)
             base = f"http://127.0.0.1:{api.port}"
+            daemon.mutes.add("replay", "1009", "spammer")  # one muted user in the list
             async with launch() as browser:
+                overlay = await browser.new_page(viewport={"width": 960, "height": 240})
+                await overlay.goto(base + "/overlay?size=30&lines=2")
                 page = await browser.new_page(
                     viewport={"width": 1280, "height": 900}, color_scheme="dark"
                 )
                 await page.goto(base + "/")
-                await asyncio.sleep(9)  # the demo's super chat is being read by then
-                await page.screenshot(path=str(out / "console.png"), full_page=True)
-                daemon.mutes.add("replay", "1009", "spammer")
-                overlay = await browser.new_page(viewport={"width": 960, "height": 240})
-                await overlay.goto(base + "/overlay?size=30&lines=2")
-                await overlay.wait_for_selector(".caption:not(.gone)", timeout=30_000)
+                # Both pages at the moment the demo's super chat is heard.
+                await overlay.wait_for_selector(".caption.paid:not(.gone)", timeout=60_000)
+                await asyncio.sleep(0.8)  # the fade-in, and a chart point or two
                 # Transparent, as OBS composes it over the stream.
                 await overlay.screenshot(path=str(out / "overlay.png"), omit_background=True)
+                await page.screenshot(path=str(out / "console.png"), full_page=True)
         finally:
             daemon.request_stop()
             await asyncio.wait_for(task, 30)
