@@ -369,3 +369,20 @@ def test_a_failing_ledger_listener_never_breaks_the_accounting() -> None:
     ledger.received(event)
     assert ledger.close(event.id, Terminal.SPOKEN)
     assert seen == [None, "spoken"] and ledger.summary()["spoken"] == 1
+
+
+def test_the_mixer_says_how_much_of_a_line_is_left() -> None:
+    import numpy as np
+
+    from ishowtts.events import AudioChunk, Utterance
+    from ishowtts.mixer import Mixer
+
+    mixer = Mixer(1000, fade_ms=1.0)
+    event = ChatEvent("bilibili", "1", Kind.DANMAKU, User("1", "a"), text="hi")
+    utt = Utterance(event, "hi", "default", 20, deadline=1e9)
+    assert mixer.left(utt.id) is None
+    mixer.enqueue(AudioChunk(utt, np.zeros(500, np.float32), 1000, 0, last=False))
+    assert mixer.left(utt.id) == (0.5, False)  # more may come
+    mixer.enqueue(AudioChunk(utt, np.zeros(300, np.float32), 1000, 1, last=True))
+    mixer.fill(np.zeros(200, np.float32), 0.0)
+    assert mixer.left(utt.id) == (0.6, True)

@@ -238,7 +238,7 @@ class Console:
                 "ready": t.ready.is_set(),
                 "now": self._now_playing(),
                 "player": {
-                    "state": player.state if player else "stopped",
+                    "state": str(player.state) if player else "stopped",
                     "paused": player.state == "paused" if player else False,
                     "volume": round(player.volume, 3) if player else t.config.player.volume,
                     "queued_audio_s": round(player.queued_seconds, 2) if player else 0.0,

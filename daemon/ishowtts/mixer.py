@@ -153,6 +153,15 @@ class Mixer:
                     return t.utt if t.started else None
         return None
 
+    def left(self, utterance_id: str) -> tuple[float, bool] | None:
+        """Seconds of this utterance's audio made and not yet heard, and whether all of it is
+        made (only then is that the time left); None when it is not here."""
+        with self._lock:
+            track = self._by_id.get(utterance_id)
+            if track is None or track.killed:
+                return None
+            return track.unread / self.sample_rate, track.got_last
+
     # ---- control (any thread but the one filling) -------------------------------------------
 
     def enqueue(self, chunk: AudioChunk) -> None:

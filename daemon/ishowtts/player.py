@@ -96,13 +96,8 @@ class Player:
         return self.mixer.now_playing
 
     def left(self, utterance_id: str) -> tuple[float, bool] | None:
-        """Seconds of this utterance's audio made and not yet heard, and whether all of it is
-        made (only then is that the time left); None when it is not here."""
-        with self._lock:
-            track = self._by_id.get(utterance_id)
-            if track is None or track.killed:
-                return None
-            return track.unread / self.sample_rate, track.got_last
+        """Seconds of this utterance not yet heard (see ``Mixer.left``)."""
+        return self.mixer.left(utterance_id)
 
     @property
     def underruns(self) -> int:
