@@ -263,18 +263,18 @@ class Daemon:
 
     def remove_queued(self, utterance_id: str) -> bool:
         """Take one waiting utterance out of the queue (the console's ✕)."""
-        return self.scheduler.remove(ids=[utterance_id], reason="operator") == 1
+        return self.scheduler.remove(lambda u: u.id == utterance_id, reason="operator") == 1
 
     def mute(self, platform: str, uid: str, name: str) -> tuple[Mute, int]:
         """Mute a user from now on (and across restarts); what of theirs waits is removed."""
         mute = self.mutes.add(platform, uid, name)
-        queued = self.scheduler.matching(
+        n = self.scheduler.remove(
             lambda u: (
                 u.event.platform == mute.platform
                 and (u.event.user.id == mute.uid if mute.uid else u.event.user.name == mute.name)
-            )
+            ),
+            reason="muted",
         )
-        n = self.scheduler.remove(ids=[u.id for u in queued], reason="muted")
         log.info("muted", platform=mute.platform, uid=mute.uid, user=mute.name, removed=n)
         self.feed.publish("mutes", count=len(self.mutes))
         return mute, n
