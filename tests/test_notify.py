@@ -109,3 +109,51 @@ async def test_watchdog_is_fed_from_the_loop_and_withheld_when_unhealthy(
             sock.recv(4096)
     finally:
         task.cancel()
+
+
+async def test_ready_is_retried_until_a_full_socket_queue_takes_it(tmp_path: Path) -> None:
+    """systemd read its socket late (seen: 4 s) and the queue was full: READY=1 sent once was
+    lost for good and the unit never became active. The service delivers it instead."""
+    from ishowtts.app import Daemon
+    from ishowtts.config import load_config
+    from ishowtts.service import _announce
+
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.setblocking(False)
+    notifier = Notifier(str(path))
+    sent = 0
+    while notifier.status(f"warming bucket {sent}"):
+        sent += 1
+        assert sent < 100_000, "the socket never filled"
+    assert notifier.last_errno is not None
+
+    (tmp_path / "config.yaml").write_text("engine: {type: tone}\nconnectors: []\n")
+    daemon = Daemon(load_config(tmp_path / "config.yaml"))
+    announce = asyncio.create_task(_announce(daemon, notifier))
+    daemon.ready.set()
+    await asyncio.sleep(0.05)  # READY tried against the full queue (and failed) meanwhile
+    got: list[dict[str, str]] = []
+
+    async def drain_until_ready() -> None:
+        while not any("READY" in m for m in got):
+            try:
+                got.append(parse(sock.recv(4096)))
+            except BlockingIOError:
+                await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(drain_until_ready(), 10)
+    finally:
+        daemon.stopping.set()
+        await asyncio.wait_for(announce, 10)
+        sock.close()
+        notifier.close()
+    assert sum("STATUS" in m and "READY" not in m for m in got) == sent
+    assert got[-1]["READY"] == "1"
+
+
+def test_deliver_gives_up_on_a_socket_that_is_gone(tmp_path: Path) -> None:
+    n = Notifier(str(tmp_path / "gone.sock"))
+    assert asyncio.run(n.deliver(READY=1)) is False

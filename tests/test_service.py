@@ -394,3 +394,51 @@ def test_a_failed_start_exits_1_and_never_says_ready(
     assert "no-such-device-xyz" in proc.stderr and "daemon_failed" in proc.stderr
     messages = notify.until("STOPPING")
     assert not any("READY" in m for m in messages)
+
+
+def slow_warmup(config: Path, steps: int = 30, step_s: float = 0.1) -> Path:
+    config.write_text(
+        config.read_text().replace(
+            "type: tone,", f"type: tone, warmup_steps: {steps}, warmup_step_s: {step_s},"
+        )
+    )
+    return config
+
+
+@pytest.mark.audio
+def test_sighup_during_start_up_reloads_after_ready(
+    tmp_path: Path, launch: Callable[..., DaemonProcess], notify: NotifyListener
+) -> None:
+    config = slow_warmup(write_config(tmp_path / "config.yaml"))
+    d = launch(config, {"NOTIFY_SOCKET": notify.path})
+    d.event("startup", step="tone warm-up: step 1/30")
+    d.proc.send_signal(signal.SIGHUP)
+    d.event("reload_deferred")
+    first = notify.until("READY")
+    # Nothing about a reload before the daemon is ready: READY=1 then means ready.
+    assert not any("RELOADING" in m for m in first)
+    assert d.event("ready")
+    # The reload asked for is not lost: it runs once ready, and systemd hears of it.
+    d.event("reloaded")
+    upto = notify.until("RELOADING", after=len(first))
+    assert notify.until("READY", after=len(upto))[-1]["READY"] == "1"
+    assert d.stop() == 0
+
+
+@pytest.mark.audio
+def test_sigterm_completes_while_the_engine_hangs(
+    tmp_path: Path, launch: Callable[..., DaemonProcess], notify: NotifyListener
+) -> None:
+    """A synthesis that never returns (a hung GPU): SIGTERM still ends the process, with the
+    hung utterance accounted for and exit 0, instead of waiting on the engine's thread."""
+    config = write_config(tmp_path / "config.yaml")
+    config.write_text(config.read_text().replace("type: tone,", "type: tone, delay_s: 3600,"))
+    d = launch(config, {"NOTIFY_SOCKET": notify.path})
+    d.event("ready")
+    status, said = d.http("POST", "/say", {"text": "this never finishes"})
+    assert status == 202
+    d.wait_for(lambda _: d.http("GET", "/status")[1]["engine"]["state"] == "synthesizing")
+    assert d.stop(signal.SIGTERM, timeout=40) == 0
+    assert d.event("engine_abandoned")["state"] == "synthesizing"
+    assert d.event("removed", id=said["id"])["rule"] == "shutdown"
+    assert d.event("exit")["code"] == 0

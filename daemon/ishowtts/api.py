@@ -467,6 +467,8 @@ class ControlApi:
 
     async def reload(self, request: web.Request) -> web.Response:
         await _body(request, Empty, self.cfg.body_timeout_s)
+        if (closed := self._intake_closed()) is not None:
+            return closed  # a reload now would tell systemd READY before the daemon is
         problems: list[str] = []
         try:  # parsed here too, only to tell the caller what is wrong
             load_config(self.target.config.path)

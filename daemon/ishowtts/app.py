@@ -37,6 +37,7 @@ log = structlog.get_logger("ishowtts")
 # The engine failing this many messages in a row (none spoken between) is a fault, not bad
 # luck with one text: /healthz says degraded until a message is spoken again.
 ENGINE_FAILURES_DEGRADED = 3
+ENGINE_CLOSE_TIMEOUT_S = 5.0  # at shutdown, for the engine's thread to finish its call and close
 
 
 def voices_from(config: Config) -> dict[str, Voice]:
@@ -111,6 +112,8 @@ class Daemon:
         # Told when a reload begins (True) and ends (False): sd_notify RELOADING=1 / READY=1.
         self.on_reload: Callable[[bool], None] | None = None
         self._stop = asyncio.Event()
+        self._reload_pending = False  # a SIGHUP during start-up: reload once ready
+        self._spawned: set[asyncio.Future[Any]] = set()
         self._tasks: list[asyncio.Task[Any]] = []
         self.exit_code = 0
         self.health = Health()
@@ -311,6 +314,21 @@ class Daemon:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def _spawn(self, coro: Any) -> None:
+        """Run ``coro`` as a task the loop keeps a reference to until it ends."""
+        task = asyncio.ensure_future(coro)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
+
+    def request_reload(self) -> None:
+        """SIGHUP. During start-up the reload waits for ready: telling systemd RELOADING and
+        READY then would declare the daemon ready before it is."""
+        if self.ready.is_set():
+            self._spawn(self.reload())
+        elif not self._reload_pending:
+            self._reload_pending = True
+            log.info("reload_deferred", reason="still starting; reloading once ready")
+
     def status(self) -> dict[str, Any]:
         engine = self.worker.engine
         return {
@@ -361,6 +379,9 @@ class Daemon:
             await connector.start()
             self._tasks.append(asyncio.create_task(self._pump(connector)))
         self.ready.set()
+        if self._reload_pending:
+            self._reload_pending = False
+            self._spawn(self.reload())
         engine = self.worker.engine
         log.info(
             "ready",
@@ -404,15 +425,33 @@ class Daemon:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         try:
-            await self.start(progress)
+            await self._start_unless_stopped(progress)
             await self._wait()
         except StartupCancelled as exc:
             log.info("startup_cancelled", at=str(exc))
         finally:
             await self.shutdown()
         return self.exit_code
+
+    async def _start_unless_stopped(self, progress: Callable[[str], None] | None) -> None:
+        """start(), but a stop asked for meanwhile ends it: at the engine's next load or
+        warm-up step, or, when a step hangs (a wedged GPU), after the shutdown grace."""
+        start = asyncio.ensure_future(self.start(progress))
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait((start, stop), return_when=asyncio.FIRST_COMPLETED)
+            if not start.done():
+                await asyncio.wait((start,), timeout=self.shutdown_grace_s)
+            if not start.done():
+                start.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await start
+                raise StartupCancelled(f"hung while {self.worker.state}")
+            start.result()
+        finally:
+            stop.cancel()
 
     async def _wait(self) -> None:
         worker = self.worker._task
@@ -463,7 +502,10 @@ class Daemon:
                 await asyncio.sleep(0.05)
             await player.stop()
         left = self.ledger.close_all(Terminal.REMOVED, rule="shutdown")
-        await asyncio.get_running_loop().run_in_executor(None, self.worker.close)
+        # Bounded: an engine hung in a call (a wedged GPU) is abandoned, not waited for.
+        await asyncio.get_running_loop().run_in_executor(
+            None, self.worker.close, ENGINE_CLOSE_TIMEOUT_S
+        )
         log.info("stopped", unfinished=left, **self.ledger.summary())
 
 

@@ -10,6 +10,7 @@ or ``Type=simple``) every call is a no-op, so the daemon runs the same everywher
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import threading
@@ -19,6 +20,22 @@ from collections.abc import Callable, Mapping
 import structlog
 
 log = structlog.get_logger("ishowtts.notify")
+
+# A send failing with these may succeed later: the receiver's queue is full for now.
+_TRANSIENT = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EINTR})
+
+
+def ready_fields(status: str = "") -> dict[str, str | int]:
+    return {"READY": 1, **({"STATUS": status} if status else {})}
+
+
+def reloading_fields() -> dict[str, str | int]:
+    # MONOTONIC_USEC lets systemd ≥ 253 tie the reload to this moment.
+    return {"RELOADING": 1, "MONOTONIC_USEC": time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}
+
+
+def stopping_fields(status: str = "") -> dict[str, str | int]:
+    return {"STOPPING": 1, **({"STATUS": status} if status else {})}
 
 
 def socket_address(value: str) -> str | bytes:
@@ -51,6 +68,8 @@ class Notifier:
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
         self._failed = False
+        self._order: asyncio.Lock | None = None  # deliver() keeps RELOADING before READY
+        self.last_errno: int | None = None  # of the last failed send
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Notifier:
@@ -77,26 +96,47 @@ class Notifier:
                 # Never block the event loop on a receiver that stopped reading.
                 self._sock.sendto(data, socket.MSG_DONTWAIT, socket_address(self.address))
             except OSError as exc:
+                self.last_errno = exc.errno
                 if not self._failed:
                     log.warning("sd_notify_failed", socket=self.address, error=str(exc))
                     self._failed = True
                 return False
         return True
 
+    async def deliver(self, *, max_delay: float = 1.0, **fields: str | int) -> bool:
+        """Send until it gets through (a full socket queue drops a datagram: READY=1 lost
+        that way leaves systemd waiting until it kills the unit). Retries with backoff up to
+        ``max_delay`` apart, in call order across callers, while the failure is a full queue;
+        False when not under systemd or the socket is gone. Cancel it to give up."""
+        if self.address is None:
+            return False
+        if self._order is None:
+            self._order = asyncio.Lock()
+        delay = 0.01
+        async with self._order:
+            while not self.send(**fields):
+                if self.last_errno not in _TRANSIENT:
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(max_delay, delay * 2)
+        if self._failed:
+            log.info("sd_notify_delivered", keys=",".join(fields))
+            self._failed = False  # the next failure is worth a line again
+        return True
+
     def status(self, text: str) -> bool:
         return self.send(STATUS=text)
 
+    # One try each; the service sends these three through deliver() (see ready_fields...).
+
     def ready(self, status: str = "") -> bool:
-        return self.send(READY=1, **({"STATUS": status} if status else {}))
+        return self.send(**ready_fields(status))
 
     def reloading(self) -> bool:
-        # MONOTONIC_USEC lets systemd ≥ 253 tie the reload to this moment.
-        return self.send(
-            RELOADING=1, MONOTONIC_USEC=time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-        )
+        return self.send(**reloading_fields())
 
     def stopping(self, status: str = "") -> bool:
-        return self.send(STOPPING=1, **({"STATUS": status} if status else {}))
+        return self.send(**stopping_fields(status))
 
     def watchdog(self) -> bool:
         return self.send(WATCHDOG=1)

@@ -14,7 +14,14 @@ import structlog
 
 from .api import ApiError, ControlApi, resolve_token
 from .app import Daemon
-from .notify import Notifier, feed_watchdog, watchdog_interval
+from .notify import (
+    Notifier,
+    feed_watchdog,
+    ready_fields,
+    reloading_fields,
+    stopping_fields,
+    watchdog_interval,
+)
 
 log = structlog.get_logger("ishowtts.service")
 
@@ -60,19 +67,30 @@ def status_line(daemon: Daemon) -> str:
     )
 
 
-async def _announce(daemon: Daemon, notifier: Notifier) -> None:
-    """READY once warm, a status line every few seconds, STOPPING as the drain begins."""
+async def _announce(
+    daemon: Daemon, notifier: Notifier, announced: asyncio.Event | None = None
+) -> None:
+    """READY once warm, a status line every few seconds, STOPPING as the drain begins.
+    READY and STOPPING are retried until delivered (status lines are not: the next one comes)."""
     ready = asyncio.ensure_future(daemon.ready.wait())
     stopping = asyncio.ensure_future(daemon.stopping.wait())
     try:
         await asyncio.wait((ready, stopping), return_when=asyncio.FIRST_COMPLETED)
         if not stopping.done():
-            notifier.ready(f"ready: {status_line(daemon)}")
+            told = asyncio.ensure_future(
+                notifier.deliver(**ready_fields(f"ready: {status_line(daemon)}"))
+            )
+            await asyncio.wait((told, stopping), return_when=asyncio.FIRST_COMPLETED)
+            told.cancel()
+            if announced is not None:
+                announced.set()
             while not stopping.done():
                 await asyncio.wait((stopping,), timeout=STATUS_EVERY_S)
                 if not stopping.done():
                     notifier.status(status_line(daemon))
-        notifier.stopping("stopping: finishing the current utterance, accounting for the queue")
+        await notifier.deliver(
+            **stopping_fields("stopping: finishing the current utterance, accounting for the queue")
+        )
     finally:
         ready.cancel()
         stopping.cancel()
@@ -100,14 +118,25 @@ async def serve(daemon: Daemon, notifier: Notifier | None = None) -> int:
         log.info("startup", step=line)
         notifier.status(line)
 
+    telling: set[asyncio.Future[bool]] = set()
+
+    announced = asyncio.Event()  # the first READY=1 went out
+
+    async def tell(fields: dict[str, str | int]) -> bool:
+        # A reload asked for during start-up runs as soon as the daemon is ready, maybe
+        # before READY=1 is out: systemd must hear READY first, then RELOADING/READY.
+        await announced.wait()
+        return await notifier.deliver(**fields)
+
     def reloading(begins: bool) -> None:
-        if begins:
-            notifier.reloading()
-        else:
-            notifier.ready(f"reloaded: {status_line(daemon)}")
+        # Tasks, delivered in order (deliver() queues its callers): RELOADING before READY.
+        fields = reloading_fields() if begins else ready_fields(f"reloaded: {status_line(daemon)}")
+        told = asyncio.ensure_future(tell(fields))
+        telling.add(told)
+        told.add_done_callback(telling.discard)
 
     daemon.on_reload = reloading
-    tasks: list[asyncio.Task[Any]] = [asyncio.create_task(_announce(daemon, notifier))]
+    tasks: list[asyncio.Task[Any]] = [asyncio.create_task(_announce(daemon, notifier, announced))]
     interval = watchdog_interval()
     if interval is not None and notifier.enabled:
         log.info("watchdog", interval_s=interval)
@@ -124,9 +153,9 @@ async def serve(daemon: Daemon, notifier: Notifier | None = None) -> int:
         daemon.stopping.set()  # also when start-up failed: _announce then says STOPPING
         with contextlib.suppress(asyncio.TimeoutError, Exception):
             await asyncio.wait_for(asyncio.shield(tasks[0]), 1.0)  # let it say STOPPING
-        for task in tasks:
+        for task in [*tasks, *telling]:
             task.cancel()
-        for task in tasks:
+        for task in [*tasks, *telling]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if api is not None:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -54,6 +57,41 @@ class SynthStats:
 _END = object()
 
 
+class EngineThread(Executor):
+    """One thread running the engine's calls in order. A daemon thread: unlike
+    ThreadPoolExecutor's, which the interpreter joins at exit, an engine hung inside a call
+    (a wedged GPU) cannot keep the process from exiting on SIGTERM."""
+
+    def __init__(self, name: str = "synth") -> None:
+        self._calls: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if self._closed:
+            raise RuntimeError("the engine thread is shut down")
+        future: Future[Any] = Future()
+        self._calls.put((future, fn, args, kwargs))
+        return future
+
+    def _serve(self) -> None:
+        while (call := self._calls.get()) is not None:
+            future, fn, args, kwargs = call
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # handed to the awaiting side, as an executor does
+                future.set_exception(exc)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._closed = True
+        self._calls.put(None)
+        if wait:
+            self._thread.join()
+
+
 def _next_chunk(chunks: Iterator[np.ndarray]) -> Any:
     return next(chunks, _END)
 
@@ -80,7 +118,7 @@ class SynthWorker:
         self.stats: deque[SynthStats] = deque(maxlen=512)
         self.on_stats: Callable[[SynthStats], None] | None = None
         self.log = structlog.get_logger("ishowtts.synth")
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth")
+        self._thread = EngineThread()
         self._task: asyncio.Task[None] | None = None
 
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -119,10 +157,19 @@ class SynthWorker:
                 await self._task
             self._task = None
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> bool:
+        """Close the engine in its thread; False if the thread is still inside an engine call
+        after ``timeout`` seconds (hung): it is then abandoned, and exit does not wait for it."""
+        state = self.state
         if self.engine is not None:
-            self._thread.submit(self.engine.close).result()
+            try:
+                self._thread.submit(self.engine.close).result(timeout)
+            except FutureTimeout:  # not the builtin TimeoutError before Python 3.11
+                self.log.error("engine_abandoned", state=state, waited_s=timeout)
+                self._thread.shutdown(wait=False)
+                return False
         self._thread.shutdown(wait=True)
+        return True
 
     async def _run(self) -> None:
         assert self.sink is not None
