@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -118,22 +119,26 @@ async def serve(daemon: Daemon, notifier: Notifier | None = None) -> int:
         log.info("startup", step=line)
         notifier.status(line)
 
-    telling: set[asyncio.Future[bool]] = set()
-
     announced = asyncio.Event()  # the first READY=1 went out
+    # Reload notifications, sent one at a time in order by one task. A reload asked for during
+    # start-up runs as soon as the daemon is ready, maybe before READY=1 is out: systemd must
+    # hear READY first, then RELOADING/READY.
+    outbox: deque[dict[str, str | int]] = deque()
+    sender: asyncio.Task[None] | None = None
 
-    async def tell(fields: dict[str, str | int]) -> bool:
-        # A reload asked for during start-up runs as soon as the daemon is ready, maybe
-        # before READY=1 is out: systemd must hear READY first, then RELOADING/READY.
+    async def send_outbox() -> None:
         await announced.wait()
-        return await notifier.deliver(**fields)
+        while outbox:
+            await notifier.deliver(**outbox[0])
+            outbox.popleft()
 
     def reloading(begins: bool) -> None:
-        # Tasks, delivered in order (deliver() queues its callers): RELOADING before READY.
-        fields = reloading_fields() if begins else ready_fields(f"reloaded: {status_line(daemon)}")
-        told = asyncio.ensure_future(tell(fields))
-        telling.add(told)
-        told.add_done_callback(telling.discard)
+        nonlocal sender
+        outbox.append(
+            reloading_fields() if begins else ready_fields(f"reloaded: {status_line(daemon)}")
+        )
+        if sender is None or sender.done():
+            sender = asyncio.create_task(send_outbox())
 
     daemon.on_reload = reloading
     tasks: list[asyncio.Task[Any]] = [asyncio.create_task(_announce(daemon, notifier, announced))]
@@ -153,9 +158,11 @@ async def serve(daemon: Daemon, notifier: Notifier | None = None) -> int:
         daemon.stopping.set()  # also when start-up failed: _announce then says STOPPING
         with contextlib.suppress(asyncio.TimeoutError, Exception):
             await asyncio.wait_for(asyncio.shield(tasks[0]), 1.0)  # let it say STOPPING
-        for task in [*tasks, *telling]:
+        if sender is not None:
+            tasks.append(sender)
+        for task in tasks:
             task.cancel()
-        for task in [*tasks, *telling]:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if api is not None:
