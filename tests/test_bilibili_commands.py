@@ -181,3 +181,15 @@ def test_send_gift_v2_bad_pb_is_malformed_and_names_unmasked_when_logged_in() ->
     assert isinstance(e, ChatEvent) and e.user.name == "用户***"  # only masked without a login
     e = CommandMapper("1", masked_names=True).translate(s.danmu("x", name="用户***")).items[0]
     assert isinstance(e, ChatEvent) and e.user.name == ""
+
+
+def test_anonymous_senders_are_told_apart_by_their_hash() -> None:
+    m = CommandMapper("1", masked_names=True)
+    ids = []
+    for dmid, user_hash in ((1, "aaaa1111"), (2, "bbbb2222")):
+        msg = s.danmu("x", uid=0, name="用户***", dmid=dmid)
+        msg["info"][0][7] = user_hash
+        e = m.translate(msg).items[0]
+        assert isinstance(e, ChatEvent) and e.user.name == ""
+        ids.append(e.user.id)
+    assert ids == ["hash:aaaa1111", "hash:bbbb2222"]

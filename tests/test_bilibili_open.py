@@ -286,3 +286,25 @@ def test_options() -> None:
         BilibiliOpenOptions()  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
         BilibiliOpenOptions(app_id=0)
+
+
+def test_a_deleted_super_chat_leaves_the_queue() -> None:
+    from ishowtts.ledger import Ledger
+    from ishowtts.pipeline import Pipeline
+    from ishowtts.scheduler import Scheduler
+
+    cfg = Config()
+    ledger = Ledger()
+    sched = Scheduler(cfg.queue, lambda u, state, f: ledger.close(u.id, state, **f))
+    pipeline = Pipeline(cfg, ledger, sched)
+    m = OpenCommandMapper(room="1")
+    sc = m.translate(s.open_super_chat(777)).items[0]
+    other = m.translate(s.open_super_chat(778)).items[0]
+    assert isinstance(sc, ChatEvent) and isinstance(other, ChatEvent)
+    assert pipeline.ingest(sc, now=sc.received_mono) and pipeline.ingest(
+        other, now=sc.received_mono
+    )
+    retraction = m.translate(s.open_super_chat_del(777)).items[0]
+    assert isinstance(retraction, Retraction)
+    pipeline.retract(retraction)
+    assert sc.id not in sched and other.id in sched

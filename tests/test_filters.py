@@ -110,3 +110,10 @@ def test_reconfigure_keeps_rate_history() -> None:
     g = f.reconfigure(cfg.model_copy(update={"block_keywords": ["x"]}))
     assert g.check(ev(), "b", 1.0) == "rate_limited"
     assert g.check(ev(), "x", 20.0) == "blocked_keyword"
+
+
+def test_users_without_id_or_name_do_not_share_one_rate_bucket() -> None:
+    # Bilibili without a login: such users used to share one bucket, 3 lines per 15 s for all.
+    f = Filters(FiltersConfig())
+    nobody = ChatEvent("bilibili", "1", Kind.DANMAKU, User("", ""), text="hi")
+    assert [f.check(nobody, f"line {i}", float(i)) for i in range(5)] == [None] * 5

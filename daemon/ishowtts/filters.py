@@ -121,7 +121,10 @@ class Filters:
             if first[-1] > horizon:
                 break
             table.popitem(last=False)
-        key = (event.platform, event.user.id or event.user.name)
+        who = event.user.id or event.user.name
+        if not who:
+            return False  # no way to tell this user from others: not one bucket for them all
+        key = (event.platform, who)
         times = table.get(key)
         if times is None:
             times = table[key] = deque()

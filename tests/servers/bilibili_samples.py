@@ -181,8 +181,10 @@ NEW_CMD = {"cmd": "SOMETHING_NEW_FROM_2030", "data": {"x": 1}}
 
 
 def dm_v2(id_str: str = "", content: str = "", uid: int = 0, name: str = "") -> str:
-    """DANMU_MSG's base64 protobuf copy: 1 id_str, 6 content, 20 user (1 uid, 2 base: 1 name)."""
-    user = protobuf.encode([(1, uid), (2, protobuf.encode([(1, name), (2, "f.jpg")]))])
+    """DANMU_MSG's base64 protobuf copy, laid out as a recorded one: 1 id_str, 6 content,
+    20 user (1 uid, 2 name, 4 face, 11 medal: 1 level, 2 name)."""
+    medal = protobuf.encode([(1, 20), (2, "粉丝团"), (4, 13081892)])
+    user = protobuf.encode([(1, uid), (2, name), (4, "https://i1.hdslb.com/f.webp"), (11, medal)])
     body = protobuf.encode(
         [(1, id_str), (2, 1), (3, 25), (6, content), (7, 1_719_000_000), (20, user)]
     )

@@ -208,8 +208,13 @@ class CommandMapper:
         while len(self._ids) > self.memory:
             self._ids.popitem(last=False)
         uid = _str(who[0])
+        if uid in ("", "0"):
+            # Without a login the uid is 0 for everyone; the sender's hash (info[0][7]) still
+            # tells users apart, so a per-user rate limit or dedupe does not lump them together.
+            user_hash = _str(meta[7]) if len(meta) > 7 and isinstance(meta[7], str) else ""
+            uid = v2.uid or (f"hash:{user_hash}" if user_hash else "")
         user = User(
-            id=uid if uid not in ("", "0") else (v2.uid or uid),
+            id=uid,
             name=_str(who[1]) or v2.name,
             guard_level=guard or (_int(medal[10]) if len(medal) > 10 else 0),
             medal_level=_int(medal[0]) if medal else 0,
@@ -440,17 +445,17 @@ class DmV2:
 
 def _dm_v2(value: Any) -> DmV2:
     """DANMU_MSG's dm_v2: base64 protobuf of the danmaku (1 id_str, 6 content, 20 user: 1 uid,
-    2 base: 1 name). Best effort: the JSON is authoritative, so a bad dm_v2 is just empty."""
+    2 name, 4 face, 11 medal), the layout of frames recorded from the service. Best effort: the
+    JSON is authoritative, so a bad dm_v2 is just empty."""
     if not isinstance(value, str) or not value:
         return DmV2()
     try:
         m = pb.message(base64.b64decode(value, validate=True))
         user = pb.sub(m.get(20))
-        base = pb.sub(user.get(2))
     except (binascii.Error, pb.WireError):
         return DmV2()
     uid = pb.integer(user.get(1))
-    return DmV2(pb.text(m.get(1)), pb.text(m.get(6)), str(uid) if uid else "", pb.text(base.get(1)))
+    return DmV2(pb.text(m.get(1)), pb.text(m.get(6)), str(uid) if uid else "", pb.text(user.get(2)))
 
 
 def _extra(value: Any) -> Mapping[str, Any]:
