@@ -386,3 +386,18 @@ def test_the_mixer_says_how_much_of_a_line_is_left() -> None:
     mixer.enqueue(AudioChunk(utt, np.zeros(300, np.float32), 1000, 1, last=True))
     mixer.fill(np.zeros(200, np.float32), 0.0)
     assert mixer.left(utt.id) == (0.6, True)
+
+
+@pytest.mark.audio
+async def test_the_state_says_which_engine_speaks(tmp_path: Path, pulse: Any) -> None:
+    async with running(tmp_path) as r:
+        status, state = await r.call("GET", "/console/state")
+        engine = state["engine"]
+        assert status == 200 and engine["engine"] == "tone" and engine["state"] == "ready"
+        assert "voices" not in engine and "speaking" not in engine  # lists left out; no fallback
+        # A worker with a fallback engine says which one speaks and why (its two attributes).
+        setattr(r.daemon.worker, "speaking", "fallback")  # noqa: B010 (absent before the fallback)
+        setattr(r.daemon.worker, "primary_error", "weights missing")  # noqa: B010
+        _, state = await r.call("GET", "/console/state")
+        assert state["engine"]["speaking"] == "fallback"
+        assert state["engine"]["primary_error"] == "weights missing"

@@ -230,9 +230,16 @@ class Console:
         player = t.player
         queued = t.scheduler.matching(lambda u: True)
         engine = t.worker.engine
-        described = dict(engine.describe()) if engine is not None else {}
-        for noisy in ("voices", "buckets"):
-            described.pop(noisy, None)
+        described = {  # scalars only: lists (voices, buckets) are not health
+            k: v
+            for k, v in (engine.describe() if engine is not None else {}).items()
+            if isinstance(v, str | int | float | bool) or v is None
+        }
+        # With a fallback engine the worker says which one speaks and why (absent without one).
+        for key in ("speaking", "primary_error"):
+            value = getattr(t.worker, key, None)
+            if value is not None:
+                described[key] = clip(str(value), 300)
         return web.json_response(
             {
                 "ready": t.ready.is_set(),

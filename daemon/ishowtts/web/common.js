@@ -187,6 +187,15 @@ const WORDS = {
   reconnecting: ["reconnecting", "重新连接中"],
   unauthorized: ["signed out", "未登录"],
   not_saved: ["Not saved to disk", "未能保存到磁盘"],
+  kind_danmaku: ["chat", "弹幕"],
+  kind_super_chat: ["super chat", "醒目留言"],
+  kind_gift: ["gift", "礼物"],
+  kind_guard: ["guard", "上舰"],
+  kind_follow: ["follow", "关注"],
+  kind_enter: ["enter", "进场"],
+  kind_share: ["share", "分享"],
+  kind_like: ["like", "点赞"],
+  kind_system: ["system", "系统"],
 };
 
 let lang = localStorage.getItem(LANG_KEY) || (navigator.language.startsWith("zh") ? "zh" : "en");
@@ -194,6 +203,11 @@ let lang = localStorage.getItem(LANG_KEY) || (navigator.language.startsWith("zh"
 export function t(key) {
   const pair = WORDS[key];
   return pair ? pair[lang === "zh" ? 1 : 0] : key;
+}
+
+// An event kind's label (a kind this page does not know is shown as the daemon names it).
+export function kindLabel(kind) {
+  return WORDS[`kind_${kind}`] ? t(`kind_${kind}`) : kind;
 }
 
 export function applyLanguage() {

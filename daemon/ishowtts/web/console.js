@@ -1,6 +1,7 @@
 // The operator's console: now speaking, queue, live decisions, mutes, controls, health.
 import {
-  Feed, Unauthorized, api, applyLanguage, el, forgetToken, seconds, showLogin, t, toggleLanguage,
+  Feed, Unauthorized, api, applyLanguage, el, forgetToken, kindLabel, seconds, showLogin, t,
+  toggleLanguage,
 } from "./common.js";
 
 const MAX_ROWS = 500;
@@ -56,7 +57,7 @@ function renderNow(now, player) {
   const left = now.left_s === null ? "" : `${now.complete ? "" : "≥ "}${seconds(now.left_s)} ${t("left")}`;
   box.append(
     el("div", { cls: "meta" },
-      el("span", { cls: `kind kind-${now.kind}`, text: now.kind }),
+      el("span", { cls: `kind kind-${now.kind}`, text: kindLabel(now.kind) }),
       el("strong", { cls: "user", text: now.user }),
       el("span", { cls: "voice", text: `${t("voice")}: ${now.voice}` }),
       el("span", { cls: "left", text: left })),
@@ -91,7 +92,7 @@ function renderQueue(queue, total) {
       li.dataset.id = item.id;
       list.append(li);
     }
-    box.append(el("h3", { cls: `kind kind-${kind}`, text: `${kind} · ${items.length}` }), list);
+    box.append(el("h3", { cls: `kind kind-${kind}`, text: `${kindLabel(kind)} · ${items.length}` }), list);
   }
 }
 
@@ -117,10 +118,13 @@ function renderMutes(mutes, error) {
 function renderHealth(s) {
   const engine = $("engine");
   engine.replaceChildren();
-  const shown = ["engine", "state", "model", "precision", "device", "steps", "checkpoint"];
-  for (const key of shown) {
-    if (s.engine[key] === undefined) continue;
-    engine.append(el("dt", { text: key }), el("dd", { text: s.engine[key] }));
+  // Which engine speaks first (F5 or the fallback, and why), then the rest of what it says.
+  const first = ["speaking", "primary_error", "engine", "state", "model", "precision", "device"];
+  const keys = [...first.filter((k) => k in s.engine), ...Object.keys(s.engine).filter((k) => !first.includes(k))];
+  for (const key of keys) {
+    const dd = el("dd", { text: s.engine[key] });
+    if ((key === "speaking" && s.engine[key] === "fallback") || key === "primary_error") dd.className = "warn";
+    engine.append(el("dt", { text: key }), dd);
   }
   const list = $("connectors");
   list.replaceChildren();
@@ -206,7 +210,7 @@ function decision(r) {
     row.append(
       el("time", { text: time }),
       el("span", { cls: "fate" }),
-      el("span", { cls: `kind kind-${r.kind}`, text: r.kind }),
+      el("span", { cls: `kind kind-${r.kind}`, text: kindLabel(r.kind) }),
       el("strong", { cls: "user", text: r.user }),
       el("span", { cls: "text", text: r.text }),
       el("span", { cls: "rule" }),
