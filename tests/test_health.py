@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from ishowtts.api import ControlApi
 from ishowtts.app import Daemon
@@ -195,3 +196,14 @@ def test_a_full_disk_under_the_log_neither_stops_intake_nor_hides(
     finally:
         proc.terminate()
         assert proc.wait(30) == 0
+
+
+async def test_ready_only_once_the_output_plays(tmp_path: Path, pulse: Any) -> None:
+    """Ready means a line is heard at once: the fresh PulseAudio stream has settled (it plays
+    silence for up to ~1.6 s after opening) before the daemon says ready, not after."""
+    with capture_logs() as logs:
+        async with running(tmp_path) as r:
+            assert r.daemon.player is not None
+            events = [ln["event"] for ln in logs]
+            assert "player_stream_settled" in events, "ready before the output plays"
+            assert events.index("player_stream_settled") < events.index("ready")

@@ -37,6 +37,7 @@ log = structlog.get_logger("ishowtts")
 # The engine failing this many messages in a row (none spoken between) is a fault, not bad
 # luck with one text: /healthz says degraded until a message is spoken again.
 ENGINE_FAILURES_DEGRADED = 3
+AUDIBLE_TIMEOUT_S = 5.0  # at start-up, for the output to play (its settling gives up at 3 s)
 ENGINE_CLOSE_TIMEOUT_S = 5.0  # at shutdown, for the engine's thread to finish its call and close
 
 
@@ -373,6 +374,11 @@ class Daemon:
             self.config.player, self.worker.sample_rate, self._on_started, self._on_done, loop
         )
         await self.player.start()
+        # Ready means a line is heard at once: not before the fresh stream plays what it is
+        # given (PulseAudio: up to ~1.6 s after opening). Bounded: a stream that cannot open
+        # is reported by /healthz, and the daemon starts anyway (the player keeps retrying).
+        if not await self.player.wait_audible(AUDIBLE_TIMEOUT_S):
+            log.warning("output_not_playing_yet", waited_s=AUDIBLE_TIMEOUT_S)
         self.worker.sink = self.player
         self.worker.start()
         for connector in self.connectors:

@@ -75,6 +75,11 @@ class Player:
         self._supervisor: asyncio.Task[None] | None = None
         self._waiters: list[tuple[float, asyncio.Future[None]]] = []
         self._wake_below = -1.0  # frames: render wakes the loop when queued drops below
+        # Set once the output pulls audio through the mixer (a PortAudio stream only does
+        # after its clock settled, up to seconds after opening): from then on a line is heard
+        # at once. Cleared on every (re)open.
+        self._rendering = False
+        self._audible = asyncio.Event()
         self.reopens = 0
 
     # ---- public API -------------------------------------------------------------------------
@@ -171,6 +176,14 @@ class Player:
     def resume(self) -> None:
         self.mixer.resume()
 
+    async def wait_audible(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until the output plays what is enqueued; whether it does."""
+        try:
+            await asyncio.wait_for(self._audible.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
     async def wait_below(self, seconds: float) -> None:
         """Return once fewer than ``seconds`` of audio are queued (lookahead control)."""
         if self.queued_seconds < seconds:
@@ -187,6 +200,9 @@ class Player:
     # ---- the output thread's side -----------------------------------------------------------
 
     def _render(self, buf: np.ndarray, now: float) -> None:
+        if not self._rendering:
+            self._rendering = True
+            self._deliver(self._audible.set)
         for notice in self.mixer.fill(buf, now):
             if isinstance(notice, Started):
                 self._deliver(self._on_started, notice.utterance, notice.at)
@@ -235,6 +251,8 @@ class Player:
         self._opening = True
         try:
             self.mixer.resume_with_fade()  # an utterance cut by a lost output fades back in
+            self._rendering = False
+            self._audible.clear()
             await loop.run_in_executor(None, self.output.open, self._render)
         finally:
             self._opening = False
