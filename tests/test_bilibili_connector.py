@@ -9,6 +9,7 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import brotli
 import pytest
 from pydantic import ValidationError
 from structlog.testing import capture_logs
@@ -17,6 +18,7 @@ from ishowtts.connectors import ConnectorContext, ConnectorState
 from ishowtts.events import ChatEvent, Kind, Retraction
 from ishowtts_plugins.bilibili import BilibiliConnector, BilibiliOptions
 from ishowtts_plugins.bilibili import api as api_module
+from ishowtts_plugins.bilibili import protocol as p
 from tests.servers import bilibili_samples as s
 from tests.servers.bilibili import BiliServer, notice_frame, pack
 from tests.servers.util import running, until
@@ -314,3 +316,41 @@ async def test_mirror_read_when_asked(server: BiliServer) -> None:
         await server.wait_authed()
         await server.push([s.danmu_mirror("from another room", dmid=41)], 0)
         await until(lambda: len(r.items) == 1)
+
+
+async def test_nested_decompression_bomb_costs_one_frame(server: BiliServer) -> None:
+    """A small frame whose nested compressed packets inflate past the frame's allowance: that
+    frame is dropped and counted; the session (and chat after it) goes on. The cost of a frame
+    is bounded, so dropping the connection would only lose chat and invite a reconnect storm."""
+    quarter = pack(brotli.compress(pack(b"\x00" * (p.MAX_INFLATED // 4 + 1), 3, 1)), 5, 3)
+    bomb = pack(brotli.compress(quarter * 4), 5, 3)
+    conn = connector(server.url)
+    async with running(conn) as r:
+        await server.wait_authed()
+        await server.send_frame(bomb)
+        await server.push([s.danmu("after the bomb", dmid=8)], 3)
+        await until(lambda: len(r.items) == 1, timeout=30, what="the danmaku after the bomb")
+        assert conn.state == ConnectorState.CONNECTED
+    assert conn.counters["oversized"] == 1 and conn.counters["malformed"] == 1
+    assert conn.counters["reconnects"] == 0 and events(r.items)[0].text == "after the bomb"
+
+
+async def test_server_chosen_names_cannot_grow_the_counters(server: BiliServer) -> None:
+    """Unknown commands and op codes are named by the server: each family keeps a bounded set
+    of names (the rest added up under one key), and the daemon's own counters still count."""
+    conn = connector(server.url)
+    async with running(conn) as r:
+        await server.wait_authed()
+        for i in range(0, 3000, 100):
+            await server.push([{"cmd": f"INVENTED_{j}"} for j in range(i, i + 100)], 3)
+            await server.send_frame(b"".join(pack(b"{}", 1000 + j, 1) for j in range(i, i + 100)))
+        await server.send_frame(b"\x00" * 5)  # one malformed frame
+        await server.push([s.danmu("still counted", dmid=3)], 3)
+        await until(lambda: len(r.items) == 1, timeout=30)
+    c = conn.counters
+    assert c["unknown"] == 3000 and c["malformed"] == 1 and c["events"] == 1
+    assert c["kind:danmaku"] == 1
+    for family in ("unknown", "op"):
+        named = {k: n for k, n in c.items() if k.startswith(f"{family}:")}
+        assert len(named) <= 65 and sum(named.values()) == 3000, family
+    assert len(c) < 200

@@ -92,6 +92,26 @@ def test_nesting_and_size_are_bounded() -> None:
         p.decode(bomb)
 
 
+@pytest.mark.parametrize("ver", [2, 3])
+def test_nested_bomb_is_bounded_by_the_whole_frame(ver: int) -> None:
+    """Each compressed body had its own allowance, so a compressed packet holding compressed
+    packets multiplied it: a tiny frame could inflate to 4096 x 16 MiB. The allowance is now the
+    frame's, shared by every body in it however deep."""
+    squeeze = zlib.compress if ver == 2 else brotli.compress
+    # One packet that inflates to just over a quarter of the allowance...
+    quarter = pack(squeeze(pack(b"\x00" * (p.MAX_INFLATED // 4 + 1), 3, 1)), 5, ver)
+    # ...four times in one compressed body: within every per-body limit, over the frame's.
+    frame = pack(squeeze(quarter * 4), 5, ver)
+    assert len(frame) < 200_000
+    with pytest.raises(p.ProtocolError, match="in all") as info:
+        p.decode(frame)
+    assert sum(len(x.body) for x in info.value.packets) <= p.MAX_INFLATED
+    # Compressed packets count toward the packet limit too, not only the plain ones.
+    empty = pack(squeeze(pack(b"{}", 5, 0)), 5, ver)
+    with pytest.raises(p.ProtocolError, match="packets in one frame"):
+        p.decode(pack(squeeze(empty * (p.MAX_PACKETS // 2 + 1)), 5, ver))
+
+
 def test_ten_thousand_mutated_frames_only_ever_raise_protocol_error() -> None:
     rng = random.Random(3)
     seeds = [notice_frame([{"cmd": "DANMU_MSG", "i": i}], v) for i, v in enumerate((0, 2, 3))]

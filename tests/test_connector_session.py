@@ -23,7 +23,7 @@ from ishowtts.connectors import (
     SessionOptions,
     Status,
 )
-from ishowtts.connectors.counters import OVERFLOW
+from ishowtts.connectors.counters import OTHER
 from ishowtts.events import ChatEvent, Kind, Retraction, User
 from tests.servers.util import running, until
 
@@ -182,11 +182,14 @@ async def test_refused_logins_end_failed(server: PollServer) -> None:
 @pytest.mark.parametrize(
     ("updates", "expected"),
     [
-        (["a", "b"], {"a": 1, "b": 1}),
-        (["a", "b", "c", "d", "a"], {"a": 2, "b": 1, "c": 1, OVERFLOW: 1}),
-        (["a", "b", "c", "d", "e", "c"], {"a": 1, "b": 1, "c": 2, OVERFLOW: 2}),
+        (["u:a", "u:b"], {"u:a": 1, "u:b": 1}),
+        (["u:a", "u:b", "u:c", "u:d", "u:a"], {"u:a": 2, "u:b": 1, "u:c": 1, f"u:{OTHER}": 1}),
+        (["u:a", "u:b", "u:c", "u:d", "u:e", "u:c"], {"u:a": 1, "u:b": 1, "u:c": 2, f"u:{OTHER}": 2}),
+        # Families are bounded one by one; the code's own names (no colon) always count.
+        (["u:a", "u:b", "u:c", "u:d", "n:a", "events", "malformed"],
+         {"u:a": 1, "u:b": 1, "u:c": 1, f"u:{OTHER}": 1, "n:a": 1, "events": 1, "malformed": 1}),
     ],
-)
+)  # fmt: skip
 def test_counter_keys_are_bounded(updates: list[str], expected: dict[str, int]) -> None:
     c = BoundedCounter(limit=3)
     for key in updates:

@@ -121,3 +121,29 @@ async def test_ten_thousand_garbage_lines(server: TwitchServer) -> None:
         await server.send(t.privmsg("alive", msg_id="z"))
         await until(lambda: len(r.items) == 1, timeout=30)
     assert conn.counters["malformed"] == 10_000 and conn.counters["reconnects"] == 0
+
+
+def _letters(n: int) -> str:
+    return "".join(chr(65 + n // 26**k % 26) for k in range(3))  # commands are letters only
+
+
+async def test_server_chosen_names_cannot_grow_the_counters(server: TwitchServer) -> None:
+    """NOTICE ids and unknown commands are named by the server: each family keeps a bounded set
+    of names (the rest added up under one key), and the daemon's own counters still count."""
+    conn = connector(server.url)
+    async with running(conn) as r:
+        await server.wait_joined()
+        for i in range(0, 3000, 100):
+            await server.send(
+                *(f"@msg-id=invented_{j} :tmi.twitch.tv NOTICE #dallas :x" for j in range(i, i + 100)),
+                *(f":tmi.twitch.tv INVENTED{_letters(j)} #dallas" for j in range(i, i + 100)),
+            )  # fmt: skip
+        await server.send_raw(b"\x00")  # one malformed frame
+        await server.send(t.privmsg("still counted", msg_id="z"))
+        await until(lambda: len(r.items) == 1, timeout=30)
+    c = conn.counters
+    assert c["unknown"] == 3000 and c["malformed"] == 1 and c["events"] == 1
+    for family in ("unknown", "notice"):
+        named = {k: n for k, n in c.items() if k.startswith(f"{family}:")}
+        assert len(named) <= 65 and sum(named.values()) == 3000, family
+    assert len(c) < 200

@@ -181,7 +181,11 @@ class LiveSocketConnector(SessionConnector):
         try:
             packets = p.decode(msg.data)
         except p.ProtocolError as exc:
+            # The frame's cost is bounded (protocol.py), so even a bomb keeps the session:
+            # reconnecting would lose chat and let a hostile server drive a reconnect storm.
             packets = exc.packets
+            if exc.oversized:
+                self.counters["oversized"] += 1
             self.malformed(exc.reason)
         ok = False
         for packet in packets:

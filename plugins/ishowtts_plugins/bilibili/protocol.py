@@ -3,8 +3,10 @@
 Every packet starts with a 16-byte big-endian header: total length (u32), header length (u16,
 always 16), protocol version (u16), operation (u32), sequence (u32). A WebSocket message holds
 one or more packets back to back. Notices (op 5) with protover 2 (zlib) or 3 (brotli) carry a
-compressed body that is itself a run of packets: decoding is recursive, bounded in depth,
-decompressed size and packet count so a hostile or broken frame costs little.
+compressed body that is itself a run of packets: decoding is recursive, bounded in depth, and
+bounded per WebSocket message in decompressed bytes and packet count, all levels together (a
+compressed packet may hold compressed packets: per-body limits would multiply), so a hostile or
+broken frame costs little.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ HEADER = struct.Struct(">IHHII")
 HEADER_LEN = HEADER.size  # 16
 
 MAX_DEPTH = 2  # a compressed body holds plain packets; one more level is tolerated
-MAX_INFLATED = 16 * 1024 * 1024  # per compressed body
-MAX_PACKETS = 4096  # per WebSocket message, nested ones included
+MAX_INFLATED = 16 * 1024 * 1024  # per WebSocket message, every compressed body in it together
+MAX_PACKETS = 4096  # per WebSocket message, compressed and nested ones included
 
 
 class Op(IntEnum):
@@ -40,12 +42,24 @@ class Ver(IntEnum):
 
 
 class ProtocolError(ValueError):
-    """A frame that does not follow the protocol. ``packets``: those decoded before the fault."""
+    """A frame that does not follow the protocol. ``packets``: those decoded before the fault;
+    ``oversized``: the frame went past a size or count bound (a bomb, not just garbage)."""
 
-    def __init__(self, reason: str, packets: list[Packet] | None = None) -> None:
+    def __init__(
+        self, reason: str, packets: list[Packet] | None = None, oversized: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.packets = packets or []
+        self.oversized = oversized
+
+
+@dataclass(slots=True)
+class _Budget:
+    """What one WebSocket message may still cost, shared by every level of it."""
+
+    inflated: int = MAX_INFLATED
+    packets: int = MAX_PACKETS
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,14 +95,14 @@ def decode(data: bytes) -> list[Packet]:
     ProtocolError (carrying what was decoded before the fault) on anything malformed."""
     out: list[Packet] = []
     try:
-        _walk(memoryview(data), 0, out)
+        _walk(memoryview(data), 0, out, _Budget())
     except ProtocolError as exc:
         exc.packets = out
         raise
     return out
 
 
-def _walk(data: memoryview, depth: int, out: list[Packet]) -> None:
+def _walk(data: memoryview, depth: int, out: list[Packet], budget: _Budget) -> None:
     if len(data) == 0:
         raise ProtocolError("empty body" if depth else "empty frame")
     offset = 0
@@ -102,32 +116,42 @@ def _walk(data: memoryview, depth: int, out: list[Packet]) -> None:
             raise ProtocolError(f"packet of {length} bytes overruns the frame")
         body = data[offset + header_len : offset + length]
         offset += length
+        budget.packets -= 1
+        if budget.packets < 0:
+            raise ProtocolError(f"more than {MAX_PACKETS} packets in one frame", oversized=True)
         if ver in (Ver.ZLIB, Ver.BROTLI) and op == Op.NOTICE:
             if depth >= MAX_DEPTH:
-                raise ProtocolError("compressed packets nested too deep")
-            _walk(memoryview(_inflate(bytes(body), ver)), depth + 1, out)
+                raise ProtocolError("compressed packets nested too deep", oversized=True)
+            inner = _inflate(bytes(body), ver, budget.inflated)
+            budget.inflated -= len(inner)
+            _walk(memoryview(inner), depth + 1, out, budget)
         elif ver in (Ver.JSON, Ver.INT):
             out.append(Packet(op, ver, bytes(body), seq))
         else:
             raise ProtocolError(f"unknown protover {ver} (op {op})")
-        if len(out) > MAX_PACKETS:
-            raise ProtocolError(f"more than {MAX_PACKETS} packets in one frame")
 
 
-def _inflate(body: bytes, ver: int) -> bytes:
+def _inflate(body: bytes, ver: int, limit: int) -> bytes:
+    """At most ``limit`` bytes out: what the frame has left, never a fresh allowance."""
+    too_far = f"frame inflates past {MAX_INFLATED} bytes in all"
+    if limit <= 0:
+        raise ProtocolError(too_far, oversized=True)
     try:
         if ver == Ver.ZLIB:
             z = zlib.decompressobj()
-            out = z.decompress(body, MAX_INFLATED)
+            out = z.decompress(body, limit)
             if z.unconsumed_tail:
-                raise ProtocolError(f"zlib body inflates past {MAX_INFLATED} bytes")
+                raise ProtocolError(too_far, oversized=True)
             if not z.eof:
                 raise ProtocolError("zlib body is truncated")
             return out
         b = brotli.Decompressor()
-        out = b.process(body, output_buffer_limit=MAX_INFLATED)
+        # The limit is soft (it stops after the block that reaches it): checked again here.
+        out = b.process(body, output_buffer_limit=limit)
+        if len(out) > limit or (len(out) == limit and not b.is_finished()):
+            raise ProtocolError(too_far, oversized=True)
         if not b.is_finished():
-            raise ProtocolError("brotli body is truncated or inflates too far")
+            raise ProtocolError("brotli body is truncated")
         return out
     except (zlib.error, brotli.error) as exc:
         raise ProtocolError(f"bad compressed body: {exc}") from None

@@ -130,8 +130,10 @@ class TwitchConnector(SessionConnector):
         if m.command == "JOIN" and m.nick == nick:
             return True
         if m.command == "NOTICE":
-            self.counters[f"notice:{m.tags.get('msg-id', '')[:64]}"] += 1
-            self.log.info("twitch_notice", msg_id=m.tags.get("msg-id", ""), text=m.trailing[:200])
+            key = f"notice:{m.tags.get('msg-id', '')[:64]}"
+            self.counters[key] += 1
+            if self.counters[key] == 1:  # each kind once: a flood of notices is counted, not logged
+                self.log.info("twitch_notice", msg_id=key[7:], text=m.trailing[:200])
             return False
         try:
             outcome = self.mapper.translate(m)
