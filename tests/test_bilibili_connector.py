@@ -354,3 +354,25 @@ async def test_server_chosen_names_cannot_grow_the_counters(server: BiliServer) 
         named = {k: n for k, n in c.items() if k.startswith(f"{family}:")}
         assert len(named) <= 65 and sum(named.values()) == 3000, family
     assert len(c) < 200
+
+
+async def test_absurd_numbers_and_deep_nesting_cost_one_command(server: BiliServer) -> None:
+    """A gift with a huge num or price raised OverflowError, which ended the session and lost
+    the rest of its frame; deep nesting raised RecursionError the same way. Each is now one
+    malformed command, and the commands after it in the same frame are read."""
+    big = 10**400  # JSON allows it; no float holds it
+    bad = [s.send_gift(num=big, price=1), s.send_gift(num=1, price=big), s.send_gift(num=1e308)]
+    bad[2]["data"]["total_coin"] = 1e308
+    huge_text = s.send_gift()
+    huge_text["data"].update(price="1e400", total_coin=0)  # a string that parses as infinity
+    inner = [json.dumps(c).encode() for c in [*bad, huge_text]]
+    inner.append(b'{"cmd": "DANMU_MSG", "info": ' + b"[" * 50_000 + b"]" * 50_000 + b"}")
+    inner.append(json.dumps(s.danmu("after them", dmid=4)).encode())
+    frame = pack(brotli.compress(b"".join(pack(body, 5, 0) for body in inner)), 5, 3)
+    conn = connector(server.url)
+    async with running(conn) as r:
+        await server.wait_authed()
+        await server.send_frame(frame)
+        await until(lambda: len(r.items) == 1, what="the danmaku after the bad commands")
+    assert events(r.items)[0].text == "after them"
+    assert conn.counters["malformed"] == 5 and conn.counters["reconnects"] == 0

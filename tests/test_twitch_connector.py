@@ -147,3 +147,19 @@ async def test_server_chosen_names_cannot_grow_the_counters(server: TwitchServer
         named = {k: n for k, n in c.items() if k.startswith(f"{family}:")}
         assert len(named) <= 65 and sum(named.values()) == 3000, family
     assert len(c) < 200
+
+
+async def test_absurd_numbers_cost_one_message(server: TwitchServer) -> None:
+    """Bits or a raid size of 400 digits raised OverflowError, which ended the session and lost
+    the rest of its batch; each is now one malformed message."""
+    conn = connector(server.url)
+    async with running(conn) as r:
+        await server.wait_joined()
+        await server.send(
+            t.privmsg("cheer", msg_id="x1", bits=10**400),
+            t.raid(viewers=10**400),
+            t.privmsg("after them", msg_id="x2"),
+        )
+        await until(lambda: len(r.items) == 1, what="the message after the bad ones")
+    assert r.items[0].text == "after them"
+    assert conn.counters["malformed"] == 2 and conn.counters["reconnects"] == 0

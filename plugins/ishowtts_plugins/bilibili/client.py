@@ -218,7 +218,9 @@ class LiveSocketConnector(SessionConnector):
     async def _notice(self, body: bytes) -> None:
         try:
             outcome = self.mapper.translate(json.loads(body))
-        except (ValueError, MalformedCommand) as exc:  # JSONDecodeError and UnicodeError too
+        # JSONDecodeError, UnicodeError and 5,000-digit numbers are ValueErrors; nesting past the
+        # stack is a RecursionError. Either costs this command, never the frame or the session.
+        except (ValueError, RecursionError, MalformedCommand) as exc:
             self.malformed(str(exc))
             return
         await self.deliver(outcome)

@@ -79,15 +79,22 @@ INTERACT_KIND = {
 }
 
 
+# JavaScript's safe integers: no real count, price, level or id is larger. Past it, amounts
+# overflowed floats (OverflowError), which ended the session and lost the rest of its frame.
+MAX_NUMBER = 2**53
+
+
 def _int(value: Any, default: int = 0) -> int:
     if value is None or value == "":
         return default
     if isinstance(value, bool):
         return int(value)
-    if isinstance(value, int | float):
-        return int(value)
     if isinstance(value, str):
-        return int(float(value))
+        value = float(value)  # "12", "1e3"; ValueError otherwise (a malformed command)
+    if isinstance(value, int | float):
+        if not -MAX_NUMBER <= value <= MAX_NUMBER:  # NaN fails too
+            raise MalformedCommand(f"number out of range: {str(value)[:40]}")
+        return int(value)
     raise MalformedCommand(f"expected a number, got {type(value).__name__}")
 
 
@@ -170,7 +177,7 @@ class CommandMapper:
             return handler(msg)
         except MalformedCommand:
             raise
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise MalformedCommand(f"{cmd}: {type(exc).__name__}: {exc}") from None
 
     def _chat_event(self, kind: Kind, user: User, **fields: Any) -> ChatEvent:

@@ -33,11 +33,20 @@ class MalformedMessage(ValueError):
     pass
 
 
+MAX_NUMBER = 2**53  # no real bit count or raid size is larger; past it floats overflow
+
+
 def _int(value: str, default: int = 0) -> int:
+    """A number tag; missing or not a number: ``default``; absurdly large: malformed."""
     try:
-        return int(value)
+        n = int(value)
     except (TypeError, ValueError):
+        if isinstance(value, str) and value.lstrip("+-").isdigit():  # too many digits to parse
+            raise MalformedMessage(f"number out of range: {value[:40]}") from None
         return default
+    if not -MAX_NUMBER <= n <= MAX_NUMBER:
+        raise MalformedMessage(f"number out of range: {value[:40]}")
+    return n
 
 
 class MessageMapper:
