@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from ishowtts.connectors import ConnectorContext, ConnectorState
 from ishowtts.events import ChatEvent, Kind, Retraction
@@ -163,3 +164,20 @@ async def test_absurd_numbers_cost_one_message(server: TwitchServer) -> None:
         await until(lambda: len(r.items) == 1, what="the message after the bad ones")
     assert r.items[0].text == "after them"
     assert conn.counters["malformed"] == 2 and conn.counters["reconnects"] == 0
+
+
+async def test_repeated_reconnect_requests_back_off() -> None:
+    """A server that answers every JOIN with RECONNECT drove ~1,265 reconnects a second: the
+    first request is honoured at once, the ones that follow before a session proved stable wait
+    like any failure, longer each time."""
+    srv = await TwitchServer(reconnect_on_join=True).start()
+    try:
+        conn = connector(srv.url, backoff_initial_s=0.01, backoff_max_s=1.0)
+        with capture_logs() as logs:
+            async with running(conn):
+                await until(lambda: srv.connections >= 5, what="5 connections")
+    finally:
+        await srv.stop()
+    delays = [e["seconds"] for e in logs if e["event"] == "twitch_reconnect_in"][:4]
+    assert delays[0] == 0.0  # the first request: at once
+    assert 0.01 <= delays[1] <= 0.02 and 0.04 <= delays[3] <= 0.08  # then growing

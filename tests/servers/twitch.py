@@ -24,6 +24,7 @@ class Client:
 @dataclass
 class TwitchServer:
     welcome: bool = True  # False: never answers the login
+    reconnect_on_join: bool = False  # True: a hostile server, RECONNECT right after every JOIN
     host: str = "127.0.0.1"
     port: int = 0
     received: list[str] = field(default_factory=list)
@@ -132,3 +133,5 @@ class TwitchServer:
             self.pongs.append(rest)
         if out:
             await c.ws.send_str("".join(x + "\r\n" for x in out))
+        if command == "JOIN" and self.reconnect_on_join:
+            await c.ws.send_str(f":{HOST} RECONNECT\r\n")

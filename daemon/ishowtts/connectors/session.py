@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from enum import Enum
@@ -82,7 +83,7 @@ class SessionEnded(Exception):
 
 
 class ReconnectNow(Exception):
-    """The server asked for a reconnect: do it at once, without backoff."""
+    """The server asked for a reconnect: done at once, unless it keeps asking (see run)."""
 
 
 class AuthFailed(Exception):
@@ -114,6 +115,10 @@ class SessionConnector(BaseConnector):
         self.recent = Recent(options.dedupe_memory)
         self._refusals = 0  # logins refused since the last accepted one
         self._at_least = 0.0  # the next wait's floor (a platform's cooldown, risk control)
+        # Reconnects the server asked for: the first at once, then backing off (own sequence,
+        # since an accepted session resets the other) until a session outlives the longest wait.
+        self._requested = Backoff(options.backoff_initial_s, options.backoff_max_s)
+        self._up_since: float | None = None  # when the current session was accepted
 
     # -- what a platform writes ----------------------------------------------------------------
     async def session(self, http: aiohttp.ClientSession) -> None:
@@ -164,6 +169,7 @@ class SessionConnector(BaseConnector):
     async def _one_session(self, http: aiohttp.ClientSession) -> float | None:
         """Runs a session to its end; the delay before the next one, or None to stop."""
         p = self.platform
+        self._up_since = None
         try:
             await self.session(http)
             raise SessionEnded("session returned")
@@ -171,8 +177,7 @@ class SessionConnector(BaseConnector):
             self.set_state(ConnectorState.FAILED, error=str(exc))
             return None
         except ReconnectNow:
-            self.log.info(f"{p}_reconnect_requested")
-            return 0.0
+            return self._requested_delay()
         except AuthFailed as exc:
             self.counters["auth_failures"] += 1
             self._refusals += exc.refused
@@ -191,7 +196,26 @@ class SessionConnector(BaseConnector):
         """The session was accepted: the next failure starts the backoff afresh."""
         self._refusals = 0
         self.backoff.reset()
+        if self._up_since is None:
+            self._up_since = time.monotonic()
         self.set_state(ConnectorState.CONNECTED, **why)
+
+    def _requested_delay(self) -> float:
+        """A server's reconnect request (maintenance) is honoured at once; one that asks again
+        before a session has lasted the longest backoff is looping us (a hostile server drove
+        ~1,265 reconnects a second) and waits like a failure, longer each time."""
+        up = 0.0 if self._up_since is None else time.monotonic() - self._up_since
+        if up >= self.options.backoff_max_s:
+            self._requested.reset()
+        first = self._requested.attempt == 0
+        delay = self._requested.next_delay()
+        if first:
+            self.log.info(f"{self.platform}_reconnect_requested")
+            return 0.0
+        self.log.warning(
+            f"{self.platform}_reconnect_requested_again", in_a_row=self._requested.attempt
+        )
+        return delay
 
     @contextlib.asynccontextmanager
     async def alongside(self, job: Coroutine[Any, Any, None], what: str) -> AsyncIterator[None]:
