@@ -52,6 +52,34 @@ def test_good_config_values_and_defaults(tmp_path: Path) -> None:
     assert config.resolve("voices/a.wav") == tmp_path.resolve() / "voices/a.wav"
 
 
+def test_voice_keys_beyond_the_common_ones_belong_to_the_engine(tmp_path: Path) -> None:
+    from ishowtts.app import voices_from
+    from ishowtts.engines import Voice
+    from ishowtts.engines.f5.voices import F5VoiceOptions, pick_default, voice_options
+
+    config = load_config(
+        write(
+            tmp_path,
+            """\
+            engine: {type: f5, language: zh}
+            voices:
+              fast: {speed: 1.2, steps: 7, language: en}
+              plain: {}
+            routing: {default: plain}
+            """,
+        )
+    )
+    fast, plain = config.voices["fast"], config.voices["plain"]
+    assert (fast.speed, fast.options) == (1.2, F5VoiceOptions(steps=7, language="en"))
+    assert plain.options == F5VoiceOptions()
+    voices = voices_from(config)
+    assert voice_options(voices["fast"]).steps == 7
+    # A voice that names no language gets the engine's (it used to get "auto": the name's).
+    engine_language = config.engine.options.language
+    zh = pick_default(Voice("x", options={"language": "zh"}), "auto")
+    assert pick_default(voices["plain"], engine_language) == zh
+
+
 BROKEN = [
     (
         "filters:\n  max_chars: abc\n",
@@ -118,6 +146,19 @@ BROKEN = [
     (
         "engine: {type: tone}\nvoices:\n  default:\n    speed: 0\n",
         "voices.default.speed: input should be greater than 0.2, got 0 (config.yaml:4)",
+    ),
+    (
+        "engine: {type: f5}\nvoices:\n  a:\n    stpes: 8\n",
+        "voices.a.stpes: unknown key (config.yaml:4)",
+    ),
+    (
+        "engine: {type: f5}\nvoices:\n  a:\n    speed: 1.1\n    steps: 100\n",
+        "voices.a.steps: input should be less than or equal to 64, got 100 (config.yaml:5)",
+    ),
+    (
+        "engine: {type: tone}\nvoices:\n  a:\n    steps: 8\n",
+        "voices.a.steps: engine 'tone' takes no voice option 'steps'; every engine takes "
+        "ref_audio, ref_text, speed (config.yaml:4)",
     ),
     (
         "engine: {type: tone}\napi:\n  port: 99999\n",

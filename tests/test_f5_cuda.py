@@ -159,7 +159,10 @@ def test_reload_with_a_shorter_clip_or_more_steps_captures_what_it_needs(tmp_pat
     clip = tmp_path / "short.wav"
     sf.write(clip, (0.1 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 24000)
     engine.set_voices(
-        {"default": Voice("default"), "short": Voice("short", clip, "Short one.", steps=32)}
+        {
+            "default": Voice("default"),
+            "short": Voice("short", clip, "Short one.", options={"steps": 32}),
+        }
     )
     assert min(engine.runners) < before and set(engine.buckets()) <= set(engine.runners)
     assert all(r.max_steps >= 32 for r in engine.runners.values())

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from ishowtts.config import load_config, load_plugin
+from ishowtts import registry
+from ishowtts.config import load_config
 from ishowtts.connectors import GROUP, BaseConnector, ConnectorContext
 from ishowtts.events import ChatEvent, ConnectorItem, Retraction
 
@@ -73,11 +74,11 @@ def build(args: argparse.Namespace) -> BaseConnector:
             names = ", ".join(c.name for c in config.connectors) or "none"
             raise SystemExit(f"no connector named {args.connector!r} in {args.config} ({names})")
         entry = entries[0]
-        cls = load_plugin(GROUP, entry.type)
+        cls = registry.load(GROUP, entry.type)
         return cls(entry.name, entry.options, ConnectorContext(base_dir=config.base_dir))
     if not args.type:
         raise SystemExit("give --config (and --connector) or --type with --set key=value")
-    cls = load_plugin(GROUP, args.type)
+    cls = registry.load(GROUP, args.type)
     raw = dict(kv.split("=", 1) for kv in args.set)
     options = cls.Options.model_validate(raw) if hasattr(cls, "Options") else raw
     return cls(args.type, options, ConnectorContext(base_dir=Path.cwd()))

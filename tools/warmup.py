@@ -26,8 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write a summary (timings, buckets) here")
     a = ap.parse_args(argv)
 
+    from ishowtts import registry
     from ishowtts.app import voices_from
-    from ishowtts.config import ConfigError, load_config, load_plugin
+    from ishowtts.config import ConfigError, load_config
 
     def progress(line: str) -> None:
         print(f"[{time.perf_counter() - T0:6.1f}s] {line}", flush=True)
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error:\n{exc}", file=sys.stderr)
         return 2
     spec = config.engine
-    cls = load_plugin("ishowtts.engines", spec.type)
+    cls = registry.load(registry.ENGINES, spec.type)
     voices = voices_from(config)
     progress(f"engine {spec.type}, {len(voices)} voice(s) from {a.config}")
     engine = cls(spec.options if spec.options is not None else spec.raw)

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from . import engines, logs
+from . import engines, logs, registry
 from .config import Config, ConfigError, load_config
 from .connectors import Connector, ConnectorContext, ConnectorState
 from .engines import Engine, Voice
@@ -48,25 +48,22 @@ def voices_from(config: Config) -> dict[str, Voice]:
             ref_audio=config.resolve(v.ref_audio) if v.ref_audio else None,
             ref_text=v.ref_text,
             speed=v.speed,
-            steps=v.steps,
-            options={"language": v.language},
+            options=v.options,
         )
         for name, v in config.voices.items()
     }
 
 
 def build_connectors(config: Config) -> list[Connector]:
-    from .config import load_plugin
-
     context = ConnectorContext(base_dir=config.base_dir)
     out: list[Connector] = []
     for entry in config.connectors:
         if entry.enabled:
-            cls = load_plugin("ishowtts.connectors", entry.type)
+            cls = registry.load(registry.CONNECTORS, entry.type)
             out.append(cls(entry.name, entry.options, context))
     if config.api.enabled and not any(c.platform == "http" for c in out):
         # POST /say always has somewhere to go.
-        cls = load_plugin("ishowtts.connectors", "http")
+        cls = registry.load(registry.CONNECTORS, "http")
         out.append(cls("http", cls.Options(), context))
     return out
 

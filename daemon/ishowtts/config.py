@@ -10,7 +10,6 @@ import os
 import re
 import string
 from collections.abc import Mapping
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import registry
 from .confload import ConfigError, Section, SourceMap, format_loc, read_yaml, validate
 from .events import Kind
 
@@ -184,12 +184,16 @@ class SpeechConfig(Section):
 
 
 class VoiceConfig(Section):
+    """A voice: the keys every engine reads; its other keys in the YAML are the engine's own,
+    validated by the engine's ``VoiceOptions`` model into ``options`` (see ``_voices``)."""
+
     ref_audio: str | None = None  # path, relative to the config file; None: the engine's default
     ref_text: str = ""
     speed: float = Field(1.0, gt=0.2, le=3.0)
-    steps: int | None = Field(None, ge=1, le=64)
-    # Without ref_audio: which sample clip the engine ships to use (auto: the engine decides).
-    language: Literal["auto", "en", "zh"] = "auto"
+    options: Any = None  # the engine's VoiceOptions instance; None: the engine's defaults
+
+
+VOICE_KEYS = frozenset({"ref_audio", "ref_text", "speed"})
 
 
 class RoutingConfig(Section):
@@ -270,20 +274,17 @@ class BrokenInstall(Exception):
     wrong version): not the config's fault, and restarting does not help."""
 
 
-def load_plugin(group: str, kind: str) -> Any:
-    for ep in entry_points(group=group):
-        if ep.name == kind:
-            return ep.load()
-    raise LookupError(kind)
+load_plugin = registry.load  # for callers from before the registry
 
 
 def _plugin_names(group: str) -> str:
-    return ", ".join(sorted(ep.name for ep in entry_points(group=group))) or "none"
+    return ", ".join(registry.names(group)) or "none"
 
 
 def _plugin(
     group: str, entry: Any, source: SourceMap, loc: tuple[str | int, ...], base_dir: Path
-) -> PluginConfig:
+) -> tuple[PluginConfig, Any]:
+    """The validated entry and the plug-in's class."""
     where = source.where(loc)
     if not isinstance(entry, Mapping):
         raise ConfigError([f"{format_loc(loc)}: expected a mapping with a 'type' key ({where})"])
@@ -301,17 +302,17 @@ def _plugin(
         )
     type_loc = (*loc, "type")
     try:
-        cls = load_plugin(group, kind)
+        cls = registry.load(group, kind)
     except LookupError:
         raise ConfigError(
             [
-                f"{format_loc(type_loc)}: unknown {group.split('.')[-1][:-1]} {kind!r}; "
+                f"{format_loc(type_loc)}: unknown {registry.what(group)} {kind!r}; "
                 f"installed: {_plugin_names(group)} ({source.where(type_loc)})"
             ]
         ) from None
     except Exception as exc:  # installed but not importable: the install is broken, not the file
         raise BrokenInstall(
-            f"{group.split('.')[-1][:-1]} {kind!r} (named at {format_loc(type_loc)}, "
+            f"{registry.what(group)} {kind!r} (named at {format_loc(type_loc)}, "
             f"{source.where(type_loc)}) is installed but cannot be imported: "
             f"{type(exc).__name__}: {str(exc).strip()[:300]}; run `ishowtts doctor` for the fix"
         ) from exc
@@ -319,7 +320,10 @@ def _plugin(
     # base_dir lets options resolve their relative paths against the config file's folder.
     context = {"base_dir": base_dir}
     options = validate(model, raw, source, loc, context) if model is not None else raw
-    return PluginConfig(type=kind, name=str(name), enabled=enabled, options=options, raw=raw)
+    entry_config = PluginConfig(
+        type=kind, name=str(name), enabled=enabled, options=options, raw=raw
+    )
+    return entry_config, cls
 
 
 def parse_config(data: Mapping[str, Any], source: SourceMap, path: Path) -> Config:
@@ -333,16 +337,18 @@ def parse_config(data: Mapping[str, Any], source: SourceMap, path: Path) -> Conf
     for i, entry in enumerate(raw_connectors):
         try:
             connectors.append(
-                _plugin("ishowtts.connectors", entry, source, ("connectors", i), path.parent)
+                _plugin(registry.CONNECTORS, entry, source, ("connectors", i), path.parent)[0]
             )
         except ConfigError as exc:
             problems += exc.problems
-    engine = None
+    engine = engine_cls = None
     try:
         raw_engine = data.pop("engine", {"type": "f5"})
-        engine = _plugin("ishowtts.engines", raw_engine, source, ("engine",), path.parent)
+        engine, engine_cls = _plugin(registry.ENGINES, raw_engine, source, ("engine",), path.parent)
     except ConfigError as exc:
         problems += exc.problems
+    if "voices" in data:
+        data["voices"] = _voices(data["voices"], engine, engine_cls, source, path.parent, problems)
     names = [c.name for c in connectors]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"connectors: two connectors are named {dup!r}; give each a distinct name")
@@ -357,6 +363,43 @@ def parse_config(data: Mapping[str, Any], source: SourceMap, path: Path) -> Conf
         raise ConfigError(problems)
     assert config is not None and engine is not None
     return config.model_copy(update={"connectors": connectors, "engine": engine})
+
+
+def _voices(
+    raw: Any,
+    engine: PluginConfig | None,
+    engine_cls: Any,
+    source: SourceMap,
+    base_dir: Path,
+    problems: list[str],
+) -> Any:
+    """Each voice's keys beyond ``VOICE_KEYS`` are the engine's: validated by its
+    ``VoiceOptions`` model into the voice's ``options``."""
+    if not isinstance(raw, Mapping):
+        return raw  # Config's validation says what is wrong
+    model = getattr(engine_cls, "VoiceOptions", None)
+    out: dict[Any, Any] = {}
+    for name, entry in raw.items():
+        if not isinstance(entry, Mapping):
+            out[name] = entry
+            continue
+        common = {k: v for k, v in entry.items() if k in VOICE_KEYS}
+        own = {k: v for k, v in entry.items() if k not in VOICE_KEYS}
+        loc = ("voices", name)
+        if model is not None:
+            try:
+                common["options"] = validate(model, own, source, loc, {"base_dir": base_dir})
+            except ConfigError as exc:
+                problems += exc.problems
+        elif own and engine is not None:
+            key = next(iter(own))
+            problems.append(
+                f"{format_loc((*loc, key))}: engine {engine.type!r} takes no voice option "
+                f"{key!r}; every engine takes {', '.join(sorted(VOICE_KEYS))} "
+                f"({source.where((*loc, key))})"
+            )
+        out[name] = common
+    return out
 
 
 def _check_routing(config: Config, source: SourceMap) -> list[str]:

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import registry
+
 LOCK_HINT = (
     "reinstall through the lock: "
     'PIP_CONSTRAINT="$PWD/requirements/lock-x86_64.txt" pip install -e .'
@@ -150,13 +152,13 @@ def check_espeak() -> str:
 def check_plugins() -> str:
     """Every installed engine and connector imports (what a config's `type` would load)."""
     names = []
-    for group in ("ishowtts.engines", "ishowtts.connectors"):
-        for ep in md.entry_points(group=group):
+    for group in registry.GROUPS:
+        for ep in registry.installed(group):
             try:
                 ep.load()
             except Exception as exc:
                 raise Problem(
-                    f"{group.split('.')[-1][:-1]} {ep.name!r} ({ep.value}) does not import "
+                    f"{registry.what(group)} {ep.name!r} ({ep.value}) does not import "
                     f"({_short(exc)}): {LOCK_HINT}"
                 ) from None
             names.append(ep.name)

@@ -19,10 +19,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
+from .. import registry
 from ..events import ConnectorItem
 from .counters import BoundedCounter
 
-GROUP = "ishowtts.connectors"
+GROUP = registry.CONNECTORS
 
 
 class ConnectorState(str, Enum):

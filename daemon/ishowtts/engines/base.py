@@ -4,7 +4,7 @@ calls it from its own thread only, so engines need not be thread-safe."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,8 +33,9 @@ class Voice:
     ref_audio: Path | None = None
     ref_text: str = ""
     speed: float = 1.0
-    steps: int | None = None  # per-voice step count (F5: NFE); None = engine default
-    options: Mapping[str, Any] = field(default_factory=dict)
+    # The engine's own keys: an instance of its ``VoiceOptions`` model, validated at config
+    # load (None: its defaults; an engine may also accept a plain mapping).
+    options: Any = None
 
 
 Progress = Callable[[str], None]
@@ -43,7 +44,9 @@ Progress = Callable[[str], None]
 @runtime_checkable
 class Engine(Protocol):
     """Engines are built by their entry point (group ``ishowtts.engines``) as ``cls(options)``,
-    ``options`` being an instance of the class's ``Options`` model (the YAML engine section)."""
+    ``options`` being an instance of the class's ``Options`` model (the YAML engine section).
+    A class may also carry a ``VoiceOptions`` model: the keys of each voice beyond ref_audio,
+    ref_text and speed, validated into ``Voice.options``; without one, such keys are errors."""
 
     name: str
     sample_rate: int

@@ -19,7 +19,7 @@ from . import loader, upstream
 from .fastdit import FastDiT
 from .sampler import GraphRunner, Job, Schedules, sample_eager
 from .textfront import chunk, normalize
-from .voices import HOP, SAMPLE_RATE, ClipLimits, LoadedVoice, load_voice
+from .voices import HOP, SAMPLE_RATE, ClipLimits, F5VoiceOptions, LoadedVoice, load_voice
 
 log = structlog.get_logger("ishowtts.engine.f5")
 
@@ -87,6 +87,7 @@ class F5Engine:
     name = "f5"
     sample_rate = SAMPLE_RATE
     Options = F5Options
+    VoiceOptions = F5VoiceOptions
 
     def __init__(self, options: F5Options | Mapping[str, Any] | None = None) -> None:
         if not isinstance(options, F5Options):

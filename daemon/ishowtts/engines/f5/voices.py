@@ -8,19 +8,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
+from pydantic import Field
 from torch import Tensor, nn
 
+from ...confload import Section
 from ..base import Voice
 from . import upstream
 from .textfront import Rate, normalize
 
 SAMPLE_RATE = 24000
 HOP = 256
+
+
+class F5VoiceOptions(Section):
+    """A voice's F5 keys (beside ref_audio, ref_text and speed in the YAML)."""
+
+    steps: int | None = Field(None, ge=1, le=64)  # NFE for this voice; None: engine.steps
+    # Without ref_audio: which clip f5-tts ships to use; None: engine.language.
+    language: Literal["auto", "en", "zh"] | None = None
+
+
+def voice_options(voice: Voice) -> F5VoiceOptions:
+    """The voice's F5 options: as validated from the config, or built from a mapping."""
+    o = voice.options
+    return o if isinstance(o, F5VoiceOptions) else F5VoiceOptions.model_validate(o or {})
 
 
 @dataclass(frozen=True)
@@ -50,7 +67,7 @@ def pick_default(voice: Voice, language: str) -> tuple[Path, str]:
     """The shipped clip for a voice without ``ref_audio``: the voice's ``language`` option,
     else the engine's, else a hint in the voice name (zh/cn/chinese), else English."""
     clips = upstream.shipped_clips()
-    lang = str(voice.options.get("language", language or "auto")).lower()
+    lang = (voice_options(voice).language or language or "auto").lower()
     if lang == "auto":
         name = voice.name.lower()
         lang = "zh" if any(k in name for k in ("zh", "cn", "chinese", "中")) else "en"
@@ -106,4 +123,5 @@ def load_voice(voice: Voice, mel_spec: nn.Module, device: torch.device, limits: 
     if ord(ref_text[-1]) < 0x2E80:
         ref_text += " "
     rate = Rate.from_reference(ref_text, mel.shape[0], min_frames)
-    return LoadedVoice(voice.name, path, ref_text, voice.speed, voice.steps, mel.to(device), rate)
+    steps = voice_options(voice).steps
+    return LoadedVoice(voice.name, path, ref_text, voice.speed, steps, mel.to(device), rate)
