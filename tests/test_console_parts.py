@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
+from ishowtts.api import is_loopback
 from ishowtts.config import FiltersConfig
-from ishowtts.console import CSP, browser_refusal
+from ishowtts.console import CSP, browser_refusal, host_name
 from ishowtts.events import ChatEvent, Kind, User
 from ishowtts.feed import EventFeed, FeedFull
 from ishowtts.filters import Filters
@@ -401,3 +402,21 @@ async def test_the_state_says_which_engine_speaks(tmp_path: Path, pulse: Any) ->
         _, state = await r.call("GET", "/console/state")
         assert state["engine"]["speaking"] == "fallback"
         assert state["engine"]["primary_error"] == "weights missing"
+
+
+@pytest.mark.parametrize(
+    ("host", "name"),
+    [
+        ("127.0.0.1:8765", "127.0.0.1"),
+        ("LOCALHOST", "localhost"),
+        ("[::1]:8765", "::1"),
+        ("[::1]", "::1"),
+        ("[::1]x", "[::1]x"),
+        ("127.0.0.1:abc", "127.0.0.1:abc"),
+        ("a:b:c", "a:b:c"),
+        ("", ""),
+    ],
+)
+def test_host_names(host: str, name: str) -> None:
+    assert host_name(host) == name
+    assert (browser_refusal(CIMultiDict(), host, False) is None) == is_loopback(name)

@@ -19,7 +19,6 @@ from typing import Any, Protocol
 import structlog
 from aiohttp import web
 from pydantic import Field
-from yarl import URL
 
 from .api import _Body, _body, error, is_loopback
 from .feed import EventFeed, FeedFull, Record, clip
@@ -59,6 +58,18 @@ def is_public(path: str) -> bool:
     return path in PAGES or path.startswith(PUBLIC_PREFIX)
 
 
+def host_name(host: str) -> str:
+    """The name in a ``Host`` header, without its port ("[::1]:8765" → "::1"); malformed ones
+    come back as they are (and are no loopback name)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        rest = host[end + 1 :] if end > 0 else "?"
+        return host[1:end] if rest == "" or (rest[:1] == ":" and rest[1:].isdigit()) else host
+    name, sep, port = host.rpartition(":")
+    return name if sep and port.isdigit() and ":" not in name else host
+
+
 def browser_refusal(headers: Any, host: str, token_required: bool) -> str | None:
     """Why a request must be refused as a browser's (None: it may pass).
 
@@ -67,10 +78,8 @@ def browser_refusal(headers: Any, host: str, token_required: bool) -> str | None
     rebinds its own name to 127.0.0.1 would be "same-origin" with it: there the ``Host`` must
     be a loopback name too, which a rebound name never is.
     """
-    if not token_required:
-        name = URL.build(scheme="http", authority=host).host if host else ""
-        if not is_loopback((name or "").strip("[]")):
-            return f"Host {host!r} is not a loopback name (this API is bound to loopback)"
+    if not token_required and not is_loopback(host_name(host)):
+        return f"Host {clip(host, 80)!r} is not a loopback name (this API is bound to loopback)"
     site = headers.get("Sec-Fetch-Site")
     if site is not None and site not in ("same-origin", "none"):
         return f"cross-site request (Sec-Fetch-Site: {site})"
