@@ -183,6 +183,15 @@ def test_timeline_keeps_medians_per_slot_and_forgets_old_slots() -> None:
 # ---- the browser rule ----------------------------------------------------------------------
 
 
+def test_a_link_from_another_site_may_open_the_pages_only() -> None:
+    link = CIMultiDict({"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"})
+    assert browser_refusal(link, "127.0.0.1:8765", False, "GET", "/") is None
+    assert browser_refusal(link, "127.0.0.1:8765", False, "GET", "/overlay") is None
+    assert browser_refusal(link, "127.0.0.1:8765", False, "GET", "/status") is not None
+    assert browser_refusal(link, "127.0.0.1:8765", False, "POST", "/") is not None  # a form
+    assert browser_refusal(link, "evil.example:8765", False, "GET", "/") is not None
+
+
 @pytest.mark.parametrize(
     ("headers", "host", "token", "refused"),
     [

@@ -369,7 +369,9 @@ class ControlApi:
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         from .console import browser_refusal, is_public  # a cached module after the first time
 
-        refused = browser_refusal(request.headers, request.host, self._token is not None)
+        refused = browser_refusal(
+            request.headers, request.host, self._token is not None, request.method, request.path
+        )
         if refused is not None:
             log.warning("api_browser_refused", path=request.path, why=refused)
             return error(403, "browser request refused", refused)

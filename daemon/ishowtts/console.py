@@ -70,17 +70,27 @@ def host_name(host: str) -> str:
     return name if sep and port.isdigit() and ":" not in name else host
 
 
-def browser_refusal(headers: Any, host: str, token_required: bool) -> str | None:
+def browser_refusal(
+    headers: Any, host: str, token_required: bool, method: str = "GET", path: str = ""
+) -> str | None:
     """Why a request must be refused as a browser's (None: it may pass).
 
     Browsers mark cross-site requests (``Sec-Fetch-Site``, ``Origin``); only the console's own
-    origin may drive the API. Without a token the API is bound to loopback, and a page that
-    rebinds its own name to 127.0.0.1 would be "same-origin" with it: there the ``Host`` must
-    be a loopback name too, which a rebound name never is.
+    origin may drive the API, though a link from elsewhere may open the pages themselves.
+    Without a token the API is bound to loopback, and a page that rebinds its own name to
+    127.0.0.1 would be "same-origin" with it: there the ``Host`` must be a loopback name too,
+    which a rebound name never is.
     """
     if not token_required and not is_loopback(host_name(host)):
         return f"Host {clip(host, 80)!r} is not a loopback name (this API is bound to loopback)"
     site = headers.get("Sec-Fetch-Site")
+    if (
+        method in ("GET", "HEAD")
+        and headers.get("Sec-Fetch-Mode") == "navigate"
+        and path in PAGES
+        and "Origin" not in headers
+    ):
+        return None  # following a link to a page: it holds no data, and it asks for the token
     if site is not None and site not in ("same-origin", "none"):
         return f"cross-site request (Sec-Fetch-Site: {site})"
     origin = headers.get("Origin")
