@@ -26,6 +26,7 @@ from .health import Health
 from .ledger import Ledger, Terminal
 from .metrics import Metrics
 from .mutes import Mute, MuteList, default_path
+from .paidloss import PaidLoss
 from .pipeline import Pipeline
 from .player import Player
 from .scheduler import Scheduler
@@ -115,6 +116,8 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
         self.exit_code = 0
         self.health = Health()
+        self.paid_lost = PaidLoss()
+        self.health.add_check("queue", self._queue_problem)
         self._engine_failures = 0  # in a row
         self.ledger.listeners.append(self._watch_engine)
         self.health.add_check("log", logs.problem)
@@ -128,7 +131,18 @@ class Daemon:
     # -- plumbing between the parts ------------------------------------------------------------
 
     def _on_queue_terminal(self, utt: Utterance, state: Terminal, fields: dict[str, Any]) -> None:
+        if fields.get("rule") == "paid_overflow":
+            self.paid_lost.record(utt, self.scheduler.paid)
         self.ledger.close(utt.id, state, **fields)
+
+    def _queue_problem(self) -> str | None:
+        s = self.scheduler
+        if s.paid < s.max_paid:
+            return None
+        return (
+            f"paid queue full ({s.paid} of queue.max_paid): new paid lines are lost "
+            f"({self.paid_lost.count} so far)"
+        )
 
     def _on_ledger(self, event: ChatEvent, state: Terminal | None, fields: dict[str, Any]) -> None:
         who = {"platform": event.platform, "user": event.user.name, "uid": event.user.id}
@@ -350,6 +364,7 @@ class Daemon:
             },
             "ledger": self.ledger.summary(),
             "health": self.health.problems(),
+            "paid_lost": self.paid_lost.status(),
         }
 
     # -- life cycle ----------------------------------------------------------------------------

@@ -134,7 +134,10 @@ DEFAULT_TTL = {
 
 
 class QueueConfig(Section):
-    max_items: int = Field(100, ge=1)
+    max_items: int = Field(100, ge=1)  # lines waiting, paid ones not counted
+    # Paid lines (super chats, gifts and guards with an amount) have their own room and are
+    # never evicted; past it a newcomer is lost loudly (error line, /status, metrics).
+    max_paid: int = Field(1000, ge=1, le=100_000)
     priority: dict[Kind, int] = {}  # merged over DEFAULT_PRIORITY
     ttl_s: dict[Kind, PositiveFloat] = {}  # merged over DEFAULT_TTL
 

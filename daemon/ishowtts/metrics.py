@@ -71,6 +71,18 @@ class _DaemonCollector(Collector):
         for part in d.health.problems():
             degraded.add_metric([part], 1.0)
         yield degraded
+        lost = getattr(d, "paid_lost", None)
+        if lost is not None:
+            n = CounterMetricFamily(
+                "ishowtts_paid_lost", "Paid lines lost because the paid queue was full"
+            )
+            n.add_metric([], lost.count)
+            yield n
+            amount = CounterMetricFamily(
+                "ishowtts_paid_lost_amount", "Money of the paid lines lost (platform currency)"
+            )
+            amount.add_metric([], lost.amount)
+            yield amount
 
     @staticmethod
     def _events(d: DaemonLike) -> Iterator[Metric]:

@@ -4,6 +4,12 @@ Served by (priority class desc, arrival). Stale items expire by their deadline; 
 lowest class and, within it, the oldest goes first (possibly the newcomer). Every way out of the
 queue other than being served reports the utterance to ``on_terminal`` exactly once.
 
+Paid lines (``is_paid``: a super chat, gift or guard with an amount) are never evicted: a
+streamer would rather read every one late than lose one. They have their own room
+(``max_paid``) beside ``max_items``, which counts only unpaid lines, so a chat flood cannot
+push them out and they cannot push chat out. Past ``max_paid`` the paid newcomer is lost, as
+EVICTED with rule ``paid_overflow`` (the daemon logs it at error level with user and amount).
+
 One FIFO per priority class: the classes are few (seven kinds), so picking the best or the
 worst class is a scan of a handful of keys, and every operation but a search is O(1).
 """
@@ -24,6 +30,10 @@ from .events import Retraction, Utterance
 from .ledger import Terminal
 
 OnTerminal = Callable[[Utterance, Terminal, dict[str, Any]], None]
+
+
+def is_paid(utt: Utterance) -> bool:
+    return utt.event.is_paid and utt.event.amount > 0
 
 
 class Placed(str, Enum):
@@ -51,7 +61,10 @@ class Scheduler:
     def __init__(self, cfg: QueueConfig, on_terminal: OnTerminal) -> None:
         self.cfg = cfg
         self.max_items = cfg.max_items
+        self.max_paid = cfg.max_paid
         self.on_terminal = on_terminal
+        self._paid = 0  # paid utterances queued
+        self._unpaid: Counter[int] = Counter()  # priority → unpaid utterances queued
         # priority → slot → utterance, in arrival order; slots survive replace() so a merged
         # gift keeps its place.
         self._classes: dict[int, OrderedDict[int, Utterance]] = {}
@@ -78,16 +91,21 @@ class Scheduler:
                 self.replace(into.id, merge.fold(into))
                 self._report(utt, Terminal.DROPPED, rule="merged", merged_into=into.id)
                 return Placed.MERGED
-        if self._len >= self.max_items:
-            self.expire(now)  # stale items go before anything is evicted
-        while self._len >= self.max_items:
-            worst = min(p for p, q in self._classes.items() if q)
-            if utt.priority < worst:
-                self._report(utt, Terminal.EVICTED, rule="queue_full")
+        if is_paid(utt):
+            if self._paid >= self.max_paid:
+                self.expire(now)
+            if self._paid >= self.max_paid:
+                self._report(utt, Terminal.EVICTED, rule="paid_overflow", **_money(utt))
                 return Placed.EVICTED
-            _, victim = self._classes[worst].popitem(last=False)
-            self._forget(victim)
-            self._report(victim, Terminal.EVICTED, rule="queue_full")
+        else:
+            if self.unpaid >= self.max_items:
+                self.expire(now)  # stale items go before anything is evicted
+            while self.unpaid >= self.max_items:
+                worst = min(p for p, n in self._unpaid.items() if n)
+                if utt.priority < worst:
+                    self._report(utt, Terminal.EVICTED, rule="queue_full")
+                    return Placed.EVICTED
+                self._evict_oldest_unpaid(worst)
         self._insert(utt, next(self._slots))
         if merge is not None:
             self._merge_into[merge.key] = utt.id
@@ -105,6 +123,8 @@ class Scheduler:
             raise ValueError(f"utterance {new_utt.id} is already queued")
         key = self._merge_key.pop(old_id, None)  # the merge key goes with the replacement
         if new_utt.priority == priority:
+            self._count(old, -1)
+            self._count(new_utt, +1)
             self._classes[priority][slot] = new_utt
             self._min_deadline = min(self._min_deadline, new_utt.deadline)
             del self._where[old_id]
@@ -180,13 +200,11 @@ class Scheduler:
         """New limits; a smaller queue evicts down to size at once."""
         self.cfg = cfg
         self.max_items = cfg.max_items
-        if self._len > self.max_items:
+        self.max_paid = cfg.max_paid  # a smaller paid room takes no new ones; none is evicted
+        if self.unpaid > self.max_items:
             self.expire(now)
-        while self._len > self.max_items:
-            worst = min(p for p, q in self._classes.items() if q)
-            _, victim = self._classes[worst].popitem(last=False)
-            self._forget(victim)
-            self._report(victim, Terminal.EVICTED, rule="queue_full")
+        while self.unpaid > self.max_items:
+            self._evict_oldest_unpaid(min(p for p, n in self._unpaid.items() if n))
 
     # -- looking -------------------------------------------------------------------------------
 
@@ -204,6 +222,15 @@ class Scheduler:
 
     def __len__(self) -> int:
         return self._len
+
+    @property
+    def paid(self) -> int:
+        """Paid utterances queued (they count against ``max_paid``, not ``max_items``)."""
+        return self._paid
+
+    @property
+    def unpaid(self) -> int:
+        return self._len - self._paid
 
     def depth_by_kind(self) -> dict[str, int]:
         return dict(Counter(u.event.kind.value for u in self._iter()))
@@ -231,6 +258,17 @@ class Scheduler:
         for priority in sorted(self._classes, reverse=True):
             yield from list(self._classes[priority].values())
 
+    def _count(self, utt: Utterance, sign: int) -> None:
+        if is_paid(utt):
+            self._paid += sign
+        else:
+            self._unpaid[utt.priority] += sign
+
+    def _evict_oldest_unpaid(self, priority: int) -> None:
+        victim = next(u for u in self._classes[priority].values() if not is_paid(u))
+        self._take(victim.id)
+        self._report(victim, Terminal.EVICTED, rule="queue_full")
+
     def _insert(self, utt: Utterance, slot: int) -> None:
         q = self._classes.get(utt.priority)
         if q is None:
@@ -239,16 +277,20 @@ class Scheduler:
         self._where[utt.id] = (utt.priority, slot)
         self._min_deadline = min(self._min_deadline, utt.deadline)
         self._len += 1
+        self._count(utt, +1)
 
     def _take(self, utt_id: str) -> Utterance:
         priority, slot = self._where.pop(utt_id)
         self._len -= 1
         self._drop_merge_key(utt_id)
-        return self._classes[priority].pop(slot)
+        utt = self._classes[priority].pop(slot)
+        self._count(utt, -1)
+        return utt
 
     def _forget(self, utt: Utterance) -> None:
         del self._where[utt.id]
         self._len -= 1
+        self._count(utt, -1)
         self._drop_merge_key(utt.id)
 
     def _drop_merge_key(self, utt_id: str) -> None:
@@ -258,3 +300,7 @@ class Scheduler:
 
     def _report(self, utt: Utterance, state: Terminal, **fields: Any) -> None:
         self.on_terminal(utt, state, fields)
+
+
+def _money(utt: Utterance) -> dict[str, Any]:
+    return {"amount": utt.event.amount, "paid_kind": utt.event.kind.value}
