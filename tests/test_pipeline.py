@@ -197,7 +197,8 @@ def test_gift_evicted_then_repeated_starts_a_new_line() -> None:
     p, ledger, _ = build(queue={"max_items": 1})
     gift = p.ingest(ev(Kind.GIFT, gift_name="小心心"), now=0.0)
     assert gift is not None
-    p.ingest(ev(Kind.SYSTEM, text="顶"), now=0.0)  # evicts the gift (a paid line would not: own room)
+    # An unpaid line of a higher class evicts the gift (a paid one would not: it has its own room).
+    p.ingest(ev(Kind.SYSTEM, text="顶"), now=0.0)
     assert ledger.rules["evicted:queue_full"] == 1
     again = p.ingest(ev(Kind.GIFT, gift_name="小心心"), now=1.0)  # nothing to merge into
     assert again is None and ledger.rules["evicted:queue_full"] == 2  # the lowest class goes

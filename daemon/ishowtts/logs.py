@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal, TextIO
+from typing import Literal, TextIO, cast
 
 import structlog
 
@@ -82,7 +82,7 @@ def configure(level: str = "info", fmt: Literal["auto", "json", "console"] = "au
     structlog.configure(
         processors=shared + renderer,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=_stream),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _stream)),  # duck-typed
         cache_logger_on_first_use=False,
     )
     _route_stdlib_logging(level, shared, renderer)

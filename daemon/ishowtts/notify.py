@@ -22,6 +22,7 @@ import structlog
 log = structlog.get_logger("ishowtts.notify")
 
 # A send failing with these may succeed later: the receiver's queue is full for now.
+DELIVER_MAX_DELAY_S = 1.0
 _TRANSIENT = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EINTR})
 
 
@@ -103,11 +104,11 @@ class Notifier:
                 return False
         return True
 
-    async def deliver(self, *, max_delay: float = 1.0, **fields: str | int) -> bool:
+    async def deliver(self, **fields: str | int) -> bool:
         """Send until it gets through (a full socket queue drops a datagram: READY=1 lost
         that way leaves systemd waiting until it kills the unit). Retries with backoff up to
-        ``max_delay`` apart, in call order across callers, while the failure is a full queue;
-        False when not under systemd or the socket is gone. Cancel it to give up."""
+        ``DELIVER_MAX_DELAY_S`` apart, in call order across callers, while the failure is a
+        full queue; False when not under systemd or the socket is gone. Cancel to give up."""
         if self.address is None:
             return False
         if self._order is None:
@@ -118,7 +119,7 @@ class Notifier:
                 if self.last_errno not in _TRANSIENT:
                     return False
                 await asyncio.sleep(delay)
-                delay = min(max_delay, delay * 2)
+                delay = min(DELIVER_MAX_DELAY_S, delay * 2)
         if self._failed:
             log.info("sd_notify_delivered", keys=",".join(fields))
             self._failed = False  # the next failure is worth a line again
