@@ -15,9 +15,9 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from ...confload import Section
 from ..base import EngineBroken, EngineError, Progress, Voice
-from . import loader, upstream
+from . import duration, loader, upstream
 from .fastdit import FastDiT
-from .sampler import GraphRunner, Job, Schedules, sample_eager
+from .sampler import GraphRunner, Job, Schedules, sample_eager, sample_student_eager
 from .textfront import chunk, normalize
 from .voices import HOP, SAMPLE_RATE, ClipLimits, F5VoiceOptions, LoadedVoice, load_voice
 
@@ -27,18 +27,26 @@ _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
 
 class F5Options(Section):
-    model: str = "F5TTS_v1_Base"  # a config shipped with f5-tts, or a YAML path
+    # A config shipped with f5-tts, a YAML path, or DMOSpeech2: the distilled few-step
+    # student (a v0 F5 Base DiT sampled without guidance; its checkpoint is a .pt)
+    model: str = "F5TTS_v1_Base"
     arch: dict[str, Any] = {}  # overrides of model.arch (tests build tiny models)
     random_weights: bool = False  # benchmarks only: same compute, meaningless audio
-    checkpoint: str = loader.DEFAULT_CHECKPOINT  # local .safetensors/.pt, or hf://repo/file
+    # local .safetensors/.pt, or hf://repo/file; None: the published one for `model`
+    checkpoint: str | None = None
     use_ema: bool = True
     vocab: str | None = None  # default: the vocab shipped with f5-tts
     vocoder: str = loader.DEFAULT_VOCODER  # local dir (config.yaml + weights) or hf://repo
     hub_cache: str | None = None
     device: str = "auto"  # auto | cuda | cuda:N | cpu
     precision: Literal["auto", "fp16", "bf16", "fp32"] = "auto"  # auto: fp16 on CUDA
-    steps: int = Field(16, ge=1, le=64)  # NFE; 7 and 16 use the pruned schedule
-    cfg_strength: float = Field(2.0, ge=0)
+    # F5: NFE (7 and 16 use the pruned schedule), default 16; student: its steps, default 4
+    steps: int | None = Field(None, ge=1, le=64)
+    cfg_strength: float = Field(2.0, ge=0)  # F5 only: the student has no guidance pass
+    # New speech length: the reference's speaking rate, or DMOSpeech2's learned predictor
+    # (for every F5 model; a voice's own `duration` wins)
+    duration: Literal["rate", "predictor"] = "rate"
+    duration_predictor: str = loader.DEFAULT_DURATION_PREDICTOR  # local .pt or hf://repo/file
     sway: float | None = -1.0
     seed: int | None = None  # fixed noise (reproducible audio); None: fresh noise each time
     language: Literal["auto", "en", "zh"] = "auto"  # which shipped clip a voice without audio gets
@@ -66,7 +74,7 @@ class F5Options(Section):
     # Local paths are relative to the config file's folder (validation context ``base_dir``,
     # given by the config loader), like voice clips: the service's working directory is not
     # where its config lives. A missing local file is a config error, found before any load.
-    @field_validator("model", "checkpoint", "vocab", "vocoder")
+    @field_validator("model", "checkpoint", "vocab", "vocoder", "duration_predictor")
     @classmethod
     def _local_path(cls, value: str | None, info: ValidationInfo) -> str | None:
         base = (info.context or {}).get("base_dir")
@@ -76,11 +84,22 @@ class F5Options(Section):
             return value  # the name of a config shipped with f5-tts
         path = Path(value).expanduser()
         path = path if path.is_absolute() else Path(base) / path
-        # Random weights (benchmarks) read neither checkpoint nor vocoder.
-        needed = info.field_name in ("model", "vocab") or not info.data.get("random_weights")
+        # Random weights (benchmarks) read neither checkpoint nor vocoder nor predictor; the
+        # predictor is read only if a voice asks for it.
+        needed = info.field_name in ("model", "vocab") or (
+            not info.data.get("random_weights") and info.field_name != "duration_predictor"
+        )
         if needed and not path.exists():
             raise ValueError(f"{path} does not exist")
         return str(path)
+
+
+def _pinyin(text: str) -> list[str]:
+    """Tokens of ``text`` without leading spaces, as DMOSpeech 2's duration predictor reads."""
+    tokens = upstream.to_pinyin_tokens([text.strip()])[0]
+    while len(tokens) > 1 and tokens[0] == " ":
+        tokens = tokens[1:]
+    return tokens
 
 
 class F5Engine:
@@ -104,6 +123,9 @@ class F5Engine:
         self.timings: dict[str, float] = {}
         self._mel_spec: torch.nn.Module | None = None
         self._vocab: dict[str, int] = {}
+        self.student = loader.is_student(options.model)
+        self.steps = options.steps or (4 if self.student else 16)
+        self.predictor: duration.DurationPredictor | None = None
 
     # ---- set-up ----------------------------------------------------------------------
 
@@ -137,13 +159,17 @@ class F5Engine:
         self._vocab = upstream.load_vocab(str(upstream.vocab_path(o.vocab)))
         with torch.device(self.device):  # initialise on the GPU: seconds faster than the CPU
             cfm = loader.build_cfm(o.model, o.arch, self._vocab)
+        scale = 1.0
         if o.random_weights:
             loader.randomise(cfm)
             progress("f5: random weights (benchmark only)")
         else:
-            path = loader.resolve(o.checkpoint, None, "F5 checkpoint", "checkpoint", o.hub_cache)
+            source = o.checkpoint or (
+                loader.DEFAULT_STUDENT_CHECKPOINT if self.student else loader.DEFAULT_CHECKPOINT
+            )
+            path = loader.resolve(source, None, "F5 checkpoint", "checkpoint", o.hub_cache)
             progress(f"f5: loading checkpoint {path}")
-            loader.load_weights(cfm, path, o.use_ema)
+            scale = loader.load_weights(cfm, path, o.use_ema, self.student)
         _, _, MelSpec = upstream.classes()
         self._mel_spec = MelSpec(**loader.MEL)  # reference mels on the CPU, fp32
         self.cfm = cfm.eval().requires_grad_(False).to(self.device, self.dtype)
@@ -151,7 +177,8 @@ class F5Engine:
             o.vocoder, o.hub_cache, loader.VOCOS_MEL_24KHZ if o.random_weights else None
         )
         self.vocoder = vocoder.eval().requires_grad_(False).to(self.device)
-        self.fast = FastDiT(self.cfm.transformer, o.fused_conv, o.attention)
+        self.fast = FastDiT(self.cfm.transformer, o.fused_conv, o.attention,
+                            guided=not self.student, mel_scale=scale)  # fmt: skip
         self.schedules = Schedules(self.fast)
         self.set_voices(voices)
         self.timings["load_s"] = time.perf_counter() - t0
@@ -168,19 +195,31 @@ class F5Engine:
         min_frames = round(o.min_seconds * SAMPLE_RATE / HOP)
         loaded = {}
         for name, voice in voices.items():
-            v = load_voice(voice, self._mel_spec, self.device, limits, o.language, min_frames)
+            v = load_voice(voice, self._mel_spec, self.device, limits, o.language, min_frames,
+                           o.duration)  # fmt: skip
             if v.frames + min_frames > o.max_frames:
                 raise ValueError(
                     f"voice {name!r}: reference {v.path} leaves no room under max_frames "
                     f"({v.frames} + {min_frames} > {o.max_frames})"
                 )
             loaded[name] = v
+        if any(v.duration == "predictor" for v in loaded.values()) and self.predictor is None:
+            self.predictor = self._load_predictor()
         self.voices = loaded  # all or nothing: a bad voice keeps the old set
         if self.runners:  # warmed already (a reload): a shorter clip or more steps need graphs
             try:
                 self._capture(lambda line: log.info("f5_reload_warmup", step=line))
             except Exception as exc:  # the voices work without graphs (eagerly): keep them
                 log.warning("f5_reload_capture_failed", error=repr(exc)[:500])
+
+    def _load_predictor(self) -> duration.DurationPredictor:
+        o = self.options
+        if o.random_weights:
+            torch.manual_seed(0)
+            return duration.DurationPredictor().eval().requires_grad_(False).to(self.device)
+        path = loader.resolve(o.duration_predictor, None, "duration predictor",
+                              "duration_predictor", o.hub_cache)  # fmt: skip
+        return duration.read(path, self.device)
 
     # ---- buckets and warm-up ---------------------------------------------------------
 
@@ -199,14 +238,17 @@ class F5Engine:
         return sorted({*range(lo, top, o.bucket_frames), top})
 
     def _steps_used(self) -> list[int]:
-        return sorted({self.options.steps} | {v.steps for v in self.voices.values() if v.steps})
+        return sorted({self.steps} | {v.steps for v in self.voices.values() if v.steps})
 
     def warmup(self, progress: Progress) -> None:
         if self.fast is None or self.schedules is None:
             raise EngineError("load() first")
         t0 = time.perf_counter()
         for steps in self._steps_used():
-            self.schedules.get(steps, self.options.sway)
+            if self.student:
+                self.schedules.student(steps, self.options.sway)
+            else:
+                self.schedules.get(steps, self.options.sway)
         if self._use_graphs:
             if self.options.compile:
                 self.fast.compile(mode=self.options.compile_mode)
@@ -255,21 +297,37 @@ class F5Engine:
         chars = upstream.to_pinyin_tokens([text])[0]
         return torch.tensor([self._vocab.get(c, 0) for c in chars], dtype=torch.long)
 
+    def new_frames(self, voice: LoadedVoice, text: str) -> int:
+        """Frames of new speech for a chunk: the voice's speaking rate, or the learned
+        predictor (searched around the reference's token rate, as DMOSpeech 2 does)."""
+        rate = voice.rate.frames(text, voice.speed)
+        if voice.duration != "predictor" or self.predictor is None:
+            return rate
+        ref = _pinyin(voice.ref_text)
+        new = _pinyin(text)
+        ids = torch.tensor([self._vocab.get(c, 0) for c in [*ref, " ", *new]], dtype=torch.long)
+        estimate = int(voice.frames / max(len(ref), 1) * len(new) / voice.speed)
+        frames = self.predictor.frames(ids, voice.mel, estimate)
+        return rate if frames is None else frames
+
     def chunk_audio(self, voice: LoadedVoice, text: str, steps: int | None = None) -> np.ndarray:
         """Audio of one chunk of normalised text (mono float32); NaN/inf → EngineError."""
         assert self.fast is not None and self.schedules is not None
         o = self.options
-        gen = voice.rate.frames(text, voice.speed)
+        gen = self.new_frames(voice, text)
         frames = min(voice.frames + gen, o.max_frames)
         if self._use_graphs and o.quantise_duration:
             frames = self.bucket(frames)
-        steps = steps or voice.steps or o.steps
+        steps = steps or voice.steps or self.steps
         job = Job(voice.mel, self._tokens(voice.ref_text + text), frames, seed=o.seed)
         runner = self.runners.get(self.bucket(frames)) if self._use_graphs else None
         wav: torch.Tensor | None = None
         try:
             if runner is not None and steps <= runner.max_steps:
                 mel, wav = runner.run([job], steps, o.cfg_strength, o.sway, self.schedules)[0]
+            elif self.student:
+                full = sample_student_eager(self.fast, [job], steps, o.sway, self.schedules)
+                mel = full[0][voice.frames :]
             else:
                 full = sample_eager(self.fast, [job], steps, o.cfg_strength, o.sway, self.schedules)
                 mel = full[0][voice.frames :]
@@ -327,10 +385,11 @@ class F5Engine:
         return {
             "engine": "f5",
             "model": o.model,
-            "checkpoint": "random" if o.random_weights else o.checkpoint,
+            "checkpoint": "random" if o.random_weights else o.checkpoint or "published",
             "device": str(self.device),
             "precision": str(self.dtype).removeprefix("torch."),
-            "steps": o.steps,
+            "steps": self.steps,
+            "guidance": not self.student,
             "cuda_graphs": self._use_graphs,
             "compiled": self._use_graphs and o.compile,
             "buckets": sorted(self.runners),

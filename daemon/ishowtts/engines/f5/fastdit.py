@@ -37,6 +37,11 @@ EPSS = {
 }
 
 
+def sway_map(t: Tensor, sway: float) -> Tensor:
+    """F5's sway sampling: negative ``sway`` spends more steps near t = 0."""
+    return t + sway * (torch.cos(torch.pi / 2 * t) - 1 + t)
+
+
 def timesteps(steps: int, sway: float | None, pruned: bool = True) -> Tensor:
     """The ``steps + 1`` time points in fp32 (on the CPU), sway applied."""
     if steps < 1:
@@ -45,9 +50,7 @@ def timesteps(steps: int, sway: float | None, pruned: bool = True) -> Tensor:
         t = 1 / 32 * torch.tensor(EPSS[steps], dtype=torch.float32)
     else:
         t = torch.linspace(0, 1, steps + 1, dtype=torch.float32)
-    if sway is not None:
-        t = t + sway * (torch.cos(torch.pi / 2 * t) - 1 + t)
-    return t
+    return t if sway is None else sway_map(t, sway)
 
 
 # Preferred attention kernels, first choice first; later ones serve shapes or masks the first
@@ -113,12 +116,16 @@ def conv_mish_fused(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
 def embed(x: Tensor, pre: Tensor, w_x: Tensor, conv1_w: Tensor, conv1_b: Tensor, conv2_w: Tensor,
           conv2_b: Tensor, mask: Tensor | None, groups: int,
           conv: Callable[..., Tensor] = conv_mish) -> Tensor:  # fmt: skip
-    """Input embedding of the noisy state ``x [B,N,mel]`` for both CFG halves: ``[2B,N,D]``.
+    """Input embedding of the noisy state ``x [B,N,mel]``: ``[2B,N,D]`` for both CFG halves
+    when ``pre`` has them (``[2B,N,D]``), ``[B,N,D]`` for an unguided model (``pre [B,N,D]``).
     ``pre`` holds the per-request part (condition, text, bias) of the input projection;
     ``conv`` is ``conv_mish`` or ``conv_mish_fused`` (its weights packed to match)."""
     h = F.linear(x, w_x)
-    h = torch.cat((h, h), dim=0) + pre
-    keep = None if mask is None else torch.cat((mask, mask))[:, :, None].to(h.dtype)
+    guided = pre.shape[0] != h.shape[0]
+    h = (torch.cat((h, h), dim=0) if guided else h) + pre
+    if mask is not None and guided:
+        mask = torch.cat((mask, mask))
+    keep = None if mask is None else mask[:, :, None].to(h.dtype)
     # Padding frames are zeroed before each convolution: the same as an unpadded sequence.
     y = h if keep is None else h * keep
     y = conv(y, conv1_w, conv1_b, groups)
@@ -155,10 +162,13 @@ def block(h: Tensor, mod: Tensor, qkv_w: Tensor, qkv_b: Tensor, out_w: Tensor, o
     return h + mod[5] * x
 
 
-def head(h: Tensor, fmod: Tensor, out_w: Tensor, out_b: Tensor, cfg: Tensor) -> Tensor:
-    """Final modulation, projection to mel and guidance: the velocity ``[B,N,mel]`` in fp32."""
+def head(h: Tensor, fmod: Tensor, out_w: Tensor, out_b: Tensor, cfg: Tensor | None) -> Tensor:
+    """Final modulation, projection to mel and guidance (``cfg`` None: an unguided model, one
+    half): the velocity ``[B,N,mel]`` in fp32."""
     x = F.layer_norm(h, (h.shape[-1],), eps=1e-6) * fmod[0] + fmod[1]
     out = F.linear(x, out_w, out_b).float()
+    if cfg is None:
+        return out
     cond, uncond = out.chunk(2, dim=0)
     return cond + (cond - uncond) * cfg
 
@@ -167,9 +177,15 @@ class FastDiT:
     """Holds the weights of one upstream DiT (already on its device and dtype) in our layout."""
 
     @torch.no_grad()
-    def __init__(self, dit: nn.Module, fused_conv: bool = True, attention: str = "auto") -> None:
+    def __init__(self, dit: nn.Module, fused_conv: bool = True, attention: str = "auto",
+                 guided: bool = True, mel_scale: float = 1.0) -> None:  # fmt: skip
+        """``guided``: classifier-free guidance packed into every step (F5); False for a
+        distilled student, which runs the conditional half only. ``mel_scale``: the model
+        works on mel / scale (DMOSpeech2 students); samplers divide and multiply by it."""
         dit.requires_grad_(False)  # inference only: no autograd history, no autograd wrappers
         self.dit = dit
+        self.guided = guided
+        self.mel_scale = float(mel_scale)
         first = dit.transformer_blocks[0]
         self.dim: int = dit.dim
         self.depth: int = dit.depth
@@ -261,12 +277,13 @@ class FastDiT:
 
     @torch.no_grad()
     def prepare(self, cond: Tensor, text: Tensor, lengths: list[int], n: int) -> Tensor:
-        """The per-request part of the input projection, ``[2B, n, D]`` (cond half first).
+        """The per-request part of the input projection, ``[2B, n, D]`` (cond half first;
+        ``[B, n, D]``, the cond half only, when unguided).
         ``cond [B, n, mel]`` is the reference mel zero-padded, ``text [B, nt]`` token ids
         (-1 padded), ``lengths`` each sample's real frame count (``<= n``)."""
         te = self.dit.text_embed
         halves = []
-        for drop in (False, True):
+        for drop in (False, True) if self.guided else (False,):
             rows = []
             for i, length in enumerate(lengths):
                 e = te(text[i : i + 1], seq_len=length, drop_text=drop)
@@ -311,22 +328,24 @@ class FastDiT:
         cond_part = F.linear(cond.to(self.dtype), self.w_c)
         halves = [
             F.linear(self.text_embedding(tokens, lengths, drop).to(self.dtype), self.w_t, self.b_in)
-            for drop in (False, True)
+            for drop in ((False, True) if self.guided else (False,))
         ]
-        return torch.cat((halves[0] + cond_part, halves[1]), dim=0)
+        return torch.cat((halves[0] + cond_part, *halves[1:]), dim=0)
 
     def velocity(self, x: Tensor, pre: Tensor, mods: Tensor, fmod: Tensor, cos: Tensor,
-                 sin: Tensor, mask: Tensor | None, cfg: Tensor) -> Tensor:  # fmt: skip
-        """Guided velocity ``[B,N,mel]`` (fp32) for state ``x`` at one step."""
+                 sin: Tensor, mask: Tensor | None, cfg: Tensor | None) -> Tensor:  # fmt: skip
+        """Velocity ``[B,N,mel]`` (fp32) for state ``x`` at one step: guided by ``cfg``, or
+        the conditional prediction alone when ``cfg`` is None (``pre`` then has one half)."""
         if self.attention is None:
             return self._velocity(x, pre, mods, fmod, cos, sin, mask, cfg)
         with _prefer(self.attention):
             return self._velocity(x, pre, mods, fmod, cos, sin, mask, cfg)
 
     def _velocity(self, x: Tensor, pre: Tensor, mods: Tensor, fmod: Tensor, cos: Tensor,
-                  sin: Tensor, mask: Tensor | None, cfg: Tensor) -> Tensor:  # fmt: skip
+                  sin: Tensor, mask: Tensor | None, cfg: Tensor | None) -> Tensor:  # fmt: skip
         xin = x.to(self.dtype)
-        attn_mask = None if mask is None else torch.cat((mask, mask))[:, None, None, :]
+        keys = mask if mask is None or cfg is None else torch.cat((mask, mask))
+        attn_mask = None if keys is None else keys[:, None, None, :]
         if self.mark_dynamic:
             for t, dim in ((xin, 1), (pre, 1), (mask, 1), (cos, 0), (sin, 0), (attn_mask, 3)):
                 if t is not None:

@@ -25,6 +25,13 @@ HUB_PREFIX = "hf://"
 PROBE_TIMEOUT_S = 3.0  # how long an uncached start waits to learn that the hub is unreachable
 DEFAULT_CHECKPOINT = "hf://SWivid/F5-TTS/F5TTS_v1_Base/model_1250000.safetensors"
 DEFAULT_VOCODER = "hf://charactr/vocos-mel-24khz"
+# DMOSpeech 2 (yl4579/DMOSpeech2, MIT): the distilled student (with its teacher) and the
+# GRPO-tuned duration predictor.
+STUDENT_MODEL = "DMOSpeech2"
+STUDENT_ARCH_CONFIG = "F5TTS_Base"  # the student is a v0 F5 Base DiT
+DEFAULT_STUDENT_CHECKPOINT = "hf://yl4579/DMOSpeech2/model_85000.pt"
+DEFAULT_DURATION_PREDICTOR = "hf://yl4579/DMOSpeech2/model_1500.pt"
+STUDENT_PREFIX = "feedforward_model."
 MEL = {"n_fft": 1024, "hop_length": 256, "win_length": 1024, "n_mel_channels": 100,
        "target_sample_rate": 24000, "mel_spec_type": "vocos"}  # fmt: skip
 
@@ -173,11 +180,49 @@ def read_state_dict(path: Path, use_ema: bool = True) -> dict[str, torch.Tensor]
     return out
 
 
+def is_student(model: str) -> bool:
+    return model.lower() == STUDENT_MODEL.lower()
+
+
+def _load_pt(path: Path) -> Any:
+    # mmap: a student file also holds its teacher and a critic (three DiTs, ~4 GB in fp32);
+    # only the tensors we take are read from disk.
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # legacy (non-zip) files cannot be mapped
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def read_student(path: Path) -> tuple[dict[str, torch.Tensor], float]:
+    """The student DiT's weights (as ``transformer.*`` keys) and the mel ``scale`` from a
+    DMOSpeech2 checkpoint (``model_state_dict`` of its UniModel plus ``scale``)."""
+    if path.suffix == ".safetensors":
+        raise ValueError(f"{path}: a DMOSpeech2 checkpoint is a .pt file")
+    raw = _load_pt(path)
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("model_state_dict"), Mapping):
+        raise ValueError(f"{path}: not a DMOSpeech2 checkpoint (no model_state_dict)")
+    scale = raw.get("scale", 1.0)
+    scale = float(scale.item() if isinstance(scale, torch.Tensor) else scale)
+    if not (scale > 0 and scale < float("inf")):
+        raise ValueError(f"{path}: mel scale {scale} is not a positive number")
+    out = {
+        "transformer." + k[len(STUDENT_PREFIX) :]: v
+        for k, v in raw["model_state_dict"].items()
+        if k.startswith(STUDENT_PREFIX) and isinstance(v, torch.Tensor)
+    }
+    if not out:
+        raise ValueError(
+            f"{path}: no student weights ({STUDENT_PREFIX}*); an F5 checkpoint needs "
+            f"model: F5TTS_v1_Base (or F5TTS_Base), not {STUDENT_MODEL}"
+        )
+    return out, scale
+
+
 def build_cfm(model: str, arch_overrides: Mapping[str, Any], vocab: Mapping[str, int]) -> nn.Module:
     """An upstream CFM(DiT) with the packaged architecture, on the CPU in fp32, weights as
     initialised (load a state dict or randomise next)."""
     DiT, CFM, MelSpec = upstream.classes()
-    cfg = upstream.model_config(model)
+    cfg = upstream.model_config(STUDENT_ARCH_CONFIG if is_student(model) else model)
     arch = {**cfg["arch"], **arch_overrides}
     mel = {**MEL, **{k: v for k, v in cfg.get("mel_spec", {}).items() if k in MEL}}
     if mel["mel_spec_type"] != "vocos":
@@ -186,8 +231,19 @@ def build_cfm(model: str, arch_overrides: Mapping[str, Any], vocab: Mapping[str,
     return CFM(transformer=dit, mel_spec_module=MelSpec(**mel), vocab_char_map=dict(vocab))
 
 
-def load_weights(cfm: nn.Module, path: Path, use_ema: bool = True) -> None:
-    state = read_state_dict(path, use_ema)
+def load_weights(cfm: nn.Module, path: Path, use_ema: bool = True, student: bool = False) -> float:
+    """Load an F5 checkpoint (or a DMOSpeech2 student's DiT) into ``cfm``; returns the mel
+    scale the model works at (1.0 for F5)."""
+    scale = 1.0
+    if student:
+        state, scale = read_student(path)
+    else:
+        state = read_state_dict(path, use_ema)
+        if any(k.startswith("transformer." + STUDENT_PREFIX) for k in state):
+            raise ValueError(
+                f"{path}: a DMOSpeech2 student checkpoint; set the engine option "
+                f"`model: {STUDENT_MODEL}`"
+            )
     own = cfm.state_dict()
     vocab_key = "transformer.text_embed.text_embed.weight"
     if vocab_key in state and vocab_key in own and state[vocab_key].shape != own[vocab_key].shape:
@@ -211,6 +267,7 @@ def load_weights(cfm: nn.Module, path: Path, use_ema: bool = True) -> None:
             f"(e.g. model: F5TTS_Base for v0 checkpoints)"
         )
     cfm.load_state_dict(state, strict=False)
+    return scale
 
 
 def randomise(cfm: nn.Module, seed: int = 0, std: float = 0.02) -> None:

@@ -1,4 +1,5 @@
-"""Fixed-step Euler sampling of the flow, with packed classifier-free guidance.
+"""Fixed-step sampling of the flow: Euler with packed classifier-free guidance (F5), or the
+few-step student sampler of DMOSpeech 2 (no guidance; see ``sample_student_eager``).
 
 Two runners share one step function (``FastDiT.velocity``):
 - ``sample_eager``: any shape, any device (CPU tests, fidelity against upstream);
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .fastdit import FastDiT, rope_tables, timesteps
+from .fastdit import FastDiT, rope_tables, sway_map, timesteps
 
 HOP = 256
 
@@ -41,6 +42,15 @@ class Schedules:
         self.fast = fast
         self._cache: dict[tuple[int, float | None], tuple[Tensor, Tensor, Tensor]] = {}
 
+    def student(self, steps: int, sway: float | None) -> tuple[Tensor, Tensor, Tensor]:
+        """(t [S] fp32, mods, fmods) at the student's step times on the model's device."""
+        key = (-steps, sway)  # negative: never the key of an Euler schedule
+        if key not in self._cache:
+            t = student_times(steps, sway)
+            mods, fmods = self.fast.modulation(t)
+            self._cache[key] = (t.to(self.fast.device), mods, fmods)
+        return self._cache[key]
+
     def get(self, steps: int, sway: float | None) -> tuple[Tensor, Tensor, Tensor]:
         """(dt [S] fp32, mods [S, depth, 6, D], fmods [S, 2, D]) on the model's device."""
         key = (steps, sway)
@@ -52,15 +62,29 @@ class Schedules:
         return self._cache[key]
 
 
-def noise_for(job: Job, mel: int, device: torch.device) -> Tensor:
+def student_times(steps: int, sway: float | None) -> Tensor:
+    """The student's ``steps`` step times (fp32, CPU): ``i / steps`` for ``i < steps``, sway
+    applied. Four steps give DMOSpeech 2's 0, .25, .5, .75 (1 - cos(pi/2 t) with sway -1)."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    t = torch.arange(steps, dtype=torch.float32) / steps
+    return t if sway is None else sway_map(t, sway)
+
+
+def noise_for(job: Job, mel: int, device: torch.device, draws: int | None = None) -> Tensor:
+    """``[frames, mel]`` (``draws`` None), or ``[draws, frames, mel]``: the student's fresh
+    noise for each step."""
+    shape = (job.frames, mel) if draws is None else (draws, job.frames, mel)
     if job.noise is not None:
+        if tuple(job.noise.shape) != shape:
+            raise ValueError(f"job noise of shape {tuple(job.noise.shape)}, need {shape}")
         return job.noise.to(device, torch.float32)
     gen = torch.Generator(device=device)
     if job.seed is None:
         gen.seed()
     else:
         gen.manual_seed(job.seed)
-    return torch.randn(job.frames, mel, generator=gen, device=device, dtype=torch.float32)
+    return torch.randn(shape, generator=gen, device=device, dtype=torch.float32)
 
 
 def batch_inputs(fast: FastDiT, jobs: list[Job], n: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -75,8 +99,9 @@ def batch_inputs(fast: FastDiT, jobs: list[Job], n: int) -> tuple[Tensor, Tensor
     for i, j in enumerate(jobs):
         if j.frames > n or j.cond.shape[0] >= j.frames:
             raise ValueError(f"job of {j.frames} frames (ref {j.cond.shape[0]}) does not fit {n}")
-        x0[i, : j.frames] = noise_for(j, mel, dev)
-        cond[i, : j.cond.shape[0]] = j.cond
+        if fast.guided:
+            x0[i, : j.frames] = noise_for(j, mel, dev)
+        cond[i, : j.cond.shape[0]] = j.cond / fast.mel_scale
         mask[i, : j.frames] = True
         tokens[i, : len(j.tokens)] = j.tokens.to(dev)
     pre = fast.prepare(cond, tokens, [j.frames for j in jobs], n)
@@ -97,7 +122,30 @@ def sample_eager(fast: FastDiT, jobs: list[Job], steps: int, cfg: float, sway: f
     for i in range(len(dt)):
         v = fast.velocity(x, pre, mods[i], fmods[i], cos, sin, mask_arg, cfg_t)
         x = x + dt[i] * v
-    return [x[i, : j.frames] for i, j in enumerate(jobs)]
+    return [x[i, : j.frames] * fast.mel_scale for i, j in enumerate(jobs)]
+
+
+@torch.no_grad()
+def sample_student_eager(fast: FastDiT, jobs: list[Job], steps: int, sway: float | None,
+                         schedules: Schedules | None = None) -> list[Tensor]:  # fmt: skip
+    """DMOSpeech 2's student sampler: at each step time t, a fresh noise ``z`` is mixed with
+    the current clean estimate, ``phi = (1-t) z + t x1``, and one conditional forward gives
+    the next estimate ``x1 = phi + (1-t) v(phi, t)``. The model works on mel / scale.
+    Returns mel ``[frames, mel]`` for each job (the reference part is the model's, unused)."""
+    if fast.guided:
+        raise ValueError("the student sampler needs an unguided model (FastDiT(guided=False))")
+    n = max(j.frames for j in jobs)
+    x1, pre, mask, _ = batch_inputs(fast, jobs, n)
+    mask_arg = None if all(j.frames == n for j in jobs) else mask
+    noise = torch.zeros(steps, len(jobs), n, fast.mel_dim, device=fast.device)
+    for i, j in enumerate(jobs):
+        noise[:, i, : j.frames] = noise_for(j, fast.mel_dim, fast.device, steps)
+    t, mods, fmods = (schedules or Schedules(fast)).student(steps, sway)
+    cos, sin = rope_tables(n, fast.dim_head, fast.device)
+    for i in range(steps):
+        phi = (1 - t[i]) * noise[i] + t[i] * x1
+        x1 = phi + (1 - t[i]) * fast.velocity(phi, pre, mods[i], fmods[i], cos, sin, mask_arg, None)
+    return [x1[i, : j.frames] * fast.mel_scale for i, j in enumerate(jobs)]
 
 
 _SIDE: dict[int, torch.cuda.Stream] = {}
@@ -135,26 +183,32 @@ class GraphRunner:
         self.masked = masked
         self.spec: Tensor | None = None
         self.vocode_error = ""
+        # A student draws fresh noise at every step: one slab per step, filled before replay.
+        self.student = not fast.guided
         self.x = torch.zeros(batch, n, mel, device=dev)
-        self.noise = torch.zeros(batch, n, mel, device=dev)
+        self.noise = torch.zeros(*((max_steps,) if self.student else ()), batch, n, mel, device=dev)
         self.cond = torch.zeros(batch, n, mel, device=dev)
         self.ref = torch.zeros(batch, n, dtype=torch.bool, device=dev)  # reference frames
         self.tokens = torch.full((batch, n), -1, dtype=torch.long, device=dev)
-        self.pre = torch.zeros(2 * batch, n, d, device=dev, dtype=fast.dtype)
+        self.pre = torch.zeros((1 if self.student else 2) * batch, n, d, device=dev,
+                               dtype=fast.dtype)  # fmt: skip
         self.mask = torch.ones(batch, n, dtype=torch.bool, device=dev)
         self.lengths = torch.full((batch,), n, dtype=torch.long, device=dev)
         self.cos, self.sin = rope_tables(n, fast.dim_head, dev)
         self.mods = torch.zeros(max_steps, fast.depth, 6, d, device=dev, dtype=fast.dtype)
         self.fmods = torch.zeros(max_steps, 2, d, device=dev, dtype=fast.dtype)
-        self.dt = torch.zeros(max_steps, device=dev)
+        self.dt = torch.zeros(max_steps, device=dev)  # Euler: step sizes; student: step times
         self.idx = torch.zeros(1, dtype=torch.long, device=dev)
-        self.cfg = torch.zeros((), device=dev)
+        self.cfg: Tensor | None = None if self.student else torch.zeros((), device=dev)
         self.graphs: dict[str, torch.cuda.CUDAGraph] = {}
         self.pool = pool
 
     def _prepare(self) -> None:
         self.pre.copy_(self.fast.prepare_padded(self.cond, self.tokens, self.lengths))
-        self.x.copy_(self.noise * self.mask[..., None] if self.masked else self.noise)
+        if self.student:  # the first step is at t = 0: the estimate it mixes in is unused
+            self.x.zero_()
+        else:
+            self.x.copy_(self.noise * self.mask[..., None] if self.masked else self.noise)
         self.idx.zero_()
 
     def _step(self) -> None:
@@ -162,8 +216,15 @@ class GraphRunner:
         mods = self.mods.index_select(0, i)[0]
         fmods = self.fmods.index_select(0, i)[0]
         mask = self.mask if self.masked else None
-        v = self.fast.velocity(self.x, self.pre, mods, fmods, self.cos, self.sin, mask, self.cfg)
-        self.x.add_(self.dt.index_select(0, i) * v)
+        if self.student:
+            t = self.dt.index_select(0, i)
+            phi = (1 - t) * self.noise.index_select(0, i)[0] + t * self.x
+            v = self.fast.velocity(phi, self.pre, mods, fmods, self.cos, self.sin, mask, None)
+            self.x.copy_(phi + (1 - t) * v)
+        else:
+            v = self.fast.velocity(self.x, self.pre, mods, fmods, self.cos, self.sin, mask,
+                                   self.cfg)  # fmt: skip
+            self.x.add_(self.dt.index_select(0, i) * v)
         self.idx.add_(1)
 
     def _vocode(self) -> None:
@@ -172,6 +233,8 @@ class GraphRunner:
         assert self.vocoder is not None
         # The whole bucket: reference mel, new mel, then silence; cut to the new part after.
         mel = torch.where(self.ref[..., None], self.cond, self.x)
+        if self.fast.mel_scale != 1.0:
+            mel = mel * self.fast.mel_scale
         if self.masked:
             mel = torch.where(self.mask[..., None], mel, SILENCE)
         spec = self.vocoder.head.out(self.vocoder.backbone(mel.transpose(1, 2)))
@@ -230,17 +293,24 @@ class GraphRunner:
                 or (not self.masked and j.frames != self.n)
             ):
                 raise ValueError(f"job of {j.frames} frames (ref {nref}) does not fit {self.n}")
-            self.noise[i, : j.frames] = noise_for(j, mel, dev)
-            self.cond[i, :nref] = j.cond
+            if self.student:
+                self.noise[:steps, i, : j.frames] = noise_for(j, mel, dev, steps)
+            else:
+                self.noise[i, : j.frames] = noise_for(j, mel, dev)
+            self.cond[i, :nref] = j.cond / self.fast.mel_scale
             self.ref[i, :nref] = True
             self.mask[i, : j.frames] = True
             self.lengths[i] = j.frames
             self.tokens[i, : len(j.tokens)] = j.tokens.to(dev, non_blocking=True)
-        dt, mods, fmods = schedules.get(steps, sway)
+        if self.student:
+            dt, mods, fmods = schedules.student(steps, sway)
+        else:
+            dt, mods, fmods = schedules.get(steps, sway)
+            assert self.cfg is not None
+            self.cfg.fill_(cfg)
         self.mods[:steps].copy_(mods)
         self.fmods[:steps].copy_(fmods)
         self.dt[:steps].copy_(dt)
-        self.cfg.fill_(cfg)
         self.graphs["prepare"].replay()
         step = self.graphs["step"]
         for _ in range(steps):
@@ -252,7 +322,7 @@ class GraphRunner:
         out = []
         for i, j in enumerate(jobs):
             nref = j.cond.shape[0]
-            new = self.x[i, nref : j.frames].clone()
+            new = self.x[i, nref : j.frames] * self.fast.mel_scale  # a copy, even at 1.0
             audio = None
             if audio_all is not None:
                 audio = audio_all[i, nref * HOP : j.frames * HOP]

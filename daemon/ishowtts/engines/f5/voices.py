@@ -32,6 +32,9 @@ class F5VoiceOptions(Section):
     steps: int | None = Field(None, ge=1, le=64)  # NFE for this voice; None: engine.steps
     # Without ref_audio: which clip f5-tts ships to use; None: engine.language.
     language: Literal["auto", "en", "zh"] | None = None
+    # New speech length: the clip's speaking rate, or DMOSpeech2's learned predictor;
+    # None: engine.duration.
+    duration: Literal["rate", "predictor"] | None = None
 
 
 def voice_options(voice: Voice) -> F5VoiceOptions:
@@ -57,6 +60,7 @@ class LoadedVoice:
     steps: int | None
     mel: Tensor  # [n_ref, mel] fp32 on the engine's device
     rate: Rate
+    duration: str = "rate"  # rate | predictor: how new speech lengths are estimated
 
     @property
     def frames(self) -> int:
@@ -106,7 +110,7 @@ def read_clip(name: str, path: Path, limits: ClipLimits) -> np.ndarray:
 
 
 def load_voice(voice: Voice, mel_spec: nn.Module, device: torch.device, limits: ClipLimits,
-               language: str, min_frames: int) -> LoadedVoice:  # fmt: skip
+               language: str, min_frames: int, duration: str = "rate") -> LoadedVoice:  # fmt: skip
     if voice.ref_audio is None:
         path, text = pick_default(voice, language)
     else:
@@ -124,4 +128,5 @@ def load_voice(voice: Voice, mel_spec: nn.Module, device: torch.device, limits: 
         ref_text += " "
     rate = Rate.from_reference(ref_text, mel.shape[0], min_frames)
     steps = voice_options(voice).steps
-    return LoadedVoice(voice.name, path, ref_text, voice.speed, steps, mel.to(device), rate)
+    how = voice_options(voice).duration or duration
+    return LoadedVoice(voice.name, path, ref_text, voice.speed, steps, mel.to(device), rate, how)
