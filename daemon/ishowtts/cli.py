@@ -109,6 +109,11 @@ def cmd_say(args: argparse.Namespace) -> int:
         sf.write(args.out, audio, engine.sample_rate, subtype="PCM_16")
         print(f"wrote {args.out}", file=sys.stderr)
         return 0
+    from .null_output import is_null_device
+
+    if is_null_device(config.player.device):
+        print("player.device is none: nothing to play to (use --out FILE)", file=sys.stderr)
+        return 2
     import sounddevice as sd
 
     sd.play(audio, engine.sample_rate, device=config.player.device, blocking=True)

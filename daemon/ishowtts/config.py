@@ -206,7 +206,8 @@ class RoutingConfig(Section):
 
 
 class PlayerConfig(Section):
-    device: str | int | None = None  # name (substring) or index; None: the system default
+    # name (substring) or index; None: the system default; "none": no device, real-time pace
+    device: str | int | None = None
     volume: float = Field(1.0, ge=0.0, le=2.0)
     fade_ms: float = Field(6.0, ge=0.0, le=100.0)
     # Audio made ahead of playback, at most. Small keeps priority order responsive (what is made
