@@ -170,6 +170,60 @@ def test_reload_with_a_shorter_clip_or_more_steps_captures_what_it_needs(tmp_pat
     assert len(audio) > 0 and np.isfinite(audio).all()
 
 
+def _student(dtype, **arch):
+    from ishowtts.engines.f5 import fastdit, loader, sampler, synthetic, upstream
+    from tests.f5_tiny import TINY_ARCH
+
+    cfm = synthetic.random_student({**TINY_ARCH, **arch}, seed=3, std=0.2)
+    _, _, MelSpec = upstream.classes()
+    g = torch.Generator().manual_seed(7)
+    ref = MelSpec(**loader.MEL)(torch.randn(1, 24000, generator=g) * 0.1)[0].T
+    chars = upstream.to_pinyin_tokens(["Hello there, 你好世界。"])[0]
+    tokens = torch.tensor([cfm.vocab_char_map.get(c, 0) for c in chars])
+    cfm = cfm.to("cuda", dtype)
+    fast = fastdit.FastDiT(cfm.transformer, guided=False, mel_scale=1.7)
+    frames = ref.shape[0] + 50
+    noise = torch.randn(4, frames, 100, generator=torch.Generator().manual_seed(11))
+    return fast, sampler.Job(ref.cuda(), tokens, frames, noise=noise.cuda()), sampler
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_student_graphs_match_student_eager(compiled):
+    """The student's step (fresh noise each step, no guidance half, mel scale) as CUDA graphs
+    in a padded and an exact bucket, 4 and 2 steps, against the eager student sampler (which
+    is checked against the reference on the CPU)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    fast, job, sampler = _student(torch.float32)
+    schedules = sampler.Schedules(fast)
+    nref = job.cond.shape[0]
+    if compiled:
+        fast.compile()
+    tol = 1e-4 if compiled else 1e-5
+    for n, masked in ((job.frames + 30, True), (job.frames, False)):
+        runner = sampler.GraphRunner(fast, n, 1, 4, None, _vocoder(), masked=masked)
+        runner.capture()
+        assert set(runner.graphs) == {"prepare", "step", "vocode"}, runner.vocode_error
+        for steps in (4, 2):
+            j = sampler.Job(job.cond, job.tokens, job.frames, noise=job.noise[:steps])
+            want = sampler.sample_student_eager(fast, [j], steps, -1.0, schedules)[0][nref:]
+            got, audio = runner.run([j], steps, 0.0, -1.0, schedules)[0]
+            assert ((got - want).norm() / want.norm()).item() <= tol
+            assert audio is not None and torch.isfinite(audio).all()
+
+
+def test_student_fp16_graph_close_to_fp32():
+    fast32, job, sampler = _student(torch.float32)
+    want = sampler.sample_student_eager(fast32, [job], 4, -1.0)[0][job.cond.shape[0] :]
+    fast, _, _ = _student(torch.float16)
+    fast.compile()
+    runner = sampler.GraphRunner(fast, job.frames, 1, 4, None, masked=False)
+    runner.capture()
+    got = runner.run([job], 4, 0.0, -1.0, sampler.Schedules(fast))[0][0]
+    assert torch.isfinite(got).all()
+    assert ((got - want).norm() / want.norm()).item() <= 1e-2
+
+
 if __name__ == "__main__":  # the GPU machine may lack pytest
     import sys
 

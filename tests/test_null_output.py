@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -139,3 +141,19 @@ def test_daemon_runs_a_replay_to_the_end_on_no_device(tmp_path: Path) -> None:
     daemon = Daemon(load_config(tmp_path / "config.yaml"), until_idle=True, shutdown_grace_s=2)
     assert asyncio.run(asyncio.wait_for(daemon.run(), 60)) == 0
     assert len(daemon.ttfa) == 3 and all(0 < t < 10 for t in daemon.ttfa)
+
+
+def test_the_daemon_imports_without_portaudio() -> None:
+    """A machine without PortAudio (a GPU server) can run the daemon on device none: nothing
+    imports sounddevice until a sound card is used."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'sounddevice':\n"
+        "            raise ImportError('PortAudio library not found')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import ishowtts.app, ishowtts.player, ishowtts.cli\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr

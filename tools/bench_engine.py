@@ -4,11 +4,12 @@
     python tools/bench_engine.py --checkpoint model.safetensors --vocoder vocos_dir
     python tools/bench_engine.py --random-weights --json out.json --profile
 
-For 2/5/10 s outputs at NFE 32/16/7 it prints medians of: RTF and time to first audio for
-upstream ``infer_batch_process`` and for ours (same total frames, so same work), the speed-up,
-model FLOP utilisation against a measured fp16 matmul peak, peak GPU memory; and cold-start,
-warm-up and danmaku time-to-first-audio figures. Random weights cost the same compute as the
-trained model but say nothing about audio quality.
+For 2/5/10 s outputs at NFE 32/16/7 (and the DMOSpeech2 student at 4/2 steps: a second
+engine, random weights of the same v0 F5 Base size, no guidance pass) it prints medians of:
+RTF and time to first audio for upstream ``infer_batch_process`` and for ours (same total
+frames, so same work), the speed-up, model FLOP utilisation against a measured fp16 matmul
+peak, peak GPU memory; and cold-start, warm-up and danmaku time-to-first-audio figures.
+Random weights cost the same compute as the trained model but say nothing about audio quality.
 """
 
 from __future__ import annotations
@@ -66,10 +67,11 @@ def matmul_peak(dtype: torch.dtype = torch.float16) -> float:
 
 
 def step_flops(engine: F5Engine, n: int) -> float:
-    """Model FLOPs of one guided step (both CFG halves) over ``n`` real frames."""
+    """Model FLOPs of one step over ``n`` real frames (both CFG halves when guided)."""
     f = engine.fast
     assert f is not None
-    d, m, bc = f.dim, 2 * n, 2
+    bc = 2 if f.guided else 1
+    d, m = f.dim, bc * n
     inner = f.blocks[0][0].shape[0] // 3
     ff = f.blocks[0][4].shape[0]
     per_layer = 2 * m * d * 3 * inner + 2 * m * inner * d + 2 * 2 * m * d * ff
@@ -114,7 +116,7 @@ def timed(fn: Any) -> tuple[Any, float]:
 def bench_ours(engine: F5Engine, voice: str, total: int, steps: int, text: str,
                repeats: int) -> dict[str, Any]:  # fmt: skip
     """One chunk of exactly ``total`` frames (reference included), mel to audio on the host."""
-    from ishowtts.engines.f5.sampler import sample_eager
+    from ishowtts.engines.f5.sampler import sample_eager, sample_student_eager
 
     v = engine.voices[voice]
     assert engine.fast is not None and engine.schedules is not None and engine.vocoder
@@ -129,6 +131,10 @@ def bench_ours(engine: F5Engine, voice: str, total: int, steps: int, text: str,
         t0 = time.perf_counter()
         if runner is not None:
             mel, wav = runner.run([job], steps, o.cfg_strength, o.sway, engine.schedules)[0]
+        elif engine.student:
+            mel = sample_student_eager(engine.fast, [job], steps, o.sway,
+                                       engine.schedules)[0][v.frames :]  # fmt: skip
+            wav = None
         else:
             mel = sample_eager(engine.fast, [job], steps, o.cfg_strength, o.sway,
                                engine.schedules)[0][v.frames :]  # fmt: skip
@@ -261,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vocoder", help="local Vocos dir (default: the hub)")
     ap.add_argument("--seconds", default="2,5,10")
     ap.add_argument("--nfe", default="32,16,7")
+    ap.add_argument("--student-steps", default="4,2", help="DMOSpeech2 student rows ('' = none)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--upstream-repeats", type=int, default=3)
     ap.add_argument("--no-upstream", action="store_true")
@@ -308,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     engine.load({"v": Voice("v")}, progress)
     t_load = time.perf_counter() - t0
     # Every step count we bench gets a table; warm-up captures one graph per bucket.
-    engine.options = engine.options.model_copy(update={"steps": max(nfes)})
+    engine.steps = max(nfes)
     for s in nfes:
         engine.schedules.get(s, engine.options.sway)  # type: ignore[union-attr]
     engine.warmup(progress)
@@ -344,16 +351,88 @@ def main(argv: list[str] | None = None) -> int:
     if step_ms:
         result["step_tflops_5s"] = step_flops(engine, total5) / (step_ms / 1e3) / 1e12
     for nfe in (16, 7):
-        engine.options = engine.options.model_copy(update={"steps": nfe})
+        engine.steps = nfe
         result[f"danmaku_ttfa_nfe{nfe}"] = danmaku_ttfa(engine, "v", 10)
     if a.profile:
         total = engine.bucket(v.frames + round(5 * FPS))
         result["profile"] = profile(engine, "v", total, 16, text_for(engine, "v", 5))
         print(result["profile"])
+    student_steps = [int(s) for s in a.student_steps.split(",") if s.strip()]
+    if student_steps:
+        upstream16 = {r["seconds"]: r["upstream"]["total_s"] for r in result["rows"]
+                      if r["nfe"] == 16 and "upstream" in r}  # fmt: skip
+        engine.close()
+        del engine
+        result["student"] = bench_student(opts, seconds, student_steps, a.repeats, upstream16,
+                                          progress)  # fmt: skip
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1, default=str))
     print_table(result)
     return 0
+
+
+def bench_student(opts: dict[str, Any], seconds: list[float], steps_list: list[int],
+                  repeats: int, upstream16: dict[float, float],
+                  progress: Any) -> dict[str, Any]:  # fmt: skip
+    """The DMOSpeech2 student in its own engine (random weights unless --checkpoint names a
+    student file; the same v0 F5 Base size as the published one)."""
+    sopts = {**opts, "model": "DMOSpeech2", "steps": max(steps_list)}
+    if not sopts.get("random_weights"):
+        sopts.pop("checkpoint", None)  # an F5 file does not fit: the published student
+    t0 = time.perf_counter()
+    engine = F5Engine(sopts)
+    engine.load({"v": Voice("v")}, progress)
+    for s in steps_list:
+        engine.schedules.student(s, engine.options.sway)  # type: ignore[union-attr]
+    engine.warmup(progress)
+    out: dict[str, Any] = {"cold_start_s": time.perf_counter() - t0, "rows": []}
+    v = engine.voices["v"]
+    for sec in seconds:
+        total = engine.bucket(v.frames + round(sec * FPS))
+        text = text_for(engine, "v", sec)
+        for steps in steps_list:
+            row: dict[str, Any] = {"seconds": sec, "steps": steps, "frames": total,
+                                   "out_s": (total - v.frames) / FPS}  # fmt: skip
+            row["ours"] = bench_ours(engine, "v", total, steps, text, repeats)
+            if sec in upstream16:
+                row["vs_upstream_nfe16"] = upstream16[sec] / row["ours"]["total_s"]
+            out["rows"].append(row)
+            print(f"  student {sec:g}s {steps} steps: {row['ours']['total_s'] * 1e3:.1f} ms",
+                  flush=True)  # fmt: skip
+    total5 = engine.bucket(v.frames + round(5 * FPS))
+    out["breakdown_5s"] = breakdown(engine, "v", total5, steps_list[0], text_for(engine, "v", 5))
+    step_ms = out["breakdown_5s"].get("step_graph_ms")
+    if step_ms:
+        out["step_tflops_5s"] = step_flops(engine, total5) / (step_ms / 1e3) / 1e12
+    for steps in steps_list:
+        engine.steps = steps
+        out[f"danmaku_ttfa_{steps}"] = danmaku_ttfa(engine, "v", 10)
+    engine.close()
+    return out
+
+
+def print_student(r: dict[str, Any]) -> None:
+    s = r["student"]
+    print("\n## DMOSpeech2 student (no guidance pass), same run")
+    print("| out | steps | ours ms (RTF) | vs upstream F5 NFE 16 | ours TFLOP/s (MFU) | peak GiB |")
+    print("|---|---|---|---|---|---|")
+    for row in s["rows"]:
+        o = row["ours"]
+        mfu = o["tflops"] / r["peak_tflops"] * 100
+        vs = f"{row['vs_upstream_nfe16']:.0f}x" if "vs_upstream_nfe16" in row else "-"
+        print(f"| {row['out_s']:.2f} s | {row['steps']} | {o['total_s'] * 1e3:.1f} "
+              f"({o['rtf']:.4f}) | {vs} | {o['tflops']:.0f} ({mfu:.0f}%) "
+              f"| {o['peak_mem_gib']:.2f} |")  # fmt: skip
+    b = s["breakdown_5s"]
+    if "step_tflops_5s" in s:
+        print(f"student step (5 s, graph): {b['step_graph_ms']:.2f} ms = "
+              f"{s['step_tflops_5s']:.0f} TFLOP/s (MFU "
+              f"{s['step_tflops_5s'] / r['peak_tflops'] * 100:.0f}%)")  # fmt: skip
+    for key, d in s.items():
+        if key.startswith("danmaku_ttfa_"):
+            print(f"student danmaku TTFA ({key.rsplit('_', 1)[1]} steps): p50 "
+                  f"{d['p50_s'] * 1e3:.1f} ms, p95 {d['p95_s'] * 1e3:.1f} ms")  # fmt: skip
+    print(f"student cold start {s['cold_start_s']:.1f} s")
 
 
 def print_table(r: dict[str, Any]) -> None:
@@ -391,6 +470,8 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"cold start {r['cold_start_s']:.1f} s (load "
           f"{r['load_s']:.1f} s + warm-up {r['warmup_s']:.1f} s, {r['buckets']} buckets) · "
           f"imports {r['import_s']:.1f} s")  # fmt: skip
+    if "student" in r:
+        print_student(r)
 
 
 if __name__ == "__main__":

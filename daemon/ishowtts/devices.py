@@ -1,11 +1,12 @@
-"""Sound output devices as PortAudio lists them, and a config value → a device index."""
+"""Sound output devices as PortAudio lists them, and a config value → a device index.
+
+sounddevice is imported where used: importing it loads PortAudio, which a daemon playing on
+``player.device: none`` (a GPU server, CI) neither needs nor may have."""
 
 from __future__ import annotations
 
 import contextlib
 from typing import Any
-
-import sounddevice as sd
 
 
 class PlayerError(RuntimeError):
@@ -14,6 +15,8 @@ class PlayerError(RuntimeError):
 
 def list_output_devices() -> list[dict[str, Any]]:
     """Output-capable devices as PortAudio sees them, for ``ishowtts devices``."""
+    import sounddevice as sd
+
     hostapis = sd.query_hostapis()
     try:
         default_out = sd.default.device[1]
@@ -68,6 +71,8 @@ def resolve_output_device(device: str | int | None) -> int | None:
 def rescan() -> None:
     """PortAudio lists devices once; re-initialise so a re-plugged device shows up.
     Only safe while the process has no stream open."""
+    import sounddevice as sd
+
     with contextlib.suppress(Exception):
         sd._terminate()
         sd._initialize()

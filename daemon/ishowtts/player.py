@@ -25,7 +25,6 @@ from .devices import PlayerError, list_output_devices, resolve_output_device
 from .events import AudioChunk, Utterance
 from .mixer import Mixer, Started
 from .output import Output
-from .portaudio_output import PortAudioOutput
 
 __all__ = [
     "Player",
@@ -65,7 +64,11 @@ class Player:
         self.cfg = cfg
         self.mixer = Mixer(sample_rate, cfg.fade_ms, cfg.volume)
         self.sample_rate = self.mixer.sample_rate
-        self.output: Output = output or PortAudioOutput(cfg, self.sample_rate, self._deliver)
+        if output is None:  # imported here: it loads PortAudio, which device "none" lacks
+            from .portaudio_output import PortAudioOutput
+
+            output = PortAudioOutput(cfg, self.sample_rate, self._deliver)
+        self.output: Output = output
         self._on_started = on_started
         self._on_done = on_done
         self._loop = loop
