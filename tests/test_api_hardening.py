@@ -134,6 +134,7 @@ async def test_idle_and_trickling_connections_are_cut_off(tmp_path: Path, pulse:
         assert port is not None
         # Connects and says nothing: closed after idle_timeout_s, not held forever.
         assert await raw_exchange(port, b"") == b""
+        assert r.api.idle_closed == 1
         # Sends its headers a byte at a time: the header deadline does not move with each byte.
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         closed = asyncio.ensure_future(reader.read())
@@ -172,3 +173,5 @@ async def test_connections_past_the_cap_are_refused_and_the_api_recovers(
         await until(lambda: r.api.connections == 0)
         status, body, _ = await r.call("GET", "/healthz")
         assert status == 200 and body["status"] == "ok"
+        _, body, _ = await r.call("GET", "/status")
+        assert body["api_connections"]["refused"] == 1

@@ -442,3 +442,19 @@ def test_sigterm_completes_while_the_engine_hangs(
     assert d.event("engine_abandoned")["state"] == "synthesizing"
     assert d.event("removed", id=said["id"])["rule"] == "shutdown"
     assert d.event("exit")["code"] == 0
+
+
+@pytest.mark.audio
+def test_sigterm_completes_while_a_start_up_step_hangs(
+    tmp_path: Path, launch: Callable[..., DaemonProcess], notify: NotifyListener
+) -> None:
+    """A warm-up step that never returns (a CUDA graph capture wedged): the stop cannot wait
+    for the next step; after the shutdown grace the start-up is abandoned and the process
+    exits 0 without ever saying READY."""
+    config = slow_warmup(write_config(tmp_path / "config.yaml"), steps=2, step_s=3600)
+    d = launch(config, {"NOTIFY_SOCKET": notify.path})
+    d.event("startup", step="tone engine ready at 24000 Hz")
+    assert d.stop(signal.SIGTERM, timeout=60) == 0
+    assert d.event("startup_cancelled")["at"] == "hung while warming"
+    assert d.event("engine_abandoned")["state"] == "warming"
+    assert not any("READY" in m for m in notify.until("STOPPING"))

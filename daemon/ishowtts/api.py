@@ -417,7 +417,12 @@ class ControlApi:
         return web.json_response({"status": "ok"})
 
     async def status(self, request: web.Request) -> web.Response:
-        return web.json_response(self.target.status())
+        connections = {
+            "open": self.connections,
+            "refused": self.refused,  # at the cap
+            "idle_closed": self.idle_closed,  # no complete request in time
+        }
+        return web.json_response({**self.target.status(), "api_connections": connections})
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(
