@@ -93,60 +93,62 @@ def check_torchaudio() -> str:
     return f"torchaudio {torchaudio.__version__}"
 
 
-def check_vocos() -> str:
+def _load(what: str, fix: str, load: Callable[[], str]) -> str:
+    """What ``load`` found, or a Problem saying that ``what`` does not load and ``fix``."""
     try:
-        from vocos import Vocos  # noqa: F401
+        return load()
     except Exception as exc:
-        raise Problem(f"vocos does not import ({_short(exc)}): pip install vocos==0.1.0") from None
-    return f"vocos {_version('vocos')}"
+        raise Problem(f"{what} does not load ({_short(exc)}): {fix}") from None
+
+
+def check_vocos() -> str:
+    def load() -> str:
+        from vocos import Vocos  # noqa: F401
+
+        return f"vocos {_version('vocos')}"
+
+    return _load("vocos", "pip install vocos==0.1.0", load)
 
 
 def check_f5() -> str:
-    try:
+    def load() -> str:
         from .engines.f5 import upstream
 
         upstream.classes()
-    except Exception as exc:
-        raise Problem(
-            f"the upstream F5-TTS model classes do not import ({_short(exc)}): "
-            f"pip install f5-tts==1.1.22, or {LOCK_HINT}"
-        ) from None
-    return f"f5-tts {_version('f5-tts')} model classes"
+        return f"f5-tts {_version('f5-tts')} model classes"
+
+    fix = f"pip install f5-tts==1.1.22, or {LOCK_HINT}"
+    return _load("the upstream F5-TTS model code", fix, load)
 
 
 def check_portaudio() -> str:
-    try:
+    def load() -> str:
         import sounddevice
-    except Exception as exc:
-        raise Problem(
-            f"PortAudio is missing ({_short(exc)}): apt-get install libportaudio2"
-        ) from None
-    return f"PortAudio {sounddevice.get_portaudio_version()[1]}"
+
+        return f"PortAudio {sounddevice.get_portaudio_version()[1]}"
+
+    return _load("PortAudio (sounddevice)", "apt-get install libportaudio2", load)
 
 
 def check_soundfile() -> str:
-    try:
+    def load() -> str:
         import soundfile
-    except Exception as exc:
-        raise Problem(
-            f"libsndfile is missing ({_short(exc)}): apt-get install libsndfile1"
-        ) from None
-    return f"libsndfile {soundfile.__libsndfile_version__}"
+
+        return f"libsndfile {soundfile.__libsndfile_version__}"
+
+    return _load("libsndfile (soundfile)", "apt-get install libsndfile1", load)
 
 
 def check_espeak() -> str:
-    try:
+    def load() -> str:
         import ctypes
 
         import espeakng_loader
 
         ctypes.CDLL(espeakng_loader.get_library_path())
-    except Exception as exc:
-        raise Problem(
-            f"the eSpeak NG fallback voice does not load ({_short(exc)}): "
-            "pip install espeakng-loader"
-        ) from None
-    return f"espeak-ng (espeakng-loader {_version('espeakng-loader')})"
+        return f"espeak-ng (espeakng-loader {_version('espeakng-loader')})"
+
+    return _load("the eSpeak NG fallback voice", "pip install espeakng-loader", load)
 
 
 def check_plugins() -> str:
