@@ -197,6 +197,10 @@ def test_student_graphs_match_student_eager(compiled):
     fast, job, sampler = _student(torch.float32)
     schedules = sampler.Schedules(fast)
     nref = job.cond.shape[0]
+    jobs = {s: sampler.Job(job.cond, job.tokens, job.frames, noise=job.noise[:s]) for s in (4, 2)}
+    # Eager results first, uncompiled (as the F5 graph tests do).
+    wants = {s: sampler.sample_student_eager(fast, [j], s, -1.0, schedules)[0][nref:]
+             for s, j in jobs.items()}  # fmt: skip
     if compiled:
         fast.compile()
     tol = 1e-4 if compiled else 1e-5
@@ -204,9 +208,8 @@ def test_student_graphs_match_student_eager(compiled):
         runner = sampler.GraphRunner(fast, n, 1, 4, None, _vocoder(), masked=masked)
         runner.capture()
         assert set(runner.graphs) == {"prepare", "step", "vocode"}, runner.vocode_error
-        for steps in (4, 2):
-            j = sampler.Job(job.cond, job.tokens, job.frames, noise=job.noise[:steps])
-            want = sampler.sample_student_eager(fast, [j], steps, -1.0, schedules)[0][nref:]
+        for steps, j in jobs.items():
+            want = wants[steps]
             got, audio = runner.run([j], steps, 0.0, -1.0, schedules)[0]
             assert ((got - want).norm() / want.norm()).item() <= tol
             assert audio is not None and torch.isfinite(audio).all()
