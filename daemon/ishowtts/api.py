@@ -25,7 +25,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .config import ApiConfig, ConfigError, load_config
+from .config import ApiConfig
 from .metrics import CONTENT_TYPE
 
 log = structlog.get_logger("ishowtts.api")
@@ -54,6 +54,8 @@ class ControlTarget(Protocol):
     stopping: Any
     metrics: Any
     health: Any
+    # Told (config, token) when a reload is applied: a rotated token takes effect at once.
+    on_config: list[Callable[[Any, str | None], None]]
 
     def status(self) -> dict[str, Any]: ...
     def skip(self) -> str | None: ...
@@ -62,7 +64,7 @@ class ControlTarget(Protocol):
     def clear(self, reason: str = "cleared") -> int: ...
     def set_volume(self, volume: float) -> None: ...
     async def say(self, text: str, user: str = "", voice: str = "") -> Any: ...
-    async def reload(self) -> bool: ...
+    async def reload(self) -> Any: ...  # truthy when applied; .changed, .problems
 
 
 # ---- request bodies ------------------------------------------------------------------------
@@ -257,6 +259,7 @@ class ControlApi:
         self.target = target
         self.cfg = cfg
         self._token = token.encode() if token else None
+        target.on_config.append(self._configured)
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
         self.port: int | None = None  # the bound port (useful with port 0)
@@ -476,17 +479,12 @@ class ControlApi:
         await _body(request, Empty, self.cfg.body_timeout_s)
         if (closed := self._intake_closed()) is not None:
             return closed  # a reload now would tell systemd READY before the daemon is
-        problems: list[str] = []
-        try:  # parsed here too, only to tell the caller what is wrong
-            load_config(self.target.config.path)
-        except ConfigError as exc:
-            problems = list(exc.problems)
-        except OSError as exc:
-            problems = [str(exc)]
-        if await self.target.reload():
-            return web.json_response({"reloaded": True})
-        return error(
-            422,
-            "config rejected; the running config is kept",
-            problems or "see the reload_rejected log line",
-        )
+        result = await self.target.reload()
+        if result:
+            return web.json_response({"reloaded": True, "changed": list(result.changed)})
+        return error(422, "config rejected; the running config is kept", list(result.problems))
+
+    def _configured(self, config: Any, token: str | None) -> None:
+        """A reload was applied: from now on only its token is accepted (the old one not)."""
+        self._token = token.encode() if token else None
+        log.info("api_token", auth="bearer" if self._token else "none (loopback)")

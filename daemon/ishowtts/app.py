@@ -17,9 +17,10 @@ from typing import Any
 import structlog
 
 from . import engines, logs, registry
+from .api import resolve_token
 from .config import Config, ConfigError, load_config
 from .connectors import Connector, ConnectorContext, ConnectorState
-from .engines import Engine, Voice
+from .engines import Engine
 from .events import ChatEvent, Retraction, Utterance
 from .feed import EventFeed, clip
 from .health import Health
@@ -30,9 +31,11 @@ from .null_output import NullOutput, is_null_device
 from .paidloss import PaidLoss
 from .pipeline import Pipeline
 from .player import Player
+from .reload import ReloadResult, changed_keys, missing_sections, needing_restart, plugin_view
 from .scheduler import Scheduler
 from .synth import SynthStats, SynthWorker
 from .timeline import Timeline
+from .voices import voices_from
 
 log = structlog.get_logger("ishowtts")
 
@@ -41,19 +44,6 @@ log = structlog.get_logger("ishowtts")
 ENGINE_FAILURES_DEGRADED = 3
 AUDIBLE_TIMEOUT_S = 5.0  # at start-up, for the output to play (its settling gives up at 3 s)
 ENGINE_CLOSE_TIMEOUT_S = 5.0  # at shutdown, for the engine's thread to finish its call and close
-
-
-def voices_from(config: Config) -> dict[str, Voice]:
-    return {
-        name: Voice(
-            name=name,
-            ref_audio=config.resolve(v.ref_audio) if v.ref_audio else None,
-            ref_text=v.ref_text,
-            speed=v.speed,
-            options=v.options,
-        )
-        for name, v in config.voices.items()
-    }
 
 
 def build_connectors(config: Config) -> list[Connector]:
@@ -115,6 +105,11 @@ class Daemon:
         self._reload_pending = False  # a SIGHUP during start-up: reload once ready
         self._spawned: set[asyncio.Future[Any]] = set()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._pumps: dict[str, asyncio.Task[None]] = {}  # connector name → its intake task
+        self._leaving: list[Connector] = []  # a reload's connectors to stop
+        self._reload_lock = asyncio.Lock()
+        # Told the new config and API token when a reload is applied (the API takes the token).
+        self.on_config: list[Callable[[Config, str | None], None]] = []
         self.exit_code = 0
         self.health = Health()
         self.paid_lost = PaidLoss()
@@ -302,27 +297,98 @@ class Daemon:
             self.feed.publish("mutes", count=len(self.mutes))
         return done
 
-    async def reload(self) -> bool:
-        """Re-read the config: filters, templates, routing and voices; the model stays. A broken
-        file is rejected whole and the running config kept."""
-        if self.on_reload is not None:
-            self.on_reload(True)
-        try:
-            new = load_config(self.config.path)
-            voices = voices_from(new)
-            await self.worker.set_voices(voices)
-        except (ConfigError, ValueError) as exc:
-            log.error("reload_rejected", error=str(exc))
-            return False
-        finally:
+    async def reload(self) -> ReloadResult:
+        """Re-read the config file and apply it whole, or nothing of it (see reload.py). Ends
+        in exactly one log line: ``reloaded`` or ``reload_rejected``."""
+        async with self._reload_lock:  # SIGHUP and /reload may overlap
             if self.on_reload is not None:
-                self.on_reload(False)
+                self.on_reload(True)
+            try:
+                return await self._reload()
+            finally:
+                if self.on_reload is not None:
+                    self.on_reload(False)
+
+    async def _reload(self) -> ReloadResult:
+        def rejected(problems: list[str], changed: list[str] | None = None) -> ReloadResult:
+            log.error("reload_rejected", error="; ".join(problems), changed=changed or [])
+            return ReloadResult(False, changed or [], problems)
+
+        if not self.ready.is_set() or self.player is None:
+            return rejected(["the daemon is still starting; reload once it is ready"])
+        old = self.config
+        # 1. Read and check everything; nothing changes yet.
+        try:
+            new = load_config(old.path)
+            changed = changed_keys(old, new)
+            if missing := missing_sections(old, new):
+                return rejected(
+                    [
+                        f"{', '.join(missing)}: in the running config but not in the file (cut "
+                        f"short?); write each out (e.g. `{missing[0]}: {{}}` for its defaults)"
+                    ],
+                    changed,
+                )
+            if restart := needing_restart(changed):
+                return rejected([f"needs a restart: {', '.join(restart)}"], changed)
+            token = resolve_token(new.api)
+            if any(k.startswith("player.") for k in changed):
+                self.player.check(new.player)
+            added = self._connectors_for(old, new)
+            # The engine swaps its voices only when all load; until then it keeps the old.
+            await self.worker.set_voices(voices_from(new))
+        except ConfigError as exc:
+            return rejected(exc.problems)
+        except Exception as exc:  # any failure before the commit leaves everything as it was
+            return rejected([f"{type(exc).__name__}: {exc}"])
+        # 2. Commit: nothing below raises.
         self.pipeline.reconfigure(new)
         self.config = new
-        if self.player:
-            self.player.volume = new.player.volume
-        log.info("reloaded", voices=sorted(voices), path=str(new.path))
-        return True
+        self.worker.lookahead_s = new.player.lookahead_s
+        self.player.reconfigure(new.player)
+        for hook in self.on_config:
+            with contextlib.suppress(Exception):
+                hook(new, token)
+        if any(k.startswith("log.") for k in changed):
+            logs.configure(new.log.level, new.log.format)
+        await self._swap_connectors(added)
+        log.info("reloaded", changed=changed, voices=sorted(new.voices), path=str(new.path))
+        return ReloadResult(True, changed)
+
+    def _connectors_for(self, old: Config, new: Config) -> list[Connector]:
+        """The connectors the new config adds or changes (built, not started); the unchanged
+        keep running, connected, with their counters."""
+        before = {c.name: plugin_view(c) for c in old.connectors}
+        fresh = [c for c in new.connectors if before.get(c.name) != plugin_view(c)]
+        names = {c.name for c in fresh}
+        dropped = {c.name for c in old.connectors} - {c.name for c in new.connectors}
+        self._leaving = [c for c in self.connectors if c.name in names | dropped]
+        built = build_connectors(new.model_copy(update={"connectors": fresh}))
+        return [c for c in built if c.name in names]
+
+    async def _swap_connectors(self, added: list[Connector]) -> None:
+        for connector in self._leaving:
+            with contextlib.suppress(Exception):
+                await connector.stop()
+            pump = self._pumps.pop(connector.name, None)
+            if pump is not None:
+                pump.cancel()
+            self.health.remove_check(f"connector:{connector.name}")
+            self.connectors.remove(connector)
+            log.info("connector_removed", connector=connector.name)
+        self._leaving = []
+        for connector in added:
+            self.connectors.append(connector)
+            self.health.add_check(f"connector:{connector.name}", _connector_check(connector))
+            try:
+                await self._start_connector(connector)
+            except Exception as exc:  # it reports its own state; the rest of the reload stands
+                log.error("connector_start_failed", connector=connector.name, error=repr(exc))
+            log.info("connector_added", connector=connector.name, platform=connector.platform)
+
+    async def _start_connector(self, connector: Connector) -> None:
+        await connector.start()
+        self._pumps[connector.name] = asyncio.create_task(self._pump(connector))
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -403,8 +469,7 @@ class Daemon:
         self.worker.sink = self.player
         self.worker.start()
         for connector in self.connectors:
-            await connector.start()
-            self._tasks.append(asyncio.create_task(self._pump(connector)))
+            await self._start_connector(connector)
         self.ready.set()
         if self._reload_pending:
             self._reload_pending = False
@@ -507,7 +572,7 @@ class Daemon:
         for connector in self.connectors:
             with contextlib.suppress(Exception):
                 await connector.stop()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._pumps.values()]:
             task.cancel()
         self.scheduler.clear("shutdown")
         deadline = time.monotonic() + self.shutdown_grace_s

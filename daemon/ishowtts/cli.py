@@ -13,6 +13,7 @@ from . import __version__, logs
 from .config import BrokenInstall, Config, ConfigError, load_config
 
 EXIT_CONFIG = 2
+EXIT_USAGE = 2  # as argparse: the command line itself is wrong
 EXIT_BROKEN_INSTALL = 3  # like 2, systemd does not restart on it
 DEFAULT_PATHS = (Path("config.yaml"), Path("/etc/ishowtts/config.yaml"))
 
@@ -24,10 +25,18 @@ def default_config_path() -> Path:
     return next((p for p in DEFAULT_PATHS if p.is_file()), DEFAULT_PATHS[0])
 
 
-def _load(path: Path | None) -> Config:
+def _load(path: Path | None, voices: bool = True) -> Config:
+    """The config, its voices checked too (clips read as the engine will, no model): any
+    problem is printed, one line each, and exits 2 — before a model is loaded."""
     path = path or default_config_path()
     try:
-        return load_config(path)
+        config = load_config(path)
+        if voices:
+            from .voices import check_voices
+
+            if problems := check_voices(config):
+                raise ConfigError(problems)
+        return config
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)
@@ -84,8 +93,8 @@ def cmd_say(args: argparse.Namespace) -> int:
     import soundfile as sf
 
     from . import engines
-    from .app import voices_from
     from .normalize import Normalizer
+    from .voices import voices_from
 
     config = _load(args.config)
     logs.configure(config.log.level, config.log.format)
@@ -93,14 +102,25 @@ def cmd_say(args: argparse.Namespace) -> int:
     if voice not in config.voices:
         print(f"no voice named {voice!r}; voices: {', '.join(config.voices)}", file=sys.stderr)
         return EXIT_CONFIG
+    # Checked before the model loads: emoji, links and symbols are dropped, so a line can be
+    # empty after normalisation though not before.
+    text = Normalizer(config.normalize)(args.text)
+    if not any(ch.isalnum() for ch in text):
+        print(
+            f"nothing to say: {args.text!r} has no words once normalised ({text!r})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     engine = engines.build(config.engine.type, config.engine.options)
     progress = lambda line: print(line, file=sys.stderr)  # noqa: E731
     engine.load(voices_from(config), progress)
-    text = Normalizer(config.normalize)(args.text)
     started = time.monotonic()
     audio = np.concatenate([np.zeros(0, np.float32), *engine.synthesize(text, voice)])
     took = time.monotonic() - started
     seconds = len(audio) / engine.sample_rate
+    if not len(audio):
+        print(f"the engine made no audio for {text!r}", file=sys.stderr)
+        return 1
     print(
         f"{seconds:.2f} s of audio in {took:.2f} s (RTF {took / max(seconds, 1e-9):.3f})",
         file=sys.stderr,

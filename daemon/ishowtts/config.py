@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     Field,
     PositiveFloat,
+    PrivateAttr,
     SecretStr,
     field_validator,
     model_validator,
@@ -250,6 +251,17 @@ class Config(Section):
     player: PlayerConfig = PlayerConfig()
     api: ApiConfig = ApiConfig()
     path: Path = Path("config.yaml")
+    # Where each key is in the file, for checks after the schema's (voices, reload).
+    _source: SourceMap | None = PrivateAttr(None)
+
+    def top_level_keys(self) -> set[str]:
+        """The sections written in the file (empty when not loaded from one)."""
+        lines = self._source.lines if self._source is not None else {}
+        return {str(loc[0]) for loc in lines if len(loc) == 1}
+
+    def where(self, *loc: str | int) -> str:
+        """``config.yaml:LINE`` of a key path (the file name alone when unknown)."""
+        return self._source.where(loc) if self._source is not None else self.path.name
 
     @property
     def base_dir(self) -> Path:
@@ -366,7 +378,9 @@ def parse_config(data: Mapping[str, Any], source: SourceMap, path: Path) -> Conf
     if problems:
         raise ConfigError(problems)
     assert config is not None and engine is not None
-    return config.model_copy(update={"connectors": connectors, "engine": engine})
+    config = config.model_copy(update={"connectors": connectors, "engine": engine})
+    config._source = source
+    return config
 
 
 def _voices(

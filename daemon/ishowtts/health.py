@@ -49,6 +49,12 @@ class Health:
         with self._lock:
             self._checks[key] = check
 
+    def remove_check(self, key: str) -> None:
+        """The part is gone (a connector removed by a reload): nothing more to report."""
+        with self._lock:
+            self._checks.pop(key, None)
+            self._reported.pop(key, None)
+
     def problems(self) -> dict[str, str]:
         """Every degraded part and why, in key order; empty when all is well."""
         with self._lock:

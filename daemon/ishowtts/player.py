@@ -83,6 +83,7 @@ class Player:
         # at once. Cleared on every (re)open.
         self._rendering = False
         self._audible = asyncio.Event()
+        self._switch_to: Output | None = None  # a reload's new output, opened by the supervisor
         self.reopens = 0
 
     # ---- public API -------------------------------------------------------------------------
@@ -136,6 +137,23 @@ class Player:
         except Exception as exc:  # the device exists but would not open: retry later
             log.error("player_open_failed", device=self.cfg.device, error=str(exc))
         self._supervisor = asyncio.create_task(self._supervise(), name="player-supervisor")
+
+    def reconfigure(self, cfg: PlayerConfig) -> None:
+        """A reload's settings: the volume at once; a new device, block size or latency
+        moves playback to a new stream (the supervisor reopens it, the queue is kept; an
+        utterance cut there resumes with a fade). Validate ``cfg.device`` first (``check``)."""
+        old, self.cfg = self.cfg, cfg
+        self.volume = cfg.volume
+        moved = (cfg.device, cfg.blocksize, cfg.latency) != (old.device, old.blocksize, old.latency)
+        if moved and isinstance(self.output, PortAudioOutput):
+            output = PortAudioOutput(cfg, self.sample_rate, self._deliver)
+            output.xruns = self.output.xruns
+            self._switch_to = output
+
+    def check(self, cfg: PlayerConfig) -> None:
+        """Raise PlayerError if ``cfg.device`` names no output device."""
+        if isinstance(self.output, PortAudioOutput):
+            PortAudioOutput(cfg, self.sample_rate).check()
 
     async def stop(self) -> None:
         self._running = False
@@ -277,11 +295,18 @@ class Player:
         backoff = Backoff(initial=0.1, maximum=5.0)
         while self._running:
             await asyncio.sleep(0.1)
-            reason = self.output.lost()
+            switch, self._switch_to = self._switch_to, None
+            reason = "reconfigured" if switch is not None else self.output.lost()
             if reason is None:
                 continue
-            log.warning("player_stream_lost", reason=reason, queued_s=round(self.queued_seconds, 3))
+            if switch is not None:
+                log.info("player_switching", device=self.cfg.device, blocksize=self.cfg.blocksize)
+            else:
+                queued = round(self.queued_seconds, 3)
+                log.warning("player_stream_lost", reason=reason, queued_s=queued)
             await self._close_output()
+            if switch is not None:
+                self.output = switch
             while self._running:
                 await asyncio.sleep(backoff.next_delay())
                 try:

@@ -7,7 +7,16 @@ from typing import Any
 from .. import registry
 from .base import Engine, EngineBroken, EngineError, Voice
 
-__all__ = ["Engine", "EngineBroken", "EngineError", "Voice", "available", "build"]
+__all__ = [
+    "Engine",
+    "EngineBroken",
+    "EngineError",
+    "Voice",
+    "available",
+    "build",
+    "check_voice",
+    "engine_class",
+]
 
 GROUP = registry.ENGINES
 
@@ -16,13 +25,25 @@ def available() -> list[str]:
     return registry.names(GROUP)
 
 
-def build(kind: str, options: Any = None) -> Engine:
-    """An engine by name; ``options`` is its validated Options (None: its defaults)."""
+def engine_class(kind: str) -> Any:
     try:
-        cls = registry.load(GROUP, kind)
+        return registry.load(GROUP, kind)
     except LookupError as exc:
         raise ValueError(str(exc)) from None
+
+
+def build(kind: str, options: Any = None) -> Engine:
+    """An engine by name; ``options`` is its validated Options (None: its defaults)."""
+    cls = engine_class(kind)
     if options is None and hasattr(cls, "Options"):
         options = cls.Options()
     engine: Engine = cls(options)
     return engine
+
+
+def check_voice(kind: str, options: Any, voice: Voice) -> None:
+    """The engine's model-free checks of one voice (its clip, its transcript), where it has
+    any (``cls.check_voice(voice, options)``); a ValueError names the problem."""
+    check = getattr(engine_class(kind), "check_voice", None)
+    if check is not None:
+        check(voice, options)

@@ -19,7 +19,15 @@ from . import duration, loader, upstream
 from .fastdit import FastDiT
 from .sampler import GraphRunner, Job, Schedules, sample_eager, sample_student_eager
 from .textfront import chunk, normalize
-from .voices import HOP, SAMPLE_RATE, ClipLimits, F5VoiceOptions, LoadedVoice, load_voice
+from .voices import (
+    HOP,
+    SAMPLE_RATE,
+    ClipLimits,
+    F5VoiceOptions,
+    LoadedVoice,
+    load_voice,
+    prepare_voice,
+)
 
 log = structlog.get_logger("ishowtts.engine.f5")
 
@@ -187,11 +195,20 @@ class F5Engine:
             f"in {self.timings['load_s']:.1f} s, {len(self.voices)} voice(s)"
         )
 
+    @staticmethod
+    def _limits(o: F5Options) -> ClipLimits:
+        return ClipLimits(o.min_ref_seconds, o.max_ref_seconds, target_rms=o.target_rms)
+
+    @classmethod
+    def check_voice(cls, voice: Voice, options: F5Options) -> None:
+        """What loading ``voice`` checks, without a model (check-config, before a start)."""
+        prepare_voice(voice, cls._limits(options), options.language)
+
     def set_voices(self, voices: Mapping[str, Voice]) -> None:
         if self._mel_spec is None:
             raise EngineError("load() first")
         o = self.options
-        limits = ClipLimits(o.min_ref_seconds, o.max_ref_seconds, target_rms=o.target_rms)
+        limits = self._limits(o)
         min_frames = round(o.min_seconds * SAMPLE_RATE / HOP)
         loaded = {}
         for name, voice in voices.items():

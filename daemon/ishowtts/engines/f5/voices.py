@@ -87,16 +87,25 @@ def read_clip(name: str, path: Path, limits: ClipLimits) -> np.ndarray:
     if not path.is_file():
         raise ValueError(f"{where} does not exist")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        # The header first: a clip hours long must be refused before it is decoded (10 h of
+        # audio is gigabytes of float32).
+        info = sf.info(str(path))
+    except Exception as exc:
+        raise ValueError(f"{where} is not readable audio ({exc})") from None
+    sr = int(info.samplerate)
+    seconds = info.frames / sr if sr and info.frames > 0 else 0.0
+    if not limits.min_seconds <= seconds <= limits.max_seconds:
+        raise ValueError(_length_error(where, seconds, limits))
+    try:
+        # At most the longest accepted clip, whatever the header said.
+        most = int(limits.max_seconds * sr) + 1
+        data, sr = sf.read(str(path), frames=most, dtype="float32", always_2d=True)
     except Exception as exc:
         raise ValueError(f"{where} is not readable audio ({exc})") from None
     mono = data.mean(axis=1)
     seconds = len(mono) / sr if sr else 0.0
     if not limits.min_seconds <= seconds <= limits.max_seconds:
-        raise ValueError(
-            f"{where} is {seconds:.2f} s long; it must be {limits.min_seconds:g}–"
-            f"{limits.max_seconds:g} s (trim it, or change min/max_ref_seconds)"
-        )
+        raise ValueError(_length_error(where, seconds, limits))
     if not np.isfinite(mono).all():
         raise ValueError(f"{where} contains NaN/inf samples")
     rms = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64))))
@@ -109,8 +118,16 @@ def read_clip(name: str, path: Path, limits: ClipLimits) -> np.ndarray:
     return wave.numpy().astype(np.float32)
 
 
-def load_voice(voice: Voice, mel_spec: nn.Module, device: torch.device, limits: ClipLimits,
-               language: str, min_frames: int, duration: str = "rate") -> LoadedVoice:  # fmt: skip
+def _length_error(where: str, seconds: float, limits: ClipLimits) -> str:
+    return (
+        f"{where} is {seconds:.2f} s long; it must be {limits.min_seconds:g}–"
+        f"{limits.max_seconds:g} s (trim it, or change min/max_ref_seconds)"
+    )
+
+
+def prepare_voice(voice: Voice, limits: ClipLimits, language: str) -> tuple[Path, str, np.ndarray]:
+    """Every check of a voice that needs no model: (clip path, normalised transcript, wave).
+    ``ishowtts check-config`` runs it alone; a ValueError names the voice and the file."""
     if voice.ref_audio is None:
         path, text = pick_default(voice, language)
     else:
@@ -120,7 +137,12 @@ def load_voice(voice: Voice, mel_spec: nn.Module, device: torch.device, limits: 
         raise ValueError(f"voice {voice.name!r}: ref_text (the clip's transcript) is empty")
     if voice.speed <= 0:
         raise ValueError(f"voice {voice.name!r}: speed must be positive")
-    wave = read_clip(voice.name, path, limits)
+    return path, ref_text, read_clip(voice.name, path, limits)
+
+
+def load_voice(voice: Voice, mel_spec: nn.Module, device: torch.device, limits: ClipLimits,
+               language: str, min_frames: int, duration: str = "rate") -> LoadedVoice:  # fmt: skip
+    path, ref_text, wave = prepare_voice(voice, limits, language)
     with torch.no_grad():
         mel = mel_spec(torch.from_numpy(wave)[None])[0].T.contiguous()  # [n, mel]
     # Upstream separates transcript and new text by a space after Latin script.

@@ -1,0 +1,118 @@
+"""The ``ishowtts`` command as an operator runs it: configuration faults, voices included, are
+found before any model loads and reported in one line with exit status 2."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ishowtts.engines.f5.voices import ClipLimits, read_clip
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# F5 with random weights: no checkpoint is read, so a config needs no model files; the voice
+# checks are the real ones.
+F5 = """\
+engine: {{type: f5, random_weights: true, device: cpu}}
+voices:
+  default:
+    ref_audio: {clip}
+    ref_text: hello there
+"""
+
+
+def ishowtts(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ishowtts", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def tone(seconds: float, rate: int = 24000, amplitude: float = 0.2) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (amplitude * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("audio", "problem"),
+    [
+        (tone(20.0), "is 20.00 s long; it must be 1–15 s"),
+        (tone(3.0, amplitude=0.0), "is silent (RMS 0.00e+00)"),
+        (None, "does not exist"),
+    ],
+    ids=["too long", "silent", "missing"],
+)
+def test_a_bad_voice_clip_is_a_config_error_for_check_config_and_run(
+    tmp_path: Path, audio: np.ndarray | None, problem: str
+) -> None:
+    clip = tmp_path / "voice.wav"
+    if audio is not None:
+        sf.write(clip, audio, 24000)
+    config = tmp_path / "config.yaml"
+    config.write_text(F5.format(clip="voice.wav"))
+    for command in ("check-config", "run"):
+        result = ishowtts(command, "-c", str(config))
+        assert result.returncode == 2, (command, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, (command, lines)
+        assert lines[0].startswith(f"config error: voices.default: reference clip {clip} ")
+        assert problem in lines[0] and lines[0].endswith("(config.yaml:4)")
+
+
+def test_check_config_passes_a_good_voice(tmp_path: Path) -> None:
+    sf.write(tmp_path / "voice.wav", tone(3.0), 24000)
+    config = tmp_path / "config.yaml"
+    config.write_text(F5.format(clip="voice.wav"))
+    result = ishowtts("check-config", "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    assert f"{config}: OK" in result.stdout
+
+
+def sparse_wav(path: Path, seconds: int, rate: int = 8000) -> Path:
+    """A 16-bit mono WAV of ``seconds`` of silence that takes no disk space (a sparse file)."""
+    data = seconds * rate * 2
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
+    with path.open("wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", 36 + data) + b"WAVE")
+        f.write(b"fmt " + struct.pack("<I", len(fmt)) + fmt)
+        f.write(b"data" + struct.pack("<I", data))
+        f.truncate(44 + data)
+    return path
+
+
+def test_a_long_clip_is_refused_from_its_header_without_decoding_it(tmp_path: Path) -> None:
+    clip = sparse_wav(tmp_path / "hour.wav", 3600)  # 28.8 M samples: 115 MB as float32
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"is 3600\.00 s long"):
+            read_clip("default", clip, ClipLimits())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+
+
+@pytest.mark.parametrize("text", ["", "   ", "😀😀🎉", "？！…"])
+def test_say_with_nothing_to_say_is_refused(tmp_path: Path, text: str) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("engine: {type: tone}\n")
+    out = tmp_path / "out.wav"
+    result = ishowtts("say", text, "--out", str(out), "-c", str(config))
+    assert result.returncode == 2
+    assert result.stderr.startswith("nothing to say: ")
+    assert "RTF" not in result.stderr and not out.exists()
+
+
+def test_say_writes_the_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("engine: {type: tone}\n")
+    out = tmp_path / "out.wav"
+    result = ishowtts("say", "你好 hello", "--out", str(out), "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    assert sf.info(str(out)).frames > 0
