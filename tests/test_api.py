@@ -186,7 +186,7 @@ async def test_reload_rejects_a_broken_config_and_keeps_the_old_one(
         assert r.daemon.config is before
         write_config(path, blocked="eggs")
         status, body, _ = await r.call("POST", "/reload")
-        assert (status, body) == (200, {"reloaded": True})
+        assert (status, body) == (200, {"reloaded": True, "changed": ["filters.block_keywords"]})
         assert r.daemon.config.filters.block_keywords == ["eggs"]
 
 
