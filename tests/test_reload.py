@@ -21,6 +21,8 @@ from ishowtts.config import load_config
 from ishowtts.connectors import ConnectorState
 from ishowtts.engines import Engine
 from ishowtts.engines.tone import ToneEngine
+from ishowtts.null_output import NullOutput
+from ishowtts.portaudio_output import PortAudioOutput
 from tests.servers.util import until
 from tests.test_api import Running
 
@@ -199,5 +201,23 @@ async def test_the_output_device_moves_live_and_a_bad_one_is_refused(
         status, _, _ = await r.call(
             "POST", "/say", {"text": "on the new device"}, **bearer(OLD_TOKEN)
         )
+        ledger = r.daemon.ledger
+        await until(lambda: ledger.terminal_counts[("system", "spoken")] == 1, 20, "spoken")
+
+
+async def test_the_output_can_move_to_no_device_and_back(tmp_path: Path, pulse: Any) -> None:
+    """player.device none (a GPU server without a sound card) is an output like the others."""
+    async with running(tmp_path) as r:
+        player = r.daemon.player
+        assert player is not None
+        write(tmp_path / "config.yaml", player="{device: none, lookahead_s: 1.0}")
+        assert (await r.call("POST", "/reload", **bearer(OLD_TOKEN)))[0] == 200
+        await until(lambda: isinstance(player.output, NullOutput), 20, "on no device")
+        await until(lambda: player.state != "reopening", 20, "reopened")
+        write(tmp_path / "config.yaml")
+        assert (await r.call("POST", "/reload", **bearer(OLD_TOKEN)))[0] == 200
+        await until(lambda: isinstance(player.output, PortAudioOutput), 20, "back on pulse")
+        await until(lambda: player.reopens == 2 and player.state != "reopening", 20, "reopened")
+        await r.call("POST", "/say", {"text": "back on the sink"}, **bearer(OLD_TOKEN))
         ledger = r.daemon.ledger
         await until(lambda: ledger.terminal_counts[("system", "spoken")] == 1, 20, "spoken")

@@ -27,7 +27,6 @@ from .health import Health
 from .ledger import Ledger, Terminal
 from .metrics import Metrics
 from .mutes import Mute, MuteList, default_path
-from .null_output import NullOutput, is_null_device
 from .paidloss import PaidLoss
 from .pipeline import Pipeline
 from .player import Player
@@ -449,16 +448,9 @@ class Daemon:
         step(f"loading engine {self.config.engine.type}")
         took = await self.worker.load(step)
         loop = asyncio.get_running_loop()
-        output = None
-        if is_null_device(self.config.player.device):  # no sound card: paced, plays nowhere
-            output = NullOutput(self.worker.sample_rate, self.config.player.blocksize)
+        # player.device "none" (no sound card) gets an output paced like one, playing nowhere.
         self.player = Player(
-            self.config.player,
-            self.worker.sample_rate,
-            self._on_started,
-            self._on_done,
-            loop,
-            output=output,
+            self.config.player, self.worker.sample_rate, self._on_started, self._on_done, loop
         )
         await self.player.start()
         # Ready means a line is heard at once: not before the fresh stream plays what it is

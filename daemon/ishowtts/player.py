@@ -24,6 +24,7 @@ from .config import PlayerConfig
 from .devices import PlayerError, list_output_devices, resolve_output_device
 from .events import AudioChunk, Utterance
 from .mixer import Mixer, Started
+from .null_output import NullOutput, is_null_device
 from .output import Output
 
 __all__ = [
@@ -49,6 +50,16 @@ class PlayerState(str, Enum):
         return self.value
 
 
+def output_for(cfg: PlayerConfig, sample_rate: int, deliver: Callable[..., None]) -> Output:
+    """The output ``cfg.device`` names: ``none`` plays nowhere at a card's pace; anything else
+    is a PortAudio stream (imported here: it loads PortAudio, which device ``none`` lacks)."""
+    if is_null_device(cfg.device):
+        return NullOutput(sample_rate, cfg.blocksize)
+    from .portaudio_output import PortAudioOutput
+
+    return PortAudioOutput(cfg, sample_rate, deliver)
+
+
 class Player:
     """Plays AudioChunks gapless on one output; see the module docstring."""
 
@@ -64,11 +75,9 @@ class Player:
         self.cfg = cfg
         self.mixer = Mixer(sample_rate, cfg.fade_ms, cfg.volume)
         self.sample_rate = self.mixer.sample_rate
-        if output is None:  # imported here: it loads PortAudio, which device "none" lacks
-            from .portaudio_output import PortAudioOutput
-
-            output = PortAudioOutput(cfg, self.sample_rate, self._deliver)
-        self.output: Output = output
+        # An output given by the caller is the caller's; one made from cfg follows a reload.
+        self._managed = output is None
+        self.output: Output = output or output_for(cfg, self.sample_rate, self._deliver)
         self._on_started = on_started
         self._on_done = on_done
         self._loop = loop
@@ -145,15 +154,15 @@ class Player:
         old, self.cfg = self.cfg, cfg
         self.volume = cfg.volume
         moved = (cfg.device, cfg.blocksize, cfg.latency) != (old.device, old.blocksize, old.latency)
-        if moved and isinstance(self.output, PortAudioOutput):
-            output = PortAudioOutput(cfg, self.sample_rate, self._deliver)
+        if moved and self._managed:
+            output = output_for(cfg, self.sample_rate, self._deliver)
             output.xruns = self.output.xruns
             self._switch_to = output
 
     def check(self, cfg: PlayerConfig) -> None:
         """Raise PlayerError if ``cfg.device`` names no output device."""
-        if isinstance(self.output, PortAudioOutput):
-            PortAudioOutput(cfg, self.sample_rate).check()
+        if self._managed and not is_null_device(cfg.device):
+            resolve_output_device(cfg.device)
 
     async def stop(self) -> None:
         self._running = False
