@@ -46,10 +46,12 @@ SUPER = ["主播加油，一直支持你！", "Thanks for the great stream, keep
 GIFTS = [("辣条", 1), ("小心心", 5), ("打call", 1), ("小电视飞船", 1)]
 
 
-def chat_log(seconds: float, seed: int) -> list[dict[str, Any]]:
-    """Danmaku at about 1 a second with bursts of 8–15 in a second every ~15 s, a super chat
-    every ~12 s, gifts in short runs of the same gift by one user (merged by the daemon),
-    an entry now and then."""
+def chat_log(seconds: float, seed: int, quiet: float) -> list[dict[str, Any]]:
+    """First ``quiet`` seconds: one event every 6–9 s (danmaku, super chat, gift in turn),
+    each finding the daemon idle. Then busy chat: danmaku at about 1 a second with bursts of
+    8–15 in a second every ~15 s, a super chat every ~12 s, gifts in short runs of the same
+    gift by one user (merged by the daemon), an entry now and then: more than can be said,
+    so the queue's priorities and TTLs decide, and lines wait in a backlog."""
     rnd = random.Random(seed)
     out: list[dict[str, Any]] = []
 
@@ -57,29 +59,43 @@ def chat_log(seconds: float, seed: int) -> list[dict[str, Any]]:
         uid = rnd.randrange(1, 400)
         return {"id": str(uid), "name": f"viewer{uid}"}
 
-    t = 0.5
+    t, i = 0.5, 0
+    while t < quiet:
+        kind = ("danmaku", "super_chat", "gift")[i % 3]
+        ev: dict[str, Any] = {"t": t, "kind": kind, "user": user()}
+        if kind == "danmaku":
+            ev["text"] = rnd.choice(DANMAKU)
+        elif kind == "super_chat":
+            ev.update(text=rnd.choice(SUPER), amount=30)
+        else:
+            ev.update(gift="辣条", count=1, amount=1)
+        out.append(ev)
+        t, i = t + rnd.uniform(6, 9), i + 1
+    busy = quiet
+    seconds += quiet
+    t = busy + 0.5
     while t < seconds:
         out.append({"t": t, "kind": "danmaku", "user": user(), "text": rnd.choice(DANMAKU)})
         t += rnd.expovariate(1.0)
-    burst = 5.0
+    burst = busy + 5.0
     while burst < seconds:
         for _ in range(rnd.randint(8, 15)):
             out.append({"t": burst + rnd.random(), "kind": "danmaku", "user": user(),
                         "text": rnd.choice(DANMAKU)})  # fmt: skip
         burst += rnd.uniform(10, 20)
-    t = 3.0
+    t = busy + 3.0
     while t < seconds:
         out.append({"t": t, "kind": "super_chat", "user": user(), "text": rnd.choice(SUPER),
                     "amount": rnd.choice([30, 50, 100])})  # fmt: skip
         t += rnd.uniform(8, 16)
-    t = 2.0
+    t = busy + 2.0
     while t < seconds:
         u, (gift, count) = user(), rnd.choice(GIFTS)
         for k in range(rnd.randint(1, 4)):
             out.append({"t": t + 0.3 * k, "kind": "gift", "user": u, "gift": gift,
                         "count": count, "amount": count})  # fmt: skip
         t += rnd.uniform(4, 9)
-    t = 1.0
+    t = busy + 1.0
     while t < seconds:
         out.append({"t": t, "kind": "enter", "user": user()})
         t += rnd.uniform(3, 8)
@@ -119,8 +135,10 @@ class Probe:
         daemon._on_started = wrapped_started  # type: ignore[method-assign]
         daemon.ledger.listeners.append(lambda ev, state, fields: self._terminal(state))
 
-    def _terminal(self, state: Terminal) -> None:
-        self.terminals[str(state.value if hasattr(state, "value") else state)] += 1
+    def _terminal(self, state: Terminal | None) -> None:
+        if state is None:  # the ledger also tells of openings
+            return
+        self.terminals[str(getattr(state, "value", state))] += 1
 
     def tap(self, buf: np.ndarray, now: float) -> None:
         nz = np.flatnonzero(buf)
@@ -136,17 +154,17 @@ class Probe:
         ttfa: dict[str, list[float]] = defaultdict(list)
         idle: dict[str, list[float]] = defaultdict(list)
         gaps: list[float] = []
-        ends = [seg[1] for seg in self.audible]
         for utt, at in self.started:
             kind = str(utt.event.kind)
             t = at - utt.event.received_mono
             ttfa[kind].append(t)
             if self.idle_at_arrival.get(utt.event.id):
                 idle[kind].append(t)
-            # The silence before this start: from the last audio that ended before it.
-            before = [e for e in ends if e <= at + 1e-4]
-            if before and utt.event.received_mono < before[-1]:
-                gaps.append(max(0.0, at - before[-1]))
+            # The silence just before this start: none if the audio ran on into it (the
+            # stretch holding `at` began earlier), else since the last stretch ended.
+            prev = [seg for seg in self.audible if seg[0] < at - 0.5 / self.sr]
+            if prev and utt.event.received_mono < prev[-1][1]:
+                gaps.append(max(0.0, at - prev[-1][1]))
         kinds = {
             k: {"n": len(v), "p50_ms": pct(v, 50) * 1e3, "p95_ms": pct(v, 95) * 1e3,
                 "idle_n": len(idle[k]), "idle_p50_ms": pct(idle[k], 50) * 1e3,
@@ -170,11 +188,12 @@ def config_for(root: Path, model: str, args: argparse.Namespace) -> Path:
         engine["max_frames"] = args.max_frames
     if args.arch:  # a smoke test on the CPU with a tiny model
         engine.update(arch=json.loads(args.arch), device="cpu", compile=False)
+    voice: dict[str, Any] = {"language": "zh"}
     if args.tone:  # a smoke test of this harness: the tone engine, no model at all
-        engine = {"type": "tone"}
+        engine, voice = {"type": "tone"}, {}
     config = {
         "engine": engine,
-        "voices": {"default": {"language": "zh"}},
+        "voices": {"default": voice},
         "connectors": [{"type": "replay", "path": "chat.jsonl", "start_delay_s": 1.0}],
         "player": {"device": "none"},
         "api": {"enabled": False},
@@ -225,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--random-weights", action="store_true")
     src.add_argument("--checkpoint", help="an F5 checkpoint (the student uses its published one)")
     ap.add_argument("--models", default="f5,student")
-    ap.add_argument("--seconds", type=float, default=60.0, help="length of the chat log")
+    ap.add_argument("--quiet", type=float, default=60.0, help="seconds of sparse chat first")
+    ap.add_argument("--seconds", type=float, default=60.0, help="seconds of busy chat after")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-frames", type=int, help="engine max_frames (fewer buckets to warm)")
     ap.add_argument("--arch", help="JSON model.arch overrides: a tiny model for a CPU smoke run")
@@ -234,10 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     logs.configure("warning", "console")  # the daemon's per-message lines would drown the table
     root = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
-    log = chat_log(a.seconds, a.seed)
+    log = chat_log(a.seconds, a.seed, a.quiet)
     (root / "chat.jsonl").write_text("\n".join(json.dumps(e, ensure_ascii=False) for e in log))
     counts = Counter(e["kind"] for e in log)
-    print(f"# chat log: {len(log)} events over {a.seconds:g} s: {dict(counts)}", flush=True)
+    print(f"# chat log: {len(log)} events, {a.quiet:g} s quiet then {a.seconds:g} s busy: "
+          f"{dict(counts)}", flush=True)  # fmt: skip
     results: dict[str, dict[str, Any]] = {}
     for model in [m.strip() for m in a.models.split(",") if m.strip()]:
         print(f"# {model}", flush=True)

@@ -26,7 +26,7 @@ for what in "$@"; do
       python3 tools/bench_engine.py --random-weights --nfe 16,7 --student-steps 4,2 \
         --json "$OUT/engine.json" 2>&1 | tee "$OUT/engine.log" ;;
     daemon)
-      python3 tools/bench_daemon.py --random-weights --seconds "${DAEMON_SECONDS:-60}" \
+      python3 tools/bench_daemon.py --random-weights --quiet 60 --seconds 60 \
         --json "$OUT/daemon.json" 2>&1 | tee "$OUT/daemon.log" ;;
     *) echo "unknown step $what"; exit 2 ;;
   esac
