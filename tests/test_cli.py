@@ -3,6 +3,7 @@ found before any model loads and reported in one line with exit status 2."""
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -116,3 +117,28 @@ def test_say_writes_the_line(tmp_path: Path) -> None:
     result = ishowtts("say", "你好 hello", "--out", str(out), "-c", str(config))
     assert result.returncode == 0, result.stderr
     assert sf.info(str(out)).frames > 0
+
+
+def test_offline_a_checkpoint_missing_from_the_hub_cache_is_a_config_error(tmp_path: Path) -> None:
+    """Found by check-config; run and say stop there too, one line each, before any model."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "engine:\n  type: f5\n  device: cpu\n  checkpoint: hf://nobody/nothing/model.safetensors\n"
+        "  vocoder: hf://nobody/vocoder\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    for command in (["check-config"], ["run"], ["say", "hello", "--out", str(tmp_path / "a.wav")]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ishowtts", *command, "-c", str(config)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert result.returncode == 2, (command, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert [line.split(":")[1].strip() for line in lines] == [
+            "engine.checkpoint",
+            "engine.vocoder",
+        ], lines
+        assert "HF_HUB_OFFLINE is set and the file is not in the hub cache" in lines[0]
+        assert lines[0].endswith("(config.yaml:4)") and lines[1].endswith("(config.yaml:5)")

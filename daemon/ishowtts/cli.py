@@ -32,9 +32,9 @@ def _load(path: Path | None, voices: bool = True) -> Config:
     try:
         config = load_config(path)
         if voices:
-            from .voices import check_voices
+            from .voices import check_engine_files, check_voices
 
-            if problems := check_voices(config):
+            if problems := check_engine_files(config) + check_voices(config):
                 raise ConfigError(problems)
         return config
     except ConfigError as exc:

@@ -15,6 +15,7 @@ import structlog
 
 from .api import ApiError, ControlApi, resolve_token
 from .app import Daemon
+from .engines import WeightsUnavailable
 from .notify import (
     Notifier,
     feed_watchdog,
@@ -151,6 +152,9 @@ async def serve(daemon: Daemon, notifier: Notifier | None = None) -> int:
     code = 1
     try:
         code = await daemon.run(progress)
+    except WeightsUnavailable as exc:  # its message says what to do: no traceback to wade through
+        log.error("daemon_failed", error=str(exc))
+        code = 1  # not 2: the hub may be reachable again on the next start
     except Exception as exc:  # load failed, device unusable...: logged, then systemd decides
         log.exception("daemon_failed", error=repr(exc))
         code = 1

@@ -1,8 +1,9 @@
-"""The configured voices as engines take them, and their checks before any model loads.
+"""The configured voices as engines take them, and the checks that need the engine but no model
+(voice clips, model files that cannot be had).
 
 ``check-config`` runs the checks, and so do ``run`` and ``say`` before the model loads: a bad
-clip is a config error (exit 2, one line naming the voice, the file and the config line), not a
-start that fails minutes in and that systemd retries."""
+clip or an unobtainable checkpoint is a config error (exit 2, one line naming the key, the file
+and the config line), not a start that fails minutes in and that systemd retries."""
 
 from __future__ import annotations
 
@@ -35,3 +36,8 @@ def check_voices(config: Config) -> list[str]:
             what = str(exc).removeprefix(f"voice {name!r}: ")
             problems.append(f"voices.{name}: {what} ({config.where(*loc)})")
     return problems
+
+
+def check_engine_files(config: Config) -> list[str]:
+    files = engines.check_files(config.engine.type, config.engine.options)
+    return [f"engine.{k}: {why} ({config.where('engine', k)})" for k, why in files.items()]

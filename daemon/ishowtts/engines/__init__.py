@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from .. import registry
-from .base import Engine, EngineBroken, EngineError, Voice
+from .base import Engine, EngineBroken, EngineError, Voice, WeightsUnavailable
 
 __all__ = [
     "Engine",
     "EngineBroken",
     "EngineError",
     "Voice",
+    "WeightsUnavailable",
     "available",
     "build",
+    "check_files",
     "check_voice",
     "engine_class",
 ]
@@ -39,6 +41,12 @@ def build(kind: str, options: Any = None) -> Engine:
         options = cls.Options()
     engine: Engine = cls(options)
     return engine
+
+
+def check_files(kind: str, options: Any) -> dict[str, str]:
+    """Model files the engine cannot get, by option name, where it checks (``cls.check_files``)."""
+    check = getattr(engine_class(kind), "check_files", None)
+    return dict(check(options)) if check is not None else {}
 
 
 def check_voice(kind: str, options: Any, voice: Voice) -> None:

@@ -172,9 +172,7 @@ class F5Engine:
             loader.randomise(cfm)
             progress("f5: random weights (benchmark only)")
         else:
-            source = o.checkpoint or (
-                loader.DEFAULT_STUDENT_CHECKPOINT if self.student else loader.DEFAULT_CHECKPOINT
-            )
+            source = self._checkpoint(o)
             path = loader.resolve(source, None, "F5 checkpoint", "checkpoint", o.hub_cache)
             progress(f"f5: loading checkpoint {path}")
             scale = loader.load_weights(cfm, path, o.use_ema, self.student)
@@ -198,6 +196,32 @@ class F5Engine:
     @staticmethod
     def _limits(o: F5Options) -> ClipLimits:
         return ClipLimits(o.min_ref_seconds, o.max_ref_seconds, target_rms=o.target_rms)
+
+    @staticmethod
+    def _checkpoint(o: F5Options) -> str:
+        student = loader.is_student(o.model)
+        return o.checkpoint or (
+            loader.DEFAULT_STUDENT_CHECKPOINT if student else loader.DEFAULT_CHECKPOINT
+        )
+
+    @classmethod
+    def check_files(cls, options: F5Options) -> dict[str, str]:
+        """Model files that cannot be had: {option: why}. Local paths are checked by the
+        options themselves; hub files only offline (online they are downloaded at start),
+        where a file missing from the cache is a configuration problem, not a passing one."""
+        if options.random_weights or not loader.offline():
+            return {}
+        out = {}
+        wanted = [("checkpoint", cls._checkpoint(options), None)]
+        if options.vocoder.startswith(loader.HUB_PREFIX):
+            wanted += [("vocoder", options.vocoder, "config.yaml")]
+        for option, source, filename in wanted:
+            if source.startswith(loader.HUB_PREFIX):
+                try:
+                    loader.resolve(source, filename, option, option, options.hub_cache)
+                except loader.ModelFileMissing as exc:
+                    out[option] = str(exc)
+        return out
 
     @classmethod
     def check_voice(cls, voice: Voice, options: F5Options) -> None:

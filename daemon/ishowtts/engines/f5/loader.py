@@ -58,7 +58,7 @@ class ModelFileMissing(WeightsUnavailable, FileNotFoundError):
     """A model or vocoder file is neither local nor downloadable; the message says what to do."""
 
 
-def _offline() -> bool:
+def offline() -> bool:
     from huggingface_hub import constants
 
     env = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
@@ -109,7 +109,7 @@ def _hub_file(repo: str, file: str, what: str, option: str, cache_dir: str | Non
         )
     except Exception:  # not cached (or a broken cache entry): try the network
         pass
-    if _offline():
+    if offline():
         raise missing("HF_HUB_OFFLINE is set and the file is not in the hub cache")
     unreachable = probe(constants.ENDPOINT)
     if unreachable is not None:
