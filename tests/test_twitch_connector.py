@@ -11,6 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from ishowtts.connectors import ConnectorContext, ConnectorState
+from ishowtts.connectors.base import MAX_FIELD_CHARS, MAX_TEXT_CHARS
 from ishowtts.events import ChatEvent, Kind, Retraction
 from ishowtts_plugins.twitch import TwitchConnector, TwitchOptions
 from tests.servers import twitch_samples as t
@@ -181,3 +182,20 @@ async def test_repeated_reconnect_requests_back_off() -> None:
     delays = [e["seconds"] for e in logs if e["event"] == "twitch_reconnect_in"][:4]
     assert delays[0] == 0.0  # the first request: at once
     assert 0.01 <= delays[1] <= 0.02 and 0.04 <= delays[3] <= 0.08  # then growing
+
+
+async def test_huge_text_and_names_are_cut_where_they_come_in(server: TwitchServer) -> None:
+    """A server may send a 100,000-character message or display name: it is cut to a bound at
+    the connector, before it reaches the log, the normaliser or the queue, and counted."""
+    conn = connector(server.url)
+    long_name = "n" * 10_000
+    async with running(conn) as r:
+        await server.wait_joined()
+        line = t.privmsg("長" * 100_000, msg_id="big").replace(
+            "display-name=", f"display-name={long_name}", 1
+        )
+        await server.send(line)
+        await until(lambda: len(r.items) == 1)
+    event = r.items[0]
+    assert len(event.text) == MAX_TEXT_CHARS and len(event.user.name) == MAX_FIELD_CHARS
+    assert conn.counters["truncated"] == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,10 +21,16 @@ from typing import Any, Protocol, runtime_checkable
 import structlog
 
 from .. import registry
-from ..events import ConnectorItem
+from ..events import ChatEvent, ConnectorItem
 from .counters import BoundedCounter
 
 GROUP = registry.CONNECTORS
+
+# What a connector passes on, in characters: every platform's own limits are far lower (a
+# danmaku 40, a super chat 100, Twitch 500), so only a hostile or broken source is cut, before
+# its text reaches the log, the normaliser or the queue.
+MAX_TEXT_CHARS = 4096
+MAX_FIELD_CHARS = 256  # names, ids, gift names
 
 
 class ConnectorState(str, Enum):
@@ -85,6 +92,11 @@ class BaseConnector:
 
     async def emit(self, item: ConnectorItem) -> None:
         self.counters["emitted"] += 1
+        if isinstance(item, ChatEvent):
+            bounded = _bounded(item)
+            if bounded is not item:
+                self.counters["truncated"] += 1
+                item = bounded
         self._queue.put_nowait(item)
         await asyncio.sleep(0)  # let the consumer run between bursts
 
@@ -125,3 +137,21 @@ class BaseConnector:
             if item is _DONE:
                 return
             yield item
+
+
+def _bounded(event: ChatEvent) -> ChatEvent:
+    """``event`` itself when every text field is within its bound, else a cut copy."""
+    user = event.user
+    fields = {"text": MAX_TEXT_CHARS, "gift_name": MAX_FIELD_CHARS, "raw_id": MAX_FIELD_CHARS,
+              "reply_to": MAX_FIELD_CHARS}  # fmt: skip
+    long = {k: getattr(event, k)[:n] for k, n in fields.items() if len(getattr(event, k)) > n}
+    long_user = {
+        k: getattr(user, k)[:MAX_FIELD_CHARS]
+        for k in ("id", "name", "medal_name")
+        if len(getattr(user, k)) > MAX_FIELD_CHARS
+    }
+    if not long and not long_user:
+        return event
+    if long_user:
+        long["user"] = dataclasses.replace(user, **long_user)
+    return dataclasses.replace(event, **long)
