@@ -115,6 +115,9 @@ def test_invisible_leftovers(mode: str, text: str, expected: str) -> None:
 def test_keep_mode_keeps_emoji_glue_but_not_bare_joiners() -> None:
     n = Normalizer(NormalizeConfig(emoji="keep"))
     assert n("家\u200d人👨\u200d👩\u200d👧❤️") == "家人👨\u200d👩\u200d👧❤️"
+    family = "🧑🏻\u200d❤️\u200d💋\u200d🧑🏼"  # the longest kind of sequence: kept whole
+    assert n(family + "好") == family + "好"
+    assert n("😂\u200d" * 9) == "😂😂😂"  # no sequence is that long: the joiners go
     assert n("hello \ud83d world") == "hello world"
 
 
@@ -128,14 +131,19 @@ def test_input_is_bounded_before_any_pattern() -> None:
 # Inputs that made the old link pattern backtrack over the whole line from every word boundary
 # (quadratic: 10,000 characters took 4-6 s, 40,000 about a minute). The bound on the input is
 # lifted here so the pattern itself is what is tested.
-ADVERSARIAL = ["a." * 20_000, "a-" * 20_000 + ".", "1." * 20_000, "-a" * 20_000 + ".x"]
+# The emoji tokenizer was quadratic on a long chain of emoji joined by ZWJs (10 s here).
+ADVERSARIAL = ["a." * 20_000, "a-" * 20_000 + ".", "1." * 20_000, "-a" * 20_000 + ".x",
+               "😂\u200d" * 20_000]  # fmt: skip
 
 
-@pytest.mark.parametrize("text", ADVERSARIAL, ids=["dots", "dashes", "digits", "lead-dash"])
-def test_link_pattern_is_linear_on_adversarial_input(text: str) -> None:
+@pytest.mark.parametrize("mode", ["drop", "keep"])
+@pytest.mark.parametrize(
+    "text", ADVERSARIAL, ids=["dots", "dashes", "digits", "lead-dash", "emoji-zwj-chain"]
+)
+def test_link_pattern_is_linear_on_adversarial_input(text: str, mode: str) -> None:
     import time
 
-    n = Normalizer(NormalizeConfig(max_input_chars=1_000_000))
+    n = Normalizer(NormalizeConfig(max_input_chars=1_000_000, emoji=mode))
     started = time.process_time()
     out = n(text)
     # A guard, not a benchmark: linear work is a few milliseconds; the old pattern took minutes.

@@ -21,6 +21,10 @@ _EMOJI_GLUE = frozenset({"\u200d", "\ufe0e", "\ufe0f", "\u20e3"}) | frozenset(
 )
 _GLUE_RE = re.compile("[\u200d\ufe0e\ufe0f\U000e0020-\U000e007f]")
 _SKIN_TONES = re.compile("[\U0001f3fb-\U0001f3ff]")
+# Eight or more parts joined by ZWJs: longer than any emoji sequence (a family has four), and
+# the emoji tokenizer's time grows with the square of such a chain (40,000 characters of
+# "😂\u200d" took 10 s). Linear: a part is 1-3 characters and cannot hold a ZWJ itself.
+_ZWJ_CHAIN = re.compile("(?:[^\u200d]{1,3}\u200d){8,}")
 
 # URL characters are ASCII only, so a link glued to Chinese text ends where the text begins.
 _URL_CHARS = r"[A-Za-z0-9\-._~:/?#@!$&'*+,;=%]"
@@ -122,6 +126,8 @@ class Normalizer:
         if cfg.stickers != "keep" and "[" in text:
             text = _STICKER_RE.sub(self._sticker, text)
         if not text.isascii():
+            if "\u200d" in text:
+                text = _ZWJ_CHAIN.sub(lambda m: m.group(0).replace("\u200d", ""), text)
             if cfg.emoji == "keep":
                 if _GLUE_RE.search(text):
                     text = _strip_bare_glue(text)
