@@ -234,3 +234,27 @@ def test_loop_with_no_valid_line_stops_instead_of_spinning(
     assert failed and failed[0]["log_level"] == "error" and "no valid line" in failed[0]["error"]
     # One warning per bad line of the one pass, not a pass per millisecond.
     assert sum(e["event"] == "replay_line_skipped" for e in logs) == bad
+
+
+async def test_a_long_run_of_bad_lines_lets_the_loop_run(tmp_path: Path) -> None:
+    """Bad lines emit nothing, so a pass over 50,000 of them never awaited: signals, the
+    watchdog and the API waited for the whole file. The pass now yields as it reads."""
+    import asyncio
+
+    (tmp_path / "chat.jsonl").write_text("garbage\n" * 50_000, encoding="utf-8")
+    connector = ReplayConnector(
+        "r", ReplayOptions(path="chat.jsonl"), ConnectorContext(base_dir=tmp_path)
+    )
+    seen: list[int] = []
+
+    async def tick() -> None:
+        while True:
+            seen.append(connector.counters["lines"])
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(tick())
+    await connector.start()
+    assert [item async for item in connector] == []
+    ticker.cancel()
+    assert connector.counters["lines"] == 50_000
+    assert any(0 < n < 50_000 for n in seen)  # the loop ran while the file was being read

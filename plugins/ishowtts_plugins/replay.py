@@ -53,6 +53,7 @@ MAX_COUNT = 1_000_000  # gift counts, raid sizes
 MAX_LEVEL = 10_000  # guard and medal levels
 # A loop shorter than this (in log time) is padded to it: a one-line log at t=0 must not flood.
 MIN_PASS_S = 1.0
+YIELD_EVERY = 256  # lines read between turns of the event loop
 
 
 def _show(value: Any) -> str:
@@ -231,6 +232,8 @@ class ReplayConnector(BaseConnector):
         emitted = 0
         for number, line in self._lines():
             self.counters["lines"] += 1
+            if number % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # bad lines emit nothing: a long run must not hold the loop
             try:
                 if isinstance(line, ReplayError):
                     raise line
