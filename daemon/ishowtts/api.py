@@ -486,5 +486,7 @@ class ControlApi:
 
     def _configured(self, config: Any, token: str | None) -> None:
         """A reload was applied: from now on only its token is accepted (the old one not)."""
-        self._token = token.encode() if token else None
-        log.info("api_token", auth="bearer" if self._token else "none (loopback)")
+        new = token.encode() if token else None
+        if new != self._token:
+            self._token = new
+            log.info("api_token_changed", auth="bearer" if new else "none (loopback)")
