@@ -113,7 +113,11 @@ def cmd_say(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     engine = engines.build(config.engine.type, config.engine.options)
     progress = lambda line: print(line, file=sys.stderr)  # noqa: E731
-    engine.load(voices_from(config), progress)
+    try:
+        engine.load(voices_from(config), progress)
+    except engines.WeightsUnavailable as exc:  # the message says what to do; no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     started = time.monotonic()
     audio = np.concatenate([np.zeros(0, np.float32), *engine.synthesize(text, voice)])
     took = time.monotonic() - started
