@@ -142,3 +142,28 @@ def test_offline_a_checkpoint_missing_from_the_hub_cache_is_a_config_error(tmp_p
         ], lines
         assert "HF_HUB_OFFLINE is set and the file is not in the hub cache" in lines[0]
         assert lines[0].endswith("(config.yaml:4)") and lines[1].endswith("(config.yaml:5)")
+
+
+def test_an_unreachable_hub_at_load_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """Online but the hub does not answer: exit 1 (a later start may reach it), one line."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "engine:\n  type: f5\n  device: cpu\n  checkpoint: hf://nobody/nothing/model.safetensors\n"
+        "log: {format: json}\n"
+    )
+    env = {
+        **os.environ,
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_ENDPOINT": "http://127.0.0.1:9",  # the discard port: nothing listens
+    }
+    env.pop("HF_HUB_OFFLINE", None)
+    for command in (["say", "hello", "--out", str(tmp_path / "a.wav")], ["run"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ishowtts", *command, "-c", str(config)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert result.returncode == 1, (command, result.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
+        assert "cannot get 'model.safetensors' from the hub repo 'nobody/nothing'" in result.stderr
