@@ -48,6 +48,7 @@ class DurationPredictor(nn.Module):
         dec = nn.TransformerDecoderLayer(hidden, heads, hidden * 2, batch_first=True)
         self.decoder = nn.TransformerDecoder(dec, cross_layers)
         self.predictor = nn.Linear(hidden, classes)
+        self.pe: Tensor
         self.register_buffer("pe", sinusoids(max_len, hidden), persistent=False)
 
     def forward(self, text_ids: Tensor, mel: Tensor) -> Tensor:

@@ -30,7 +30,9 @@ def random_student(arch: Mapping[str, Any] | None = None, seed: int = 0,
 def save_student(cfm: torch.nn.Module, path: Path, scale: float,
                  with_teacher: bool = False) -> Path:  # fmt: skip
     """Write ``cfm``'s DiT as a DMOSpeech2 checkpoint (a ``.pt``)."""
-    dit = cfm.transformer.state_dict()
+    transformer = cfm.transformer
+    assert isinstance(transformer, torch.nn.Module)
+    dit = transformer.state_dict()
     state = {f"feedforward_model.{k}": v.clone() for k, v in dit.items()}
     if with_teacher:  # what teacher-guided sampling would read; unused by our engine
         state.update({f"guidance_model.real_unet.{k}": v.clone() for k, v in dit.items()})
