@@ -18,6 +18,7 @@ from ishowtts.connectors import ConnectorContext, ConnectorState
 from ishowtts.events import ChatEvent, Kind, Retraction
 from ishowtts_plugins.bilibili import BilibiliConnector, BilibiliOptions
 from ishowtts_plugins.bilibili import api as api_module
+from ishowtts_plugins.bilibili import client as client_module
 from ishowtts_plugins.bilibili import protocol as p
 from tests.servers import bilibili_samples as s
 from tests.servers.bilibili import BiliServer, notice_frame, pack
@@ -321,7 +322,7 @@ async def test_mirror_read_when_asked(server: BiliServer) -> None:
 async def test_nested_decompression_bomb_costs_one_frame(server: BiliServer) -> None:
     """A small frame whose nested compressed packets inflate past the frame's allowance: that
     frame is dropped and counted; the session (and chat after it) goes on. The cost of a frame
-    is bounded, so dropping the connection would only lose chat and invite a reconnect storm."""
+    is bounded, so dropping the connection for one would only lose chat."""
     quarter = pack(brotli.compress(pack(b"\x00" * (p.MAX_INFLATED // 4 + 1), 3, 1)), 5, 3)
     bomb = pack(brotli.compress(quarter * 4), 5, 3)
     conn = connector(server.url)
@@ -376,3 +377,20 @@ async def test_absurd_numbers_and_deep_nesting_cost_one_command(server: BiliServ
         await until(lambda: len(r.items) == 1, what="the danmaku after the bad commands")
     assert events(r.items)[0].text == "after them"
     assert conn.counters["malformed"] == 5 and conn.counters["reconnects"] == 0
+
+
+async def test_a_server_sending_bombs_again_and_again_is_dropped(server: BiliServer) -> None:
+    """Each bomb costs up to the frame's allowance of inflating: a server sending them in a row
+    loses its session (and waits out the backoff) instead of keeping the loop busy."""
+    quarter = pack(brotli.compress(pack(b"\x00" * (p.MAX_INFLATED // 4 + 1), 3, 1)), 5, 3)
+    bomb = pack(brotli.compress(quarter * 4), 5, 3)
+    conn = connector(server.url)
+    with capture_logs() as logs:
+        async with running(conn):
+            await server.wait_authed()
+            for _ in range(client_module.MAX_OVERSIZED):
+                await server.send_frame(bomb)
+            await until(lambda: conn.counters["reconnects"] == 1, what="the session ended")
+    assert conn.counters["oversized"] == client_module.MAX_OVERSIZED
+    ended = [e for e in logs if e["event"] == "bilibili_disconnected"]
+    assert ended and "oversized frames in one session" in ended[0]["error"]

@@ -34,6 +34,8 @@ from . import protocol as p
 from .api import BROWSER_HEADERS, Credentials, RiskControl, RoomNotFound, Target, WebApi
 from .commands import CommandMapper, MalformedCommand
 
+MAX_OVERSIZED = 3  # frames past the protocol bounds a session may send before it is ended
+
 
 class SocketOptions(SessionOptions):
     """What every connection to the live danmaku server needs (web and open platform)."""
@@ -101,6 +103,7 @@ class LiveSocketConnector(SessionConnector):
         self.mapper: Mapper = CommandMapper("", memory=options.dedupe_memory)
         self.popularity = 0
         self._ws: aiohttp.ClientWebSocketResponse | None = None  # so a side task can end it
+        self._oversized = 0  # frames past the protocol's bounds in this session
 
     def client(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(headers=BROWSER_HEADERS)
@@ -136,6 +139,7 @@ class LiveSocketConnector(SessionConnector):
 
     async def session(self, http: aiohttp.ClientSession) -> None:
         o = self.options
+        self._oversized = 0
         target = await self._target(http)  # a fresh token and server list for every attempt
         ws = await asyncio.wait_for(self._connect(http, target), o.connect_timeout_s)
         loop = asyncio.get_running_loop()
@@ -181,12 +185,18 @@ class LiveSocketConnector(SessionConnector):
         try:
             packets = p.decode(msg.data)
         except p.ProtocolError as exc:
-            # The frame's cost is bounded (protocol.py), so even a bomb keeps the session:
-            # reconnecting would lose chat and let a hostile server drive a reconnect storm.
+            # A frame's cost is bounded (protocol.py), so one bomb keeps the session: reconnecting
+            # would lose chat. A server that keeps sending them is hostile or broken: its session
+            # ends and the backoff applies, so it cannot keep the loop busy inflating.
             packets = exc.packets
+            self.malformed(exc.reason)
             if exc.oversized:
                 self.counters["oversized"] += 1
-            self.malformed(exc.reason)
+                self._oversized += 1
+                if self._oversized >= MAX_OVERSIZED:
+                    raise SessionEnded(
+                        f"{self._oversized} oversized frames in one session"
+                    ) from None
         ok = False
         for packet in packets:
             ok = await self._packet(packet, authed) or ok
