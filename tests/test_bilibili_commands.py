@@ -193,3 +193,15 @@ def test_anonymous_senders_are_told_apart_by_their_hash() -> None:
         assert isinstance(e, ChatEvent) and e.user.name == ""
         ids.append(e.user.id)
     assert ids == ["hash:aaaa1111", "hash:bbbb2222"]
+
+
+def test_combo_after_send_gift_v2_is_a_repeat() -> None:
+    now = [0.0]
+    m = CommandMapper("1", clock=lambda: now[0])
+    first = m.translate(s.send_gift_v2([("小花花", 1, 100, "t9")], uid=5005))
+    assert first.status == "event" and len(first.items) == 1
+    assert m.translate(s.combo_send("", total=10)).status == "duplicate"
+    now[0] = 1000.0  # long after: a combo of its own
+    assert m.translate(s.combo_send("", total=10)).status == "event"
+    other = CommandMapper("1").translate(s.combo_send("", total=10))
+    assert other.status == "event"  # no V2 gift before it: read

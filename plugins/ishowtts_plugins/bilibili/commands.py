@@ -133,6 +133,7 @@ class CommandMapper:
     ) -> None:
         self.room = room
         self.mirror = mirror  # read DANMU_MSG_MIRROR (a danmaku from another room) too
+        self.combo_window_s = 60.0  # a COMBO_SEND this soon after V2 gifts sums them up
         self.masked_names = masked_names  # not logged in: names like "用户***" are not names
         self.guard_window_s = guard_window_s
         self.recent = Recent(memory, clock)
@@ -315,6 +316,9 @@ class CommandMapper:
     def _gift_v2_item(self, user: User, g: dict[int, pb.Value]) -> ChatEvent:
         name, num, price = pb.text(g.get(2)), pb.integer(g.get(3)), pb.integer(g.get(5))
         total, coin, tid = pb.integer(g.get(7)), pb.text(g.get(8)) or "gold", pb.text(g.get(9))
+        # V2 carries no batch combo id: remember the sender and gift, so the COMBO_SEND that
+        # sums these gifts up is recognised as a repeat (SEND_GIFT's batch id does it for v1).
+        self.recent.check_and_add(f"v2gift:{user.id}:{name}")
         return self._gift_event(user, name, num, price, total, coin, tid)
 
     def _gift_event(
@@ -337,6 +341,9 @@ class CommandMapper:
         combo = _str(data.get("batch_combo_id"))
         if combo and self.recent.check_and_add(f"combo:{combo}"):
             return Outcome(Status.DUPLICATE, note=f"combo {combo}")
+        v2 = f"v2gift:{_str(data.get('uid'))}:{_str(data.get('gift_name'))}"
+        if v2 in self.recent and self.recent.check_and_add(v2, self.combo_window_s):
+            return Outcome(Status.DUPLICATE, note=f"combo of SEND_GIFT_V2 {v2}")
         count = max(1, _int(data.get("total_num") or data.get("combo_num"), 1))
         return self._event(
             Kind.GIFT,
