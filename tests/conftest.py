@@ -20,3 +20,10 @@ def pulse() -> Iterator[PulseServer]:
     server = ensure_pulseaudio()  # installed but not working: an error, not a skip
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Each test (and every daemon it starts) saves paid messages in a folder of its own: one
+    test's SIGTERM must not queue its super chats in the next test's daemon."""
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path_factory.mktemp("state")))

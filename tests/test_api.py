@@ -258,7 +258,9 @@ def test_gpu_memory_is_exported_when_torch_uses_cuda(monkeypatch: pytest.MonkeyP
         ),
         scheduler=SimpleNamespace(depth_by_kind=lambda: {"gift": 2}),
         connectors=[],
-        worker=SimpleNamespace(state="synthesizing"),
+        worker=SimpleNamespace(
+            state="synthesizing", engine=None, speaking="primary", failovers=0, fatal=None
+        ),
         player=None,
         ready=ready,
         health=SimpleNamespace(problems=lambda: {}),

@@ -38,9 +38,22 @@ def test_shipped_config_is_valid() -> None:
     """What it does when run is tested end to end in test_e2e_f5."""
     config = load_config(ROOT / "config.yaml")
     assert config.engine.type == "f5"
+    assert config.engine.fallback == "espeak"  # the daemon always has a voice
+    assert config.queue.pending_file == "auto"
     assert [c.type for c in config.connectors] == ["replay"]
     assert config.connectors[0].options.path == "demo"
     assert "default" in config.voices
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [("{type: f5}", "espeak"), ("{type: f5, fallback: none}", None), ("{type: espeak}", None)],
+)
+def test_engine_fallback(tmp_path: Path, section: str, expected: str | None) -> None:
+    """espeak unless turned off; an engine is no fallback for itself; the key never reaches the
+    engine's own options (F5 would reject it as unknown)."""
+    config = load_config(write(tmp_path, f"engine: {section}\n"))
+    assert config.engine.fallback == expected
 
 
 def test_good_config_values_and_defaults(tmp_path: Path) -> None:
@@ -120,7 +133,12 @@ BROKEN = [
         "engine: {type: tone}\nspeech:\n  templates:\n    gift: '{user} {nonsense}'\n",
         "unknown field(s) ['nonsense']",
     ),
-    ("engine:\n  type: espeak\n", "engine.type: unknown engine 'espeak'; installed:"),
+    ("engine:\n  type: nosuch\n", "engine.type: unknown engine 'nosuch'; installed:"),
+    (
+        "engine:\n  type: tone\n  fallback: nosuch\n",
+        "engine.fallback: expected none or an installed engine (espeak, f5, tone), "
+        "got 'nosuch' (config.yaml:3)",
+    ),
     (
         "engine: {type: tone}\nconnectors:\n  - type: myspace\n",
         "connectors[0].type: unknown connector 'myspace'",

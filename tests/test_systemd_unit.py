@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ishowtts import cli, service
-from ishowtts.app import Daemon
+from ishowtts.app import EXIT_RESTART, Daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM = ROOT / "systemd" / "ishowtts.service"
@@ -63,6 +63,9 @@ def test_both_units_notify_watchdog_restart_reload(path: Path) -> None:
         str(cli.EXIT_CONFIG),
         str(cli.EXIT_BROKEN_INSTALL),
     ]
+    # A lost GPU (CUDA fault) exits with EXIT_RESTART: restarted whatever Restart= says.
+    assert one(svc, "RestartForceExitStatus") == str(EXIT_RESTART)
+    assert str(EXIT_RESTART) not in svc.get("SuccessExitStatus", [""])[0].split()
     # systemd must wait for the drain (current utterance, bounded) before it kills.
     grace = Daemon.__init__.__kwdefaults__["shutdown_grace_s"]
     assert seconds(one(svc, "TimeoutStopSec")) > grace + 5

@@ -410,7 +410,10 @@ class ControlApi:
 
     async def healthz(self, request: web.Request) -> web.Response:
         if self.target.stopping.is_set():
-            return web.json_response({"status": "stopping"}, status=503)
+            # A stop may be a restart the daemon asked for (a lost GPU): say why, if it is.
+            problems = self.target.health.problems()
+            body = {"status": "stopping", **({"reasons": problems} if problems else {})}
+            return web.json_response(body, status=503)
         if not self.target.ready.is_set():
             return web.json_response({"status": "starting"}, status=503)
         problems = self.target.health.problems()

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from . import engines, logs, registry
+from . import engines, logs, pending, registry
 from .api import resolve_token
 from .config import Config, ConfigError, load_config
 from .connectors import Connector, ConnectorContext, ConnectorState
@@ -43,6 +43,9 @@ log = structlog.get_logger("ishowtts")
 ENGINE_FAILURES_DEGRADED = 3
 AUDIBLE_TIMEOUT_S = 5.0  # at start-up, for the output to play (its settling gives up at 3 s)
 ENGINE_CLOSE_TIMEOUT_S = 5.0  # at shutdown, for the engine's thread to finish its call and close
+# The device is lost (a CUDA fault poisons the process): exit so that systemd starts a fresh
+# process (EX_TEMPFAIL, "try again"; the units force a restart on it). Paid lines are saved.
+EXIT_RESTART = 75
 
 
 def build_connectors(config: Config) -> list[Connector]:
@@ -87,13 +90,20 @@ class Daemon:
         self.engine_factory = engine_factory or (
             lambda: engines.build(config.engine.type, config.engine.options)
         )
+        fallback = config.engine.fallback
         self.worker = SynthWorker(
             self.engine_factory,
             voices_from(config),
             self.scheduler,
             self.ledger,
             config.player.lookahead_s,
+            fallback_factory=(lambda: engines.build(fallback)) if fallback else None,
+            passthrough=(StartupCancelled,),
+            primary_name=config.engine.type,
+            fallback_name=fallback or "none",
         )
+        self.worker.on_fatal = self._device_lost
+        self.pending_file = pending.resolve(config.queue.pending_file, config.base_dir)
         self.player: Player | None = None
         self.ttfa: deque[float] = deque(maxlen=1024)  # seconds, arrival → first sample out
         self.ready = asyncio.Event()
@@ -128,7 +138,17 @@ class Daemon:
     def _on_queue_terminal(self, utt: Utterance, state: Terminal, fields: dict[str, Any]) -> None:
         if fields.get("rule") == "paid_overflow":
             self.paid_lost.record(utt, self.scheduler.paid)
+        if fields.get("rule") == "shutdown" and utt.event.is_paid and self.pending_file:
+            return  # stays open: shutdown saves it for the next start
         self.ledger.close(utt.id, state, **fields)
+
+    def _device_lost(self, reason: str) -> None:
+        """The synth worker lost the device for good: restart the process (systemd does)."""
+        if self.exit_code == EXIT_RESTART:
+            return
+        log.error("restarting", reason=reason, exit_code=EXIT_RESTART)
+        self.exit_code = EXIT_RESTART
+        self.request_stop()
 
     def _queue_problem(self) -> str | None:
         s = self.scheduler
@@ -212,8 +232,13 @@ class Daemon:
                 )
 
     def _engine_problem(self) -> str | None:
-        if self.worker.state == "broken":
+        w = self.worker
+        if w.fatal is not None:
+            return f"{w.fatal}; restarting"
+        if w.state == "broken":
             return "engine broken: its rebuild failed"
+        if w.speaking == "fallback":
+            return f"{w.fallback_name} speaks instead of {w.primary_name}: {w.primary_error}"
         return None
 
     def _player_problem(self) -> str | None:
@@ -351,6 +376,7 @@ class Daemon:
         if any(k.startswith("log.") for k in changed):
             logs.configure(new.log.level, new.log.format)
         await self._swap_connectors(added)
+        self.worker.retry_primary()  # on the fallback: try the primary engine again now
         log.info("reloaded", changed=changed, voices=sorted(new.voices), path=str(new.path))
         return ReloadResult(True, changed)
 
@@ -415,6 +441,12 @@ class Daemon:
             "engine": {
                 "state": self.worker.state,
                 **(dict(engine.describe()) if engine is not None else {}),
+                "speaking": self.worker.speaking,  # primary | fallback | none
+                "primary": self.config.engine.type,
+                "fallback": self.config.engine.fallback,
+                "primary_error": self.worker.primary_error,
+                "failovers": self.worker.failovers,
+                "fatal": self.worker.fatal,
             },
             "player": {
                 "state": self.player.state if self.player else "stopped",
@@ -460,6 +492,7 @@ class Daemon:
             log.warning("output_not_playing_yet", waited_s=AUDIBLE_TIMEOUT_S)
         self.worker.sink = self.player
         self.worker.start()
+        self._restore_pending()
         for connector in self.connectors:
             await self._start_connector(connector)
         self.ready.set()
@@ -470,6 +503,8 @@ class Daemon:
         log.info(
             "ready",
             engine=self.config.engine.type,
+            speaking=self.worker.speaking,
+            speaking_engine=engine.name if engine is not None else None,
             # Keys named below come from the daemon (the F5 engine's describe() has "voices").
             **{
                 k: v
@@ -482,6 +517,32 @@ class Daemon:
             startup_s=round(time.monotonic() - self.started_at, 2),
             engine_load_s=round(took, 2),
         )
+
+    def _restore_pending(self) -> None:
+        """Queue again the paid messages the last run saved, with their original ids."""
+        if self.pending_file is None:
+            return
+        events = pending.load(self.pending_file)
+        if events:
+            log.info("restoring", count=len(events), path=str(self.pending_file))
+        for event in events:
+            log.info("restored", id=event.id, kind=event.kind.value, user=event.user.name)
+            self.handle(event)
+
+    def _save_pending(self) -> None:
+        """At the end of shutdown: the paid messages not heard go to the pending file."""
+        if self.pending_file is None:
+            return
+        keep = [e for e in self.ledger.open.values() if e.is_paid]
+        try:
+            n = pending.save(self.pending_file, keep)
+        except OSError as exc:
+            log.error("pending_save_failed", path=str(self.pending_file), error=str(exc))
+            return
+        for event in keep[:n]:
+            self.ledger.close(event.id, Terminal.REMOVED, rule="saved", path=str(self.pending_file))
+        if n:
+            log.warning("pending_saved", count=n, path=str(self.pending_file))
 
     async def _pump(self, connector: Connector) -> None:
         try:
@@ -585,6 +646,7 @@ class Daemon:
             while time.monotonic() < deadline and heard() is not None:
                 await asyncio.sleep(0.05)
             await player.stop()
+        self._save_pending()
         left = self.ledger.close_all(Terminal.REMOVED, rule="shutdown")
         # Bounded: an engine hung in a call (a wedged GPU) is abandoned, not waited for.
         await asyncio.get_running_loop().run_in_executor(

@@ -43,6 +43,8 @@ class PluginConfig(BaseModel):
     name: str = ""
     enabled: bool = True
     options: Any = None  # the plug-in's validated Options (or the raw mapping)
+    # engine only: the engine that speaks when this one cannot (espeak), or None
+    fallback: str | None = None
     raw: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -139,6 +141,10 @@ class QueueConfig(Section):
     # Paid lines (super chats, gifts and guards with an amount) have their own room and are
     # never evicted; past it a newcomer is lost loudly (error line, /status, metrics).
     max_paid: int = Field(1000, ge=1, le=100_000)
+    # Paid messages still waiting at a stop or restart are saved here and read after the next
+    # start. auto: $STATE_DIRECTORY (systemd's StateDirectory), else $XDG_STATE_HOME/ishowtts,
+    # else ~/.local/state/ishowtts; a path (relative to the config file); null: not saved.
+    pending_file: str | None = "auto"
     priority: dict[Kind, int] = {}  # merged over DEFAULT_PRIORITY
     ttl_s: dict[Kind, PositiveFloat] = {}  # merged over DEFAULT_TTL
 
@@ -342,6 +348,26 @@ def _plugin(
     return entry_config, cls
 
 
+DEFAULT_FALLBACK = "espeak"
+
+
+def _fallback(raw_engine: dict[str, Any], source: SourceMap) -> str | None:
+    """Pop and check ``engine.fallback``: an installed engine's name, or none."""
+    value = raw_engine.pop("fallback", DEFAULT_FALLBACK)
+    if value is None or value == "none":
+        return None
+    loc = ("engine", "fallback")
+    names = registry.names(registry.ENGINES)
+    if not isinstance(value, str) or value not in names:
+        raise ConfigError(
+            [
+                f"{format_loc(loc)}: expected none or an installed engine "
+                f"({', '.join(sorted(names))}), got {value!r} ({source.where(loc)})"
+            ]
+        )
+    return value
+
+
 def parse_config(data: Mapping[str, Any], source: SourceMap, path: Path) -> Config:
     problems: list[str] = []
     data = dict(data)
@@ -358,9 +384,16 @@ def parse_config(data: Mapping[str, Any], source: SourceMap, path: Path) -> Conf
         except ConfigError as exc:
             problems += exc.problems
     engine = engine_cls = None
+    fallback: str | None = None
     try:
         raw_engine = data.pop("engine", {"type": "f5"})
+        if isinstance(raw_engine, Mapping):
+            raw_engine = dict(raw_engine)
+            fallback = _fallback(raw_engine, source)
         engine, engine_cls = _plugin(registry.ENGINES, raw_engine, source, ("engine",), path.parent)
+        if fallback == engine.type:
+            fallback = None  # an engine is no fallback for itself
+        engine = engine.model_copy(update={"fallback": fallback})
     except ConfigError as exc:
         problems += exc.problems
     if "voices" in data:

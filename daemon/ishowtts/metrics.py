@@ -143,6 +143,27 @@ class _DaemonCollector(Collector):
         for s in (*states, *([current] if current not in states else [])):
             g.add_metric([s], 1.0 if s == current else 0.0)
         yield g
+        w = d.worker
+        speaking = GaugeMetricFamily(
+            "ishowtts_engine_speaking",
+            "1 for the engine that speaks now: the primary (f5) or the fallback (espeak)",
+            labels=["role", "engine"],
+        )
+        engine = getattr(w.engine, "name", "") if w.engine is not None else ""
+        for role in ("primary", "fallback"):
+            on = w.speaking == role
+            speaking.add_metric([role, engine if on else ""], 1.0 if on else 0.0)
+        yield speaking
+        failovers = CounterMetricFamily(
+            "ishowtts_engine_failovers", "Times the fallback engine took over from the primary"
+        )
+        failovers.add_metric([], int(w.failovers))
+        yield failovers
+        lost = GaugeMetricFamily(
+            "ishowtts_engine_device_lost", "1 once the device failed for good (a restart follows)"
+        )
+        lost.add_metric([], 1.0 if w.fatal else 0.0)
+        yield lost
 
     @staticmethod
     def _player(d: DaemonLike) -> Iterator[Metric]:

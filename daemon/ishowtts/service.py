@@ -50,8 +50,8 @@ class StallGuard:
         current = self.worker.current
         if current is not self._current:
             self._current, self._since = current, now
-        if self.worker.state == "broken":
-            return False
+        if self.worker.state == "broken" or getattr(self.worker, "fatal", None):
+            return False  # the device is lost: if the restart hangs, systemd kills us
         stalled = current is not None and now - self._since > self.limit
         if stalled:
             log.error("synth_stalled", id=current.id, seconds=round(now - self._since, 1))

@@ -164,16 +164,20 @@ class F5Engine:
             os.environ.setdefault(
                 "TORCHINDUCTOR_CACHE_DIR", str(Path(o.compile_cache).expanduser())
             )
+        # The checkpoint first: when it cannot be had, say so (and let the fallback speak)
+        # before spending seconds building the model.
+        path = None
+        if not o.random_weights:
+            source = self._checkpoint(o)
+            path = loader.resolve(source, None, "F5 checkpoint", "checkpoint", o.hub_cache)
         self._vocab = upstream.load_vocab(str(upstream.vocab_path(o.vocab)))
         with torch.device(self.device):  # initialise on the GPU: seconds faster than the CPU
             cfm = loader.build_cfm(o.model, o.arch, self._vocab)
         scale = 1.0
-        if o.random_weights:
+        if path is None:
             loader.randomise(cfm)
             progress("f5: random weights (benchmark only)")
         else:
-            source = self._checkpoint(o)
-            path = loader.resolve(source, None, "F5 checkpoint", "checkpoint", o.hub_cache)
             progress(f"f5: loading checkpoint {path}")
             scale = loader.load_weights(cfm, path, o.use_ema, self.student)
         _, _, MelSpec = upstream.classes()
