@@ -47,11 +47,16 @@ def test_shipped_config_is_valid() -> None:
 
 @pytest.mark.parametrize(
     ("section", "expected"),
-    [("{type: f5}", "espeak"), ("{type: f5, fallback: none}", None), ("{type: espeak}", None)],
+    [
+        ("{type: f5, fallback: espeak}", "espeak"),
+        ("{type: f5, fallback: none}", None),
+        ("{type: f5}", None),
+        ("{type: espeak, fallback: espeak}", None),
+    ],
 )
 def test_engine_fallback(tmp_path: Path, section: str, expected: str | None) -> None:
-    """espeak unless turned off; an engine is no fallback for itself; the key never reaches the
-    engine's own options (F5 would reject it as unknown)."""
+    """None unless named (the shipped config names espeak); an engine is no fallback for itself;
+    the key never reaches the engine's own options (F5 would reject it as unknown)."""
     config = load_config(write(tmp_path, f"engine: {section}\n"))
     assert config.engine.fallback == expected
 

@@ -92,3 +92,21 @@ def test_shipped_config_offline_reads_the_demo_with_the_fallback(pulse, tmp_path
     spectrum = np.abs(np.fft.rfft(heard[loud][: 10 * SR]))
     assert (spectrum > 0.1 * spectrum.max()).sum() > 200  # speech, not a tone
     print(f"fallback demo: {took:.1f} s wall, {expected_s:.1f} s of speech, {len(spoken)} spoken")
+
+
+def test_check_config_offline_warns_that_the_fallback_will_speak(tmp_path: Path) -> None:
+    """Missing F5 files are a config error without a fallback (tests/test_cli.py); with the
+    shipped config's `fallback: espeak` they are a warning: the daemon will speak anyway."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "empty-hf"))
+    result = subprocess.run(
+        [sys.executable, "-m", "ishowtts", "check-config", "-c", str(ROOT / "config.yaml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    warnings = [x for x in result.stdout.splitlines() if x.strip().startswith("warning:")]
+    assert [w.split(":")[1].strip() for w in warnings] == ["engine.checkpoint", "engine.vocoder"]
+    assert "fallback: espeak (it will speak" in result.stdout

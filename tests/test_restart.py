@@ -28,7 +28,7 @@ pytestmark = pytest.mark.audio
 
 TERMINAL = {"spoken", "dropped", "expired", "evicted", "removed", "failed"}
 CONFIG = """\
-engine: {{type: tone, seconds_per_char: 0.02}}
+engine: {{type: tone, seconds_per_char: 0.02, fallback: espeak}}
 connectors: [{{type: replay, path: {replay}}}]
 player: {{device: pulse, lookahead_s: 0.3}}
 queue: {{pending_file: {pending}}}

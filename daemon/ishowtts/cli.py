@@ -25,16 +25,21 @@ def default_config_path() -> Path:
     return next((p for p in DEFAULT_PATHS if p.is_file()), DEFAULT_PATHS[0])
 
 
-def _load(path: Path | None, voices: bool = True) -> Config:
+def _load(path: Path | None, voices: bool = True, fallback: bool = False) -> Config:
     """The config, its voices checked too (clips read as the engine will, no model): any
-    problem is printed, one line each, and exits 2 — before a model is loaded."""
+    problem is printed, one line each, and exits 2 — before a model is loaded. With
+    ``fallback`` (the daemon) and ``engine.fallback`` set, model files that cannot be had are
+    no error: the fallback engine speaks, and the start-up says so in its log."""
     path = path or default_config_path()
     try:
         config = load_config(path)
         if voices:
             from .voices import check_engine_files, check_voices
 
-            if problems := check_engine_files(config) + check_voices(config):
+            files = check_engine_files(config)
+            if files and fallback and config.engine.fallback:
+                files = []
+            if problems := files + check_voices(config):
                 raise ConfigError(problems)
         return config
     except ConfigError as exc:
@@ -50,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .app import Daemon
     from .service import serve
 
-    config = _load(args.config)
+    config = _load(args.config, fallback=True)
     logs.configure(config.log.level, config.log.format)
 
     async def main() -> int:
@@ -61,10 +66,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    from .voices import check_engine_files
+
+    config = _load(args.config, fallback=True)
     names = ", ".join(f"{c.name} ({c.type})" for c in config.connectors) or "none"
     print(f"{config.path}: OK")
     print(f"  engine: {config.engine.type}; voices: {', '.join(config.voices)}")
+    if config.engine.fallback:
+        missing = check_engine_files(config)  # not an error: the fallback will speak
+        for problem in missing:
+            print(f"  warning: {problem}")
+        speaks = " (it will speak: the engine's files are missing)" if missing else ""
+        print(f"  fallback: {config.engine.fallback}{speaks}")
     print(f"  connectors: {names}")
     device = config.player.device
     print(f"  output device: {device if device is not None else 'default'}")

@@ -348,7 +348,9 @@ def _plugin(
     return entry_config, cls
 
 
-DEFAULT_FALLBACK = "espeak"
+# Off unless the config names one (the shipped config.yaml does: espeak), so a config written
+# for F5 alone keeps failing loudly when F5 cannot load.
+DEFAULT_FALLBACK = None
 
 
 def _fallback(raw_engine: dict[str, Any], source: SourceMap) -> str | None:
