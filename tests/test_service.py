@@ -266,6 +266,9 @@ def test_sigterm_drains_and_accounts_for_every_queued_event(
     d.event("ready")
     notify.until("WATCHDOG")  # fed from the loop at half of WATCHDOG_USEC
     d.event("speaking")
+    # Ready now waits for the output to play, so speech may start before the replay has
+    # handed over its last line: wait for all 25 (most are still queued at SIGTERM).
+    d.event("received", uid="24")
     assert d.stop(signal.SIGTERM) == 0
     # Nothing starts after shutdown began: audio made ahead but not yet heard is not played.
     events = [ln.get("event") for ln in d.lines]

@@ -96,7 +96,8 @@ def _route_stdlib_logging(
     """Libraries log through the standard logging module (huggingface_hub, aiohttp, torch,
     f5_tts) and warn through ``warnings``: render their records with our processors, so the
     journal holds only our lines (JSON under systemd), each with the library's logger name."""
-    handler = logging.StreamHandler(sys.stderr)
+    # Through the same safe stream as ours: a failing write is counted, not a traceback.
+    handler = logging.StreamHandler(cast(TextIO, _stream or sys.stderr))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
