@@ -175,3 +175,28 @@ async def test_connections_past_the_cap_are_refused_and_the_api_recovers(
         assert status == 200 and body["status"] == "ok"
         _, body, _ = await r.call("GET", "/status")
         assert body["api_connections"]["refused"] == 1
+
+
+async def test_reload_during_start_up_answers_starting(tmp_path: Path, pulse: Any) -> None:
+    """A reload before the daemon is ready would tell systemd READY early: refused with 503."""
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        CONFIG.replace(
+            "engine: {type: tone}", "engine: {type: tone, warmup_steps: 100, warmup_step_s: 0.05}"
+        )
+    )
+    config = load_config(path)
+    daemon = Daemon(config, shutdown_grace_s=2.0)
+    api = ControlApi(daemon, config.api, None)
+    await api.start()
+    task = asyncio.create_task(daemon.run())
+    try:
+        url = f"http://127.0.0.1:{api.port}/reload"
+        async with aiohttp.ClientSession() as session, session.post(url) as resp:
+            assert resp.status == 503
+            assert (await resp.json())["error"] == "starting"
+        assert not daemon.ready.is_set()
+    finally:
+        daemon.request_stop()
+        await asyncio.wait_for(task, 30)
+        await api.stop()
