@@ -25,23 +25,27 @@ from tests.test_api import TOKEN, Running
 pytestmark = pytest.mark.audio
 
 CONFIG = """\
-engine: {type: tone}
+engine: {{type: tone}}
 connectors: []
-player: {device: pulse, lookahead_s: 1.0}
+player: {{device: pulse, lookahead_s: 1.0}}
 api:
   host: 127.0.0.1
   port: 0
   token_env: ISHOWTTS_TEST_TOKEN
-  idle_timeout_s: 0.5
-  body_timeout_s: 0.5
+  idle_timeout_s: {idle}
+  body_timeout_s: {body}
   max_connections: 4
 """
 
 
 @contextlib.asynccontextmanager
-async def running(tmp_path: Path, token: str | None = None) -> AsyncIterator[Running]:
+async def running(
+    tmp_path: Path, token: str | None = None, idle: float = 0.5, body: float = 0.5
+) -> AsyncIterator[Running]:
+    """Short deadlines by default; tests that hold connections open on purpose pass long ones
+    (a loaded machine must not close them before the test looks)."""
     path = tmp_path / "config.yaml"
-    path.write_text(CONFIG)
+    path.write_text(CONFIG.format(idle=idle, body=body))
     config = load_config(path)
     env = {"ISHOWTTS_TEST_TOKEN": token} if token else {}
     daemon = Daemon(config, shutdown_grace_s=2.0)
@@ -112,7 +116,7 @@ async def test_a_non_utf8_authorization_header_is_unauthorized(tmp_path: Path, p
 async def test_a_client_leaving_mid_body_is_logged_without_a_traceback(
     tmp_path: Path, pulse: Any
 ) -> None:
-    async with running(tmp_path) as r:
+    async with running(tmp_path, body=30) as r:
         assert r.api.port is not None
         with capture_logs() as logs:
             _, writer = await asyncio.open_connection("127.0.0.1", r.api.port)
@@ -159,7 +163,7 @@ async def test_idle_and_trickling_connections_are_cut_off(tmp_path: Path, pulse:
 async def test_connections_past_the_cap_are_refused_and_the_api_recovers(
     tmp_path: Path, pulse: Any
 ) -> None:
-    async with running(tmp_path) as r:
+    async with running(tmp_path, idle=30) as r:
         port = r.api.port
         assert port is not None
         held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]
@@ -181,7 +185,7 @@ async def test_reload_during_start_up_answers_starting(tmp_path: Path, pulse: An
     """A reload before the daemon is ready would tell systemd READY early: refused with 503."""
     path = tmp_path / "config.yaml"
     path.write_text(
-        CONFIG.replace(
+        CONFIG.format(idle=10, body=10).replace(
             "engine: {type: tone}", "engine: {type: tone, warmup_steps: 100, warmup_step_s: 0.05}"
         )
     )
