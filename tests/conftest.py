@@ -26,4 +26,6 @@ def pulse() -> Iterator[PulseServer]:
 def _private_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """Each test (and every daemon it starts) saves paid messages in a folder of its own: one
     test's SIGTERM must not queue its super chats in the next test's daemon."""
-    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path_factory.mktemp("state")))
+    # XDG_STATE_HOME, not STATE_DIRECTORY: tests that place the mute list (which follows
+    # STATE_DIRECTORY) next to their config must keep doing so.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))

@@ -404,10 +404,11 @@ async def test_the_state_says_which_engine_speaks(tmp_path: Path, pulse: Any) ->
         status, state = await r.call("GET", "/console/state")
         engine = state["engine"]
         assert status == 200 and engine["engine"] == "tone" and engine["state"] == "ready"
-        assert "voices" not in engine and "speaking" not in engine  # lists left out; no fallback
-        # A worker with a fallback engine says which one speaks and why (its two attributes).
-        setattr(r.daemon.worker, "speaking", "fallback")  # noqa: B010 (absent before the fallback)
-        setattr(r.daemon.worker, "primary_error", "weights missing")  # noqa: B010
+        assert "voices" not in engine  # lists left out
+        assert engine["speaking"] == "primary" and "primary_error" not in engine
+        # When the fallback speaks, the state says so and why (the worker's two attributes).
+        r.daemon.worker.speaking = "fallback"
+        r.daemon.worker.primary_error = "weights missing"
         _, state = await r.call("GET", "/console/state")
         assert state["engine"]["speaking"] == "fallback"
         assert state["engine"]["primary_error"] == "weights missing"

@@ -254,7 +254,7 @@ class Console:
             for k, v in (engine.describe() if engine is not None else {}).items()
             if isinstance(v, str | int | float | bool) or v is None
         }
-        # With a fallback engine the worker says which one speaks and why (absent without one).
+        # Which engine speaks (primary | fallback) and, while the fallback does, why.
         for key in ("speaking", "primary_error"):
             value = getattr(t.worker, key, None)
             if value is not None:

@@ -318,9 +318,12 @@ class SynthWorker:
         # A probe still loading the primary is not waited for (it may hang on the network).
         self._probe.shutdown(wait=False, cancel_futures=True)
         engines = {id(e): e for e in (self.engine, self._fallback, self._primary) if e}
-        for engine in engines.values():
+        # With no engine built yet (a start-up step hung inside the factory or load), a no-op
+        # still finds out whether the thread is free, so a hung thread is never joined.
+        calls: list[Callable[[], Any]] = [e.close for e in engines.values()] or [lambda: None]
+        for call in calls:
             try:
-                self._thread.submit(engine.close).result(timeout)
+                self._thread.submit(call).result(timeout)
             except FutureTimeout:  # not the builtin TimeoutError before Python 3.11
                 self.log.error("engine_abandoned", state=state, waited_s=timeout)
                 self._thread.shutdown(wait=False)
