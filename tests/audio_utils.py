@@ -159,7 +159,8 @@ class Recorder:
 
     def _read(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
-        while chunk := self._proc.stdout.read1(65536):
+        fd = self._proc.stdout.fileno()
+        while chunk := os.read(fd, 65536):
             self._data += chunk
 
     def stop(self) -> np.ndarray:

@@ -30,7 +30,7 @@ import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
 from ishowtts.engines.base import Voice  # noqa: E402
-from ishowtts.engines.f5 import F5Engine  # noqa: E402
+from ishowtts.engines.f5.engine import F5Engine  # noqa: E402
 from ishowtts.engines.f5.fastdit import conv_mish  # noqa: E402
 from ishowtts.engines.f5.sampler import Job  # noqa: E402
 from ishowtts.engines.f5.voices import HOP, SAMPLE_RATE  # noqa: E402
@@ -220,6 +220,7 @@ def breakdown(engine: F5Engine, voice: str, total: int, steps: int, text: str) -
         tokens = engine._tokens(v.ref_text + text)
         out["tokenise_ms"] = (time.perf_counter() - t0) * 1e3
         job = Job(v.mel, tokens, total, seed=0)
+        assert engine.schedules is not None
         _, t = timed(lambda job=job: runner.run([job], steps, o.cfg_strength, o.sway,
                                                  engine.schedules))  # fmt: skip
         out["run_ms"] = t * 1e3
@@ -325,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         "import_s": t_import, "load_s": t_load, "warmup_s": t_warm,
         "cold_start_s": t_load + t_warm, "buckets": len(engine.runners),
         "compile": not a.no_compile, "cuda_graphs": not a.no_graphs, "rows": [],
-        "fused_conv": engine.fast.conv_fn is not conv_mish, "attention": a.attention,
+        "fused_conv": engine.fast is not None and engine.fast.conv_fn is not conv_mish,
+        "attention": a.attention,
     }  # fmt: skip
     v = engine.voices["v"]
     for sec in seconds:

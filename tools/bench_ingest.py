@@ -16,11 +16,12 @@ import os
 import random
 import statistics
 import time
+from typing import Any
 
 import structlog
 
 from ishowtts.config import Config
-from ishowtts.events import ChatEvent, Kind, User
+from ishowtts.events import ChatEvent, Kind, User, Utterance
 from ishowtts.ledger import Ledger, Terminal
 from ishowtts.pipeline import Pipeline
 from ishowtts.scheduler import Scheduler
@@ -87,7 +88,11 @@ def make_events(n: int, seed: int) -> list[tuple[ChatEvent, float]]:
 def one_round(events: list[tuple[ChatEvent, float]]) -> float:
     cfg = Config(filters={"block_keywords": ["广告", "spam"]}, queue={"max_items": 100})
     ledger = Ledger()
-    sched = Scheduler(cfg.queue, lambda u, state, f: ledger.close(u.id, state, **f))
+
+    def close(u: Utterance, state: Terminal, fields: dict[str, Any]) -> None:
+        ledger.close(u.id, state, **fields)
+
+    sched = Scheduler(cfg.queue, close)
     pipe = Pipeline(cfg, ledger, sched)
     start = time.perf_counter()
     for i, (event, now) in enumerate(events):

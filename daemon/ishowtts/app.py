@@ -29,10 +29,10 @@ from .metrics import Metrics
 from .mutes import Mute, MuteList, default_path
 from .paidloss import PaidLoss
 from .pipeline import Pipeline
-from .player import Player
+from .player import Player, PlayerState
 from .reload import ReloadResult, changed_keys, missing_sections, needing_restart, plugin_view
 from .scheduler import Scheduler
-from .synth import SynthStats, SynthWorker
+from .synth import SynthStats, SynthWorker, WorkerState
 from .timeline import Timeline
 from .voices import voices_from
 
@@ -235,14 +235,14 @@ class Daemon:
         w = self.worker
         if w.fatal is not None:
             return f"{w.fatal}; restarting"
-        if w.state == "broken":
+        if w.state == WorkerState.BROKEN:
             return "engine broken: its rebuild failed"
         if w.speaking == "fallback":
             return f"{w.fallback_name} speaks instead of {w.primary_name}: {w.primary_error}"
         return None
 
     def _player_problem(self) -> str | None:
-        if self.player is None or self.player.state != "reopening":
+        if self.player is None or self.player.state != PlayerState.REOPENING:
             return None
         return f"no output stream on {self.config.player.device or 'default'}: reopening"
 

@@ -63,7 +63,8 @@ class SourceMap:
                         )
                     seen.setdefault(key.value, line)
                     self._walk(value, (*loc, key.value))
-                    self.lines[(*loc, key.value)] = line  # the key's line, not its value's
+                    key_loc = (*loc, key.value)  # a name: mypy misreads a starred subscript
+                    self.lines[key_loc] = line  # the key's line, not its value's
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 self._walk(item, (*loc, i))

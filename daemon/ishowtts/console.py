@@ -23,6 +23,7 @@ from pydantic import Field
 from .api import _Body, _body, error, is_loopback
 from .feed import EventFeed, FeedFull, Record, clip
 from .mutes import MuteError
+from .player import PlayerState
 
 log = structlog.get_logger("ishowtts.console")
 
@@ -265,7 +266,7 @@ class Console:
                 "now": self._now_playing(),
                 "player": {
                     "state": str(player.state) if player else "stopped",
-                    "paused": player.state == "paused" if player else False,
+                    "paused": player.state == PlayerState.PAUSED if player else False,
                     "volume": round(player.volume, 3) if player else t.config.player.volume,
                     "queued_audio_s": round(player.queued_seconds, 2) if player else 0.0,
                 },

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from .connectors import ConnectorState
 from .events import Kind
+from .synth import WorkerState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -135,7 +136,7 @@ class _DaemonCollector(Collector):
 
     @staticmethod
     def _engine(d: DaemonLike) -> Iterator[Metric]:
-        states = ("stopped", "loading", "warming", "ready", "synthesizing", "rebuilding", "broken")
+        states = [str(s) for s in WorkerState]
         g = GaugeMetricFamily(
             "ishowtts_engine_state", "1 for the synth worker's current state", labels=["state"]
         )

@@ -146,7 +146,7 @@ class Normalizer:
         # Series stickers carry a prefix: [热词系列_知识增加] is said as 知识增加.
         return m.group(1).rsplit("_", 1)[-1]
 
-    def _emoji(self, chars: str, data: dict[str, object]) -> str:
+    def _emoji(self, chars: str, data: dict[str, str]) -> str:
         if self.cfg.emoji == "drop":
             return " "
         name = self._names.get(chars)
@@ -156,7 +156,7 @@ class Normalizer:
                 self._names[chars] = name
         return name
 
-    def _emoji_name(self, chars: str, data: dict[str, object]) -> str:
+    def _emoji_name(self, chars: str, data: dict[str, str]) -> str:
         # Skin tones are not worth saying: name the base emoji when it has an entry.
         base = _SKIN_TONES.sub("", chars)
         entry = emoji.EMOJI_DATA.get(base) or data

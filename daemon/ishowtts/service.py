@@ -24,6 +24,7 @@ from .notify import (
     stopping_fields,
     watchdog_interval,
 )
+from .synth import WorkerState
 
 log = structlog.get_logger("ishowtts.service")
 
@@ -50,7 +51,7 @@ class StallGuard:
         current = self.worker.current
         if current is not self._current:
             self._current, self._since = current, now
-        if self.worker.state == "broken" or getattr(self.worker, "fatal", None):
+        if self.worker.state == WorkerState.BROKEN or getattr(self.worker, "fatal", None):
             return False  # the device is lost: if the restart hangs, systemd kills us
         stalled = current is not None and now - self._since > self.limit
         if stalled:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Protocol
 
 import numpy as np
@@ -115,6 +116,19 @@ class Backoff:
     max_s: float = 900.0
 
 
+class WorkerState(str, Enum):
+    STOPPED = "stopped"
+    LOADING = "loading"
+    WARMING = "warming"
+    READY = "ready"
+    SYNTHESIZING = "synthesizing"
+    REBUILDING = "rebuilding"  # the engine failed as a whole: a new one is being built
+    BROKEN = "broken"  # its rebuild failed too
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class SynthWorker:
     def __init__(
         self,
@@ -146,7 +160,7 @@ class SynthWorker:
         self.ledger = ledger
         self.lookahead_s = lookahead_s
         self.engine: Engine | None = None  # the one speaking: the primary or the fallback
-        self.state = "stopped"  # loading, warming, ready, synthesizing, rebuilding, broken
+        self.state = WorkerState.STOPPED
         self.speaking = "none"  # primary | fallback | none
         self.primary_error: str | None = None  # why the fallback speaks
         self.fatal: str | None = None  # the device is lost: this process must restart
@@ -185,7 +199,7 @@ class SynthWorker:
         engine = factory()
         try:
             engine.load(self.voices, progress)
-            self.state = "warming" if self.state == "loading" else self.state
+            self.state = WorkerState.WARMING if self.state == WorkerState.LOADING else self.state
             engine.warmup(progress)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -197,7 +211,7 @@ class SynthWorker:
         """Build, load and warm the engine, or the fallback if the engine cannot load; returns
         the seconds it took."""
         started = time.monotonic()
-        self.state = "loading"
+        self.state = WorkerState.LOADING
         try:
             self.engine = await self._in_thread(self._build, self.engine_factory, progress)
             self.speaking = "primary"
@@ -207,7 +221,7 @@ class SynthWorker:
             if self.fallback_factory is None:
                 raise
             await self._failover(exc, progress, at_start=True)
-        self.state = "ready"
+        self.state = WorkerState.READY
         return time.monotonic() - started
 
     async def _failover(
@@ -351,7 +365,7 @@ class SynthWorker:
 
     async def _speak(self, utterance: Utterance) -> None:
         assert self.engine is not None and self.sink is not None
-        self.state = "synthesizing"
+        self.state = WorkerState.SYNTHESIZING
         engine = self.engine
         started = time.monotonic()
         first_chunk_s = 0.0
@@ -372,7 +386,7 @@ class SynthWorker:
         except Exception as exc:  # one utterance fails; the worker goes on
             self.sink.cancel(utterance.id)
             await self._failed(utterance, exc)
-            self.state = "ready" if self.state == "synthesizing" else self.state
+            self.state = WorkerState.READY if self.state == WorkerState.SYNTHESIZING else self.state
             return
         self._streak, self._rebuilt = 0, False
         empty = np.zeros(0, dtype=np.float32)
@@ -388,7 +402,7 @@ class SynthWorker:
         if self.on_stats is not None:
             self.on_stats(stats)
         self.log.debug("synthesized", id=utterance.id, audio_s=stats.audio_s, rtf=stats.rtf)
-        self.state = "ready"
+        self.state = WorkerState.READY
 
     async def _failed(self, utterance: Utterance, exc: Exception) -> None:
         """An utterance failed: fail it, or rebuild the primary, or fail over and read it with
@@ -415,10 +429,10 @@ class SynthWorker:
                 return
         if self.fallback_factory is None:
             if self.fatal is None:
-                self.state = "broken"
+                self.state = WorkerState.BROKEN
                 raise exc
             # No voice left in this process: the utterance stays open, the restart saves it.
-            self.state = "broken"
+            self.state = WorkerState.BROKEN
             self._report_fatal()
             return
         await self._failover(exc, lambda line: self.log.info("engine_fallback_load", step=line))
@@ -433,7 +447,7 @@ class SynthWorker:
     async def _rebuild(self, why: Exception) -> bool:
         """Rebuild the primary engine; False (logged) if that fails."""
         self.log.error("engine_broken", error=repr(why))
-        self.state = "rebuilding"
+        self.state = WorkerState.REBUILDING
         old, self.engine = self.engine, None
         if old is not None:
             with contextlib.suppress(Exception):
@@ -448,7 +462,7 @@ class SynthWorker:
             self.log.error("engine_rebuild_failed", error=_describe(exc))
             self.primary_error = _describe(exc)
             return False
-        self.state = "ready"
+        self.state = WorkerState.READY
         return True
 
 

@@ -51,7 +51,7 @@ class _Library:
         with cls.lock:
             if cls._lib is None:
                 try:
-                    import espeakng_loader  # type: ignore[import-untyped]
+                    import espeakng_loader
                 except ImportError as exc:
                     raise EngineBroken(f"espeakng-loader is not installed: {exc}") from None
                 try:
@@ -199,7 +199,7 @@ class EspeakEngine:
         src, dst = _Library.sample_rate, self.sample_rate
         if src == dst or not len(audio):
             return audio
-        from scipy.signal import resample_poly  # type: ignore[import-untyped]
+        from scipy.signal import resample_poly
 
         g = gcd(src, dst)
         return resample_poly(audio, dst // g, src // g).astype(np.float32)

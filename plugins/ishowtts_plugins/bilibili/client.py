@@ -102,7 +102,7 @@ class LiveSocketConnector(SessionConnector):
         self.room = ""
         self.mapper: Mapper = CommandMapper("", memory=options.dedupe_memory)
         self.popularity = 0
-        self._ws: aiohttp.ClientWebSocketResponse | None = None  # so a side task can end it
+        self._ws: aiohttp.ClientWebSocketResponse[bool] | None = None  # so a side task can end it
         self._oversized = 0  # frames past the protocol's bounds in this session
 
     def client(self) -> aiohttp.ClientSession:
@@ -122,7 +122,7 @@ class LiveSocketConnector(SessionConnector):
 
     async def _connect(
         self, http: aiohttp.ClientSession, target: Target
-    ) -> aiohttp.ClientWebSocketResponse:
+    ) -> aiohttp.ClientWebSocketResponse[bool]:
         last: BaseException | None = None
         for url in target.urls:
             try:
@@ -164,7 +164,7 @@ class LiveSocketConnector(SessionConnector):
             self._ws = None
             await ws.close()
 
-    async def _heartbeat(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _heartbeat(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> None:
         beat = p.heartbeat()
         while True:
             with contextlib.suppress(ConnectionError, RuntimeError):
@@ -174,7 +174,7 @@ class LiveSocketConnector(SessionConnector):
 
     # -- frames --------------------------------------------------------------------------------
     async def _read(
-        self, ws: aiohttp.ClientWebSocketResponse, authed: bool, timeout: float
+        self, ws: aiohttp.ClientWebSocketResponse[bool], authed: bool, timeout: float
     ) -> bool:
         """Reads one WebSocket message; True when it held the auth reply saying yes."""
         msg = await receive(ws, timeout)

@@ -91,14 +91,16 @@ class TwitchConnector(SessionConnector):
         finally:
             await ws.close()
 
-    async def _ping(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _ping(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> None:
         while True:
             await asyncio.sleep(self.options.ping_s)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.send_str("PING :ishowtts")
                 self.counters["pings_sent"] += 1
 
-    async def _read(self, ws: aiohttp.ClientWebSocketResponse, nick: str, timeout: float) -> bool:
+    async def _read(
+        self, ws: aiohttp.ClientWebSocketResponse[bool], nick: str, timeout: float
+    ) -> bool:
         """One WebSocket message; True if it held our JOIN echo (we are in the channel)."""
         msg = await receive(ws, timeout)
         self.counters["frames"] += 1
@@ -117,7 +119,7 @@ class TwitchConnector(SessionConnector):
         return joined
 
     async def _message(
-        self, ws: aiohttp.ClientWebSocketResponse, m: irc.Message, nick: str
+        self, ws: aiohttp.ClientWebSocketResponse[bool], m: irc.Message, nick: str
     ) -> bool:
         if m.command == "PING":
             await ws.send_str(f"PONG :{m.trailing or 'tmi.twitch.tv'}")

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="no-untyped-def"
 """The input embedding's grouped convolution + bias + Mish as one Triton kernel (CUDA only).
 
 F5's position embedding is two ``Conv1d(1024, 1024, 31, groups=16)`` layers. cuDNN runs each as

@@ -35,6 +35,8 @@ def sinusoids(n: int, dim: int) -> Tensor:
 
 
 class DurationPredictor(nn.Module):
+    pe: Tensor  # positional table, a (non-persistent) buffer
+
     def __init__(self, vocab_size: int = 2545, n_mel: int = 100, hidden: int = 512,
                  text_layers: int = 4, cross_layers: int = 4, heads: int = 8,
                  classes: int = 301, max_len: int = 4096) -> None:  # fmt: skip

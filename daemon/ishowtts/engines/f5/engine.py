@@ -19,6 +19,7 @@ from . import duration, loader, upstream
 from .fastdit import FastDiT
 from .sampler import GraphRunner, Job, Schedules, sample_eager, sample_student_eager
 from .textfront import chunk, normalize
+from .upstream import UpstreamModule
 from .voices import (
     HOP,
     SAMPLE_RATE,
@@ -123,8 +124,8 @@ class F5Engine:
         self.voices: dict[str, LoadedVoice] = {}
         self.device = self._pick_device(options.device)
         self.dtype = self._pick_dtype(options.precision, self.device)
-        self.cfm: torch.nn.Module | None = None
-        self.vocoder: torch.nn.Module | None = None
+        self.cfm: UpstreamModule | None = None
+        self.vocoder: UpstreamModule | None = None
         self.fast: FastDiT | None = None
         self.schedules: Schedules | None = None
         self.runners: dict[int, GraphRunner] = {}
@@ -216,7 +217,7 @@ class F5Engine:
         if options.random_weights or not loader.offline():
             return {}
         out = {}
-        wanted = [("checkpoint", cls._checkpoint(options), None)]
+        wanted: list[tuple[str, str, str | None]] = [("checkpoint", cls._checkpoint(options), None)]
         if options.vocoder.startswith(loader.HUB_PREFIX):
             wanted += [("vocoder", options.vocoder, "config.yaml")]
         for option, source, filename in wanted:

@@ -18,13 +18,15 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from . import convkernel
+from .upstream import UpstreamModule
 
 # Upstream's empirically pruned step schedules (t = index / 32), used when the count matches.
 EPSS = {
@@ -177,7 +179,7 @@ class FastDiT:
     """Holds the weights of one upstream DiT (already on its device and dtype) in our layout."""
 
     @torch.no_grad()
-    def __init__(self, dit: nn.Module, fused_conv: bool = True, attention: str = "auto",
+    def __init__(self, dit: UpstreamModule, fused_conv: bool = True, attention: str = "auto",
                  guided: bool = True, mel_scale: float = 1.0) -> None:  # fmt: skip
         """``guided``: classifier-free guidance packed into every step (F5); False for a
         distilled student, which runs the conditional half only. ``mel_scale``: the model
@@ -239,7 +241,7 @@ class FastDiT:
         self.block_fn: Callable[..., Tensor] = block
         self.head_fn: Callable[..., Tensor] = head
 
-    def compile(self, **kwargs: object) -> None:
+    def compile(self, **kwargs: Any) -> None:
         """Compile the three step functions; the block is traced once for every layer, and the
         sequence length is symbolic, so one compilation serves every shape bucket."""
         self.embed_fn = torch.compile(embed, fullgraph=True, **kwargs)

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 import torch
 import yaml
-from torch import nn
 
 from ..base import WeightsUnavailable
 from . import upstream
+from .upstream import UpstreamModule
 
 HUB_PREFIX = "hf://"
 PROBE_TIMEOUT_S = 3.0  # how long an uncached start waits to learn that the hub is unreachable
@@ -218,7 +218,9 @@ def read_student(path: Path) -> tuple[dict[str, torch.Tensor], float]:
     return out, scale
 
 
-def build_cfm(model: str, arch_overrides: Mapping[str, Any], vocab: Mapping[str, int]) -> nn.Module:
+def build_cfm(
+    model: str, arch_overrides: Mapping[str, Any], vocab: Mapping[str, int]
+) -> UpstreamModule:
     """An upstream CFM(DiT) with the packaged architecture, on the CPU in fp32, weights as
     initialised (load a state dict or randomise next)."""
     DiT, CFM, MelSpec = upstream.classes()
@@ -231,7 +233,9 @@ def build_cfm(model: str, arch_overrides: Mapping[str, Any], vocab: Mapping[str,
     return CFM(transformer=dit, mel_spec_module=MelSpec(**mel), vocab_char_map=dict(vocab))
 
 
-def load_weights(cfm: nn.Module, path: Path, use_ema: bool = True, student: bool = False) -> float:
+def load_weights(
+    cfm: UpstreamModule, path: Path, use_ema: bool = True, student: bool = False
+) -> float:
     """Load an F5 checkpoint (or a DMOSpeech2 student's DiT) into ``cfm``; returns the mel
     scale the model works at (1.0 for F5)."""
     scale = 1.0
@@ -270,7 +274,7 @@ def load_weights(cfm: nn.Module, path: Path, use_ema: bool = True, student: bool
     return scale
 
 
-def randomise(cfm: nn.Module, seed: int = 0, std: float = 0.02) -> None:
+def randomise(cfm: UpstreamModule, seed: int = 0, std: float = 0.02) -> None:
     """Give the layers upstream zero-initialises (AdaLN, norm_out, proj_out) random weights, so
     a random model produces a non-trivial output (benchmarks and tests only)."""
     g = torch.Generator().manual_seed(seed)
@@ -285,7 +289,7 @@ def randomise(cfm: nn.Module, seed: int = 0, std: float = 0.02) -> None:
 
 def load_vocoder(
     source: str, cache_dir: str | None, random_config: Mapping | None = None
-) -> nn.Module:
+) -> UpstreamModule:
     """Vocos from a directory or hub repo holding ``config.yaml`` + ``pytorch_model.bin``
     (or ``model.safetensors``). ``random_config`` builds random weights instead (benchmarks)."""
     from vocos import Vocos

@@ -14,11 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .fastdit import FastDiT, rope_tables, sway_map, timesteps
+from .upstream import UpstreamModule
 
 HOP = 256
 
@@ -173,7 +175,7 @@ class GraphRunner:
     """
 
     def __init__(self, fast: FastDiT, n: int, batch: int, max_steps: int,
-                 pool: object | None = None, vocoder: nn.Module | None = None,
+                 pool: Any = None, vocoder: UpstreamModule | None = None,
                  masked: bool = True) -> None:  # fmt: skip
         dev, mel, d = fast.device, fast.mel_dim, fast.dim
         self.fast, self.n, self.batch, self.max_steps = fast, n, batch, max_steps

@@ -14,10 +14,11 @@ import torch
 
 from . import loader, upstream
 from .duration import DurationPredictor
+from .upstream import UpstreamModule
 
 
 def random_student(arch: Mapping[str, Any] | None = None, seed: int = 0,
-                   std: float = 0.02) -> torch.nn.Module:  # fmt: skip
+                   std: float = 0.02) -> UpstreamModule:  # fmt: skip
     """A CFM around a v0 F5 DiT (the student's architecture; ``arch`` overrides it), every
     layer random (upstream's zero-initialised ones included)."""
     torch.manual_seed(seed)
@@ -27,7 +28,7 @@ def random_student(arch: Mapping[str, Any] | None = None, seed: int = 0,
     return cfm.eval()
 
 
-def save_student(cfm: torch.nn.Module, path: Path, scale: float,
+def save_student(cfm: UpstreamModule, path: Path, scale: float,
                  with_teacher: bool = False) -> Path:  # fmt: skip
     """Write ``cfm``'s DiT as a DMOSpeech2 checkpoint (a ``.pt``)."""
     transformer = cfm.transformer

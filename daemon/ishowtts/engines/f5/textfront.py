@@ -7,6 +7,7 @@ memes that are numbers (666, 2333) are read as the meme; emoji are dropped or na
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -196,7 +197,7 @@ def normalize(text: str, emoji_mode: EmojiMode = "drop") -> str:
     text = _KAOMOJI.sub(" ", text)
     text = "".join(c if _keep_char(c) else " " for c in text)
     for pattern, fn in RULES:
-        text = pattern.sub(lambda m, fn=fn: _apply(fn, m), text)
+        text = pattern.sub(functools.partial(_apply, fn), text)
     text = re.sub(f"[{_MONEY}]", " ", text)
     text = _REPEAT.sub(lambda m: m.group(1) * 4, text)
     text = _PUNCT_RUN.sub(r"\1", text)

@@ -18,6 +18,10 @@ from typing import Any
 
 import yaml
 
+# Upstream's modules (the f5-tts CFM and DiT, Vocos) come untyped and are walked by attribute
+# name; torch types such a walk ``Tensor | Module``, which checks nothing: they are Any here.
+UpstreamModule = Any
+
 _LAZY = {
     "MMDiT": "f5_tts.model.backbones.mmdit",
     "UNetT": "f5_tts.model.backbones.unett",
