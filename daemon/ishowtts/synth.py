@@ -305,8 +305,9 @@ class SynthWorker:
         """Reload voices (config reload) between utterances, without reloading the model."""
         assert self.engine is not None
         await self._in_thread(self.engine.set_voices, voices)
-        if self._fallback is not None and self._fallback is not self.engine:
-            await self._in_thread(self._fallback.set_voices, voices)
+        for other in (self._fallback, self._primary):  # the one not speaking, if loaded
+            if other is not None and other is not self.engine:
+                await self._in_thread(other.set_voices, voices)
         self.voices = dict(voices)
 
     def start(self) -> None:
