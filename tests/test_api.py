@@ -11,12 +11,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
-from ishowtts.api import ApiError, ControlApi, is_loopback, resolve_token
-from ishowtts.app import Daemon
-from ishowtts.config import ApiConfig, load_config
+from ishowtts.api import ApiError, is_loopback, resolve_token
+from ishowtts.config import ApiConfig
+from tests.servers.control import Running, serve
 from tests.servers.util import until
 
 pytestmark = pytest.mark.audio
@@ -38,44 +37,13 @@ def write_config(path: Path, host: str = "127.0.0.1", blocked: str = "spam") -> 
     return path
 
 
-class Running:
-    def __init__(self, daemon: Daemon, api: ControlApi, session: aiohttp.ClientSession) -> None:
-        self.daemon, self.api, self.session = daemon, api, session
-        self.base = f"http://127.0.0.1:{api.port}"
-
-    async def call(
-        self, method: str, path: str, body: Any = None, *, raw: bytes | None = None, **headers: str
-    ) -> tuple[int, Any, aiohttp.ClientResponse]:
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        async with self.session.request(
-            method, self.base + path, data=data, headers=headers
-        ) as resp:
-            text = await resp.text()
-            try:
-                payload: Any = json.loads(text)
-            except json.JSONDecodeError:
-                payload = text
-            return resp.status, payload, resp
-
-
 @contextlib.asynccontextmanager
 async def running(
     tmp_path: Path, host: str = "127.0.0.1", token: str | None = None
 ) -> AsyncIterator[Running]:
-    config = load_config(write_config(tmp_path / "config.yaml", host))
     env = {"ISHOWTTS_TEST_TOKEN": token} if token else {}
-    daemon = Daemon(config, shutdown_grace_s=2.0)
-    api = ControlApi(daemon, config.api, resolve_token(config.api, env))
-    task = asyncio.create_task(daemon.run())
-    await api.start()
-    try:
-        await asyncio.wait_for(daemon.ready.wait(), 30)
-        async with aiohttp.ClientSession() as session:
-            yield Running(daemon, api, session)
-    finally:
-        daemon.request_stop()
-        await asyncio.wait_for(task, 30)
-        await api.stop()
+    async with serve(write_config(tmp_path / "config.yaml", host), env) as r:
+        yield r
 
 
 async def test_health_status_and_metrics(tmp_path: Path, pulse: Any) -> None:

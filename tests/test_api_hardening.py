@@ -16,11 +16,12 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from ishowtts.api import ControlApi, resolve_token
+from ishowtts.api import ControlApi
 from ishowtts.app import Daemon
 from ishowtts.config import load_config
+from tests.servers.control import Running, serve
 from tests.servers.util import until
-from tests.test_api import TOKEN, Running
+from tests.test_api import TOKEN
 
 pytestmark = pytest.mark.audio
 
@@ -46,20 +47,8 @@ async def running(
     (a loaded machine must not close them before the test looks)."""
     path = tmp_path / "config.yaml"
     path.write_text(CONFIG.format(idle=idle, body=body))
-    config = load_config(path)
-    env = {"ISHOWTTS_TEST_TOKEN": token} if token else {}
-    daemon = Daemon(config, shutdown_grace_s=2.0)
-    api = ControlApi(daemon, config.api, resolve_token(config.api, env))
-    task = asyncio.create_task(daemon.run())
-    await api.start()
-    try:
-        await asyncio.wait_for(daemon.ready.wait(), 30)
-        async with aiohttp.ClientSession() as session:
-            yield Running(daemon, api, session)
-    finally:
-        daemon.request_stop()
-        await asyncio.wait_for(task, 30)
-        await api.stop()
+    async with serve(path, {"ISHOWTTS_TEST_TOKEN": token} if token else {}) as r:
+        yield r
 
 
 async def raw_exchange(port: int, data: bytes, timeout: float = 10) -> bytes:

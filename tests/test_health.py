@@ -6,7 +6,6 @@ PulseAudio null sink); the disk-full case runs the daemon as a process with stde
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -20,19 +19,15 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-from ishowtts.api import ControlApi
-from ishowtts.app import Daemon
-from ishowtts.config import load_config
 from ishowtts.engines import Engine, EngineError
 from ishowtts.engines.tone import ToneEngine
 from ishowtts.health import Health
+from tests.servers.control import Running, serve
 from tests.servers.util import until
-from tests.test_api import Running
 
 pytestmark = pytest.mark.audio
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,19 +59,8 @@ async def running(
 ) -> AsyncIterator[Running]:
     path = tmp_path / "config.yaml"
     path.write_text(CONFIG.format(connectors=connectors, port=0))
-    config = load_config(path)
-    daemon = Daemon(config, shutdown_grace_s=2.0, engine_factory=engine_factory)
-    api = ControlApi(daemon, config.api, None)
-    task = asyncio.create_task(daemon.run())
-    await api.start()
-    try:
-        await asyncio.wait_for(daemon.ready.wait(), 30)
-        async with aiohttp.ClientSession() as session:
-            yield Running(daemon, api, session)
-    finally:
-        daemon.request_stop()
-        await asyncio.wait_for(task, 30)
-        await api.stop()
+    async with serve(path, engine_factory=engine_factory) as r:
+        yield r
 
 
 def test_health_merges_reports_and_checks() -> None:

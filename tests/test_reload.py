@@ -4,27 +4,22 @@ and a reload is all or nothing, ending in one log line."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import structlog
 
-from ishowtts.api import ControlApi, resolve_token
-from ishowtts.app import Daemon
-from ishowtts.config import load_config
 from ishowtts.connectors import ConnectorState
 from ishowtts.engines import Engine
 from ishowtts.engines.tone import ToneEngine
 from ishowtts.null_output import NullOutput
 from ishowtts.portaudio_output import PortAudioOutput
+from tests.servers.control import Running, serve
 from tests.servers.util import until
-from tests.test_api import Running
 
 pytestmark = pytest.mark.audio
 
@@ -50,19 +45,8 @@ def write(path: Path, **sections: str) -> Path:
 async def running(
     tmp_path: Path, engine_factory: Callable[[], Engine] | None = None
 ) -> AsyncIterator[Running]:
-    config = load_config(write(tmp_path / "config.yaml"))
-    daemon = Daemon(config, shutdown_grace_s=2.0, engine_factory=engine_factory)
-    api = ControlApi(daemon, config.api, resolve_token(config.api, {}))
-    task = asyncio.create_task(daemon.run())
-    await api.start()
-    try:
-        await asyncio.wait_for(daemon.ready.wait(), 30)
-        async with aiohttp.ClientSession() as session:
-            yield Running(daemon, api, session)
-    finally:
-        daemon.request_stop()
-        await asyncio.wait_for(task, 30)
-        await api.stop()
+    async with serve(write(tmp_path / "config.yaml"), engine_factory=engine_factory) as r:
+        yield r
 
 
 def bearer(token: str) -> dict[str, str]:
