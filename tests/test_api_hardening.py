@@ -137,7 +137,11 @@ async def test_idle_and_trickling_connections_are_cut_off(tmp_path: Path, pulse:
                 break
             writer.write(bytes([byte]))
             await asyncio.sleep(0.01)
-        assert closed.done() and closed.result() == b"", "a trickling client kept its connection"
+        # The server closed it: an end of stream, or a reset when it closed with bytes of ours
+        # still unread (both seen; the kernel chooses).
+        assert closed.done(), "a trickling client kept its connection"
+        error = closed.exception()
+        assert isinstance(error, ConnectionResetError) or (error is None and closed.result() == b"")
         writer.close()
         # Complete headers, then a body that never finishes: 408 after body_timeout_s.
         answer = await raw_exchange(
