@@ -148,8 +148,8 @@ class CommandMapper:
             "SEND_GIFT": self._gift,
             "SEND_GIFT_V2": self._gift_v2,
             "COMBO_SEND": self._combo,
-            "GUARD_BUY": self._guard_buy,
-            "USER_TOAST_MSG": self._user_toast,
+            "GUARD_BUY": lambda m: self._guard_flat(m, "gift_name"),
+            "USER_TOAST_MSG": lambda m: self._guard_flat(m, "role_name"),
             "USER_TOAST_MSG_V2": self._user_toast_v2,
             "INTERACT_WORD": self._interact,
             "INTERACT_WORD_V2": self._interact_v2,
@@ -370,7 +370,8 @@ class CommandMapper:
             gift_count=months,
         )
 
-    def _guard_buy(self, msg: Mapping[str, Any]) -> Outcome:
+    def _guard_flat(self, msg: Mapping[str, Any], role_key: str) -> Outcome:
+        """GUARD_BUY and USER_TOAST_MSG: the same flat fields, the role under its own key."""
         d = _data(msg)
         return self._guard(
             _str(d["uid"]),
@@ -378,18 +379,7 @@ class CommandMapper:
             _int(d.get("guard_level")),
             _int(d.get("num"), 1),
             _int(d.get("price")),
-            _str(d.get("gift_name")),
-        )
-
-    def _user_toast(self, msg: Mapping[str, Any]) -> Outcome:
-        d = _data(msg)
-        return self._guard(
-            _str(d["uid"]),
-            _str(d.get("username")),
-            _int(d.get("guard_level")),
-            _int(d.get("num"), 1),
-            _int(d.get("price")),
-            _str(d.get("role_name")),
+            _str(d.get(role_key)),
         )
 
     def _user_toast_v2(self, msg: Mapping[str, Any]) -> Outcome:
