@@ -65,12 +65,23 @@ class PulseServer:
     started: bool  # False: we reuse a server someone else runs (CI, a desktop)
     runtime_dir: Path | None = None
 
+    @property
+    def address(self) -> str:
+        """``PULSE_SERVER`` for clients of this server (one we started)."""
+        assert self.runtime_dir is not None
+        return f"unix:{self.runtime_dir}/pulse/native"
+
+    @property
+    def pid(self) -> int:
+        assert self.runtime_dir is not None
+        return int((self.runtime_dir / "pulse" / "pid").read_text().strip())
+
     def stop(self) -> None:
         if not self.started or self.runtime_dir is None:
             return
-        pid_file = self.runtime_dir / "pulse" / "pid"
         with contextlib.suppress(OSError, ValueError):
-            pid = int(pid_file.read_text().strip())
+            pid = self.pid
+            os.kill(pid, signal.SIGCONT)  # a test may have frozen it
             os.kill(pid, signal.SIGTERM)
             for _ in range(100):  # wait for it to go before removing its files
                 os.kill(pid, 0)
@@ -78,41 +89,50 @@ class PulseServer:
         shutil.rmtree(self.runtime_dir.parent, ignore_errors=True)
 
 
+def start_pulseaudio() -> PulseServer:
+    """A PulseAudio server of our own with the obs_tts null sink, in a private runtime folder
+    (as root this needs a private HOME and XDG_RUNTIME_DIR); nothing else talks to it unless
+    told its ``address``."""
+    if shutil.which("pulseaudio") is None:
+        raise RuntimeError("PulseAudio is not installed (apt-get install pulseaudio)")
+    base = Path(tempfile.mkdtemp(prefix="ishowtts-pulse-"))
+    runtime = base / "run"
+    (base / "home").mkdir()
+    runtime.mkdir(mode=0o700)
+    env = {**os.environ, "HOME": str(base / "home"), "XDG_RUNTIME_DIR": str(runtime)}
+    env.pop("PULSE_SERVER", None)  # a server started earlier in this process is not this one
+    subprocess.run(
+        [
+            "pulseaudio",
+            "-D",
+            "-n",
+            "--exit-idle-time=-1",
+            "--load=module-native-protocol-unix",
+            f"--load=module-null-sink {SINK_ARGS}",
+        ],
+        env=env,
+        capture_output=True,
+        timeout=20,
+        check=True,
+    )
+    server = PulseServer(started=True, runtime_dir=runtime)
+    probe = {**os.environ, "PULSE_SERVER": server.address}
+    for _ in range(100):
+        info = subprocess.run(["pactl", "info"], env=probe, capture_output=True, timeout=5)
+        if info.returncode == 0:
+            return server
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError("PulseAudio did not come up")
+
+
 def ensure_pulseaudio() -> PulseServer:
-    """Reuse a reachable PulseAudio server or start a private one (as root this needs a
-    private HOME and XDG_RUNTIME_DIR); make sure the obs_tts sink exists and that clients
-    of this process (PortAudio's ALSA ``pulse`` device) play into it."""
+    """Reuse a reachable PulseAudio server or start a private one; make sure the obs_tts sink
+    exists and that clients of this process (PortAudio's ALSA ``pulse`` device) play into it."""
     server = PulseServer(started=False)
     if not server_running():
-        if shutil.which("pulseaudio") is None:
-            raise RuntimeError("PulseAudio is not installed (apt-get install pulseaudio)")
-        base = Path(tempfile.mkdtemp(prefix="ishowtts-pulse-"))
-        runtime = base / "run"
-        (base / "home").mkdir()
-        runtime.mkdir(mode=0o700)
-        env = {**os.environ, "HOME": str(base / "home"), "XDG_RUNTIME_DIR": str(runtime)}
-        subprocess.run(
-            [
-                "pulseaudio",
-                "-D",
-                "-n",
-                "--exit-idle-time=-1",
-                "--load=module-native-protocol-unix",
-                f"--load=module-null-sink {SINK_ARGS}",
-            ],
-            env=env,
-            capture_output=True,
-            timeout=20,
-            check=True,
-        )
-        os.environ["PULSE_SERVER"] = f"unix:{runtime}/pulse/native"
-        server = PulseServer(started=True, runtime_dir=runtime)
-        for _ in range(100):
-            if server_running():
-                break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("PulseAudio did not come up")
+        server = start_pulseaudio()
+        os.environ["PULSE_SERVER"] = server.address
     if sink_module() is None and SINK not in pactl("list", "short", "sinks"):
         load_sink()
     os.environ["PULSE_SINK"] = SINK  # libpulse's default sink for this process

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.audio_utils import PulseServer, start_pulseaudio
+
 ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = {"spoken", "dropped", "expired", "evicted", "removed", "failed"}
 
@@ -461,3 +463,38 @@ def test_sigterm_completes_while_a_start_up_step_hangs(
     assert d.event("startup_cancelled")["at"] == "hung while warming"
     assert d.event("engine_abandoned")["state"] == "warming"
     assert not any("READY" in m for m in notify.until("STOPPING"))
+
+
+@pytest.fixture
+def frozen_pulse(pulse: Any) -> Iterator[PulseServer]:
+    """A PulseAudio server of this test's own (the test freezes it: the session's is shared)."""
+    server = start_pulseaudio()
+    yield server
+    server.stop()  # thaws it first
+
+
+@pytest.mark.audio
+def test_sigterm_completes_while_the_sound_server_is_frozen(
+    tmp_path: Path, launch: Callable[..., DaemonProcess], frozen_pulse: PulseServer
+) -> None:
+    """The sound server stops answering while a line plays (SIGSTOP: what a wedged backend
+    looks like to PortAudio, whose calls then block for good). SIGTERM still ends the process
+    well within systemd's stop timeout (45 s), every line accounted for, instead of waiting
+    forever on a thread stuck closing the stream."""
+    config = write_config(tmp_path / "config.yaml", spc=0.08, lookahead=2)
+    env = {"PULSE_SERVER": frozen_pulse.address, "PULSE_SINK": "obs_tts"}
+    d = launch(config, env)
+    d.event("ready")
+    ids = [d.http("POST", "/say", {"text": f"line {i} " + "la " * 40})[1]["id"] for i in range(3)]
+    d.event("speaking", id=ids[0])
+    os.kill(frozen_pulse.pid, signal.SIGSTOP)
+    time.sleep(1)  # the stream's next calls into the server block
+    started = time.monotonic()
+    assert d.stop(signal.SIGTERM, timeout=60) == 0
+    took = time.monotonic() - started
+    assert took < 40, f"exit took {took:.1f} s"
+    fates = {ln["id"]: ln for ln in d.lines if ln.get("event") in TERMINAL and ln.get("id") in ids}
+    assert sorted(fates) == sorted(ids)
+    assert all(f["event"] == "removed" and f["rule"] == "shutdown" for f in fates.values()), fates
+    assert d.event("player_output_abandoned")
+    assert d.event("exit")["code"] == 0

@@ -643,7 +643,10 @@ class Daemon:
         await self.worker.stop()
         if player is not None:
             player.drop_pending()
+            # Not while the output is lost (a wedged sound server): nothing would finish.
             while time.monotonic() < deadline and heard() is not None:
+                if player.state is PlayerState.REOPENING:
+                    break
                 await asyncio.sleep(0.05)
             await player.stop()
         self._save_pending()

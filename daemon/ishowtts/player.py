@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
@@ -26,6 +27,7 @@ from .events import AudioChunk, Utterance
 from .mixer import Mixer, Started
 from .null_output import NullOutput, is_null_device
 from .output import Output
+from .threads import DaemonExecutor
 
 __all__ = [
     "Player",
@@ -37,7 +39,15 @@ __all__ = [
 
 log = structlog.get_logger("ishowtts.player")
 
-CLOSE_TIMEOUT_S = 2.0  # a wedged backend can hang in close: give up on it, not on the daemon
+# A wedged sound server (PulseAudio frozen, a driver stuck) can block PortAudio's open and close
+# for good. Those calls run on a daemon thread of their own and are waited for this long; then
+# the call is abandoned (logged): the daemon goes on, and exit does not wait for that thread.
+CLOSE_TIMEOUT_S = 2.0
+OPEN_TIMEOUT_S = 10.0  # ALSA's pulse plugin alone waits up to ~5 s for a server to answer
+
+
+class OutputHung(Exception):
+    """An output's open or close did not return in time and was abandoned."""
 
 
 class PlayerState(str, Enum):
@@ -94,6 +104,10 @@ class Player:
         self._audible = asyncio.Event()
         self._switch_to: Output | None = None  # a reload's new output, opened by the supervisor
         self.reopens = 0
+        # Opens and closes, one at a time in order: a call stuck in a wedged backend holds up
+        # only the later ones (each waited for with a deadline), never the loop or the exit.
+        self._io: DaemonExecutor | None = None  # made on first use
+        self._busy: str | None = None  # the output call running there
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -171,11 +185,18 @@ class Player:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
             self._supervisor = None
-        await self._close_output()
+        if self._open:
+            await self._close_output()
+        elif self._io is not None:  # a close or open cut short above may still be stuck
+            with contextlib.suppress(OutputHung):
+                await self._io_call(lambda: None, CLOSE_TIMEOUT_S, "stop")
         for _, fut in self._waiters:
             if not fut.done():
                 fut.cancel()
         self._waiters.clear()
+        if self._io is not None:
+            self._io.shutdown(wait=False)  # a call hung in the backend is left behind
+            self._io = None
 
     def enqueue(self, chunk: AudioChunk) -> None:
         self.mixer.enqueue(chunk)
@@ -276,14 +297,59 @@ class Player:
 
     # ---- supervision ------------------------------------------------------------------------
 
+    async def _io_call(self, fn: Callable[[], None], timeout: float, call: str) -> None:
+        """``fn()`` on the output thread, waited for at most ``timeout`` s (OutputHung)."""
+        if self._io is None:
+            self._io = DaemonExecutor("player-io")
+
+        def run() -> None:
+            self._busy = call
+            try:
+                fn()
+            finally:
+                self._busy = None
+
+        future = self._io.submit(run)
+        waiter = asyncio.wrap_future(future)
+        # Read a late result or error, so an abandoned call logs no "never retrieved".
+        waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
+        done, _ = await asyncio.wait({waiter}, timeout=timeout)
+        if not done:
+            future.cancel()  # never started (stuck behind a hung call): it never will
+            log.error(
+                "player_output_abandoned",
+                call=self._busy or call,  # the call stuck, maybe an earlier one
+                waited_s=timeout,
+                device=str(self.cfg.device or "default"),
+                hint="the sound server does not answer; "
+                + ("playback resumes once it does" if self._running else "exit does not wait"),
+            )
+            raise OutputHung(f"output {call} hung for {timeout} s")
+        waiter.result()
+
     async def _open_output(self) -> None:
-        loop = asyncio.get_running_loop()
+        output, render = self.output, self._render
+        given_up = threading.Event()
+
+        def open_() -> None:
+            if given_up.is_set():
+                return
+            # A stream left open by an attempt given up on just as it succeeded: close it
+            # (a no-op otherwise), so two streams never pull from the mixer.
+            output.close()
+            output.open(render)
+            if given_up.is_set():  # the loop stopped waiting meanwhile: nobody owns it
+                output.close()
+
         self._opening = True
         try:
             self.mixer.resume_with_fade()  # an utterance cut by a lost output fades back in
             self._rendering = False
             self._audible.clear()
-            await loop.run_in_executor(None, self.output.open, self._render)
+            await self._io_call(open_, OPEN_TIMEOUT_S, "open")
+        except BaseException:  # failed, hung or cancelled: a late success closes itself
+            given_up.set()
+            raise
         finally:
             self._opening = False
         self._open = True
@@ -294,11 +360,8 @@ class Player:
             return
         self._open = False
         self.mixer.draining = False
-        loop = asyncio.get_running_loop()
-        try:
-            await asyncio.wait_for(loop.run_in_executor(None, self.output.close), CLOSE_TIMEOUT_S)
-        except asyncio.TimeoutError:
-            log.warning("player_close_hung")
+        with contextlib.suppress(OutputHung):
+            await self._io_call(self.output.close, CLOSE_TIMEOUT_S, "close")
 
     async def _supervise(self) -> None:
         backoff = Backoff(initial=0.1, maximum=5.0)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -63,6 +65,31 @@ class Settle:
         return False
 
 
+_inside = 0  # calls into PortAudio that may block on the sound server, now in progress
+_inside_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _exit_need_not_wait() -> Iterator[None]:
+    """While a stream is being opened or closed, take sounddevice's exit handler away: it
+    terminates PortAudio, which waits for every stream's thread, so a call stuck on a wedged
+    sound server (the player abandons it) would hang the process at exit. Put back once
+    no such call is in progress."""
+    global _inside
+    handler = getattr(sd, "_exit_handler", None)
+    with _inside_lock:
+        _inside += 1
+        if _inside == 1 and handler is not None:
+            atexit.unregister(handler)
+    try:
+        yield
+    finally:
+        with _inside_lock:
+            _inside -= 1
+            if _inside == 0 and handler is not None:
+                atexit.register(handler)
+
+
 def write_channels(outdata: np.ndarray, mono: np.ndarray) -> None:
     """The mono mix into every channel (devices that refuse a mono stream get it duplicated)."""
     if outdata.shape[1] == 1:
@@ -101,6 +128,10 @@ class PortAudioOutput:
         resolve_output_device(self.cfg.device)
 
     def open(self, render: Render) -> None:
+        with _exit_need_not_wait():
+            self._open(render)
+
+    def _open(self, render: Render) -> None:
         try:
             device = resolve_output_device(self.cfg.device)
         except PlayerError:  # gone from PortAudio's list: maybe it was re-plugged
@@ -149,6 +180,11 @@ class PortAudioOutput:
         stream, self._stream = self._stream, None
         if stream is None:
             return
+        with _exit_need_not_wait():
+            self._close(stream)
+
+    @staticmethod
+    def _close(stream: sd.OutputStream) -> None:
         try:
             stream.abort()
         except Exception as exc:  # a backend already gone: closing is all that is left

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from enum import Enum
@@ -32,6 +29,7 @@ from .engines import Engine, EngineBroken, Voice
 from .engines.faults import unrecoverable
 from .events import AudioChunk, Utterance
 from .ledger import Ledger, Terminal
+from .threads import DaemonExecutor
 
 
 class Sink(Protocol):
@@ -66,41 +64,6 @@ _END = object()
 
 def _next_chunk(chunks: Iterator[np.ndarray]) -> Any:
     return next(chunks, _END)
-
-
-class EngineThread(Executor):
-    """One thread running the engine's calls in order. A daemon thread: unlike
-    ThreadPoolExecutor's, which the interpreter joins at exit, an engine hung inside a call
-    (a wedged GPU) cannot keep the process from exiting on SIGTERM."""
-
-    def __init__(self, name: str = "synth") -> None:
-        self._calls: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._closed = False
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        if self._closed:
-            raise RuntimeError("the engine thread is shut down")
-        future: Future[Any] = Future()
-        self._calls.put((future, fn, args, kwargs))
-        return future
-
-    def _serve(self) -> None:
-        while (call := self._calls.get()) is not None:
-            future, fn, args, kwargs = call
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as exc:  # handed to the awaiting side, as an executor does
-                future.set_exception(exc)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._closed = True
-        self._calls.put(None)
-        if wait:
-            self._thread.join()
 
 
 # Consecutive failed utterances after which the primary engine counts as broken (rebuilt once;
@@ -174,12 +137,12 @@ class SynthWorker:
         self._retry_now = asyncio.Event()
         self._halt = asyncio.Event()  # never set: the worker waits on it once it has no voice
         self._recovery: asyncio.Task[None] | None = None
-        self._probe = EngineThread("synth-probe")  # a daemon thread: never delays exit
+        self._probe = DaemonExecutor("synth-probe")  # never delays exit
         self.current: Utterance | None = None
         self.stats: deque[SynthStats] = deque(maxlen=512)
         self.on_stats: Callable[[SynthStats], None] | None = None
         self.log = structlog.get_logger("ishowtts.synth")
-        self._thread = EngineThread()
+        self._thread = DaemonExecutor("synth")  # an engine hung in a call never delays exit
         self._task: asyncio.Task[None] | None = None
 
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
