@@ -193,6 +193,13 @@ def test_anonymous_senders_are_told_apart_by_their_hash() -> None:
         assert isinstance(e, ChatEvent) and e.user.name == ""
         ids.append(e.user.id)
     assert ids == ["hash:aaaa1111", "hash:bbbb2222"]
+    # With a uid known the hash stays one of the user's ids: a mute given from an anonymous
+    # line still names them.
+    msg = s.danmu("x", uid=1001, dmid=3)
+    msg["info"][0][7] = "aaaa1111"
+    e = m.translate(msg).items[0]
+    assert isinstance(e, ChatEvent) and e.user.id == "1001"
+    assert e.user.alt_ids == ("hash:aaaa1111",)
 
 
 def test_combo_after_send_gift_v2_is_a_repeat() -> None:

@@ -21,6 +21,8 @@ from ishowtts.filters import Filters
 from ishowtts.mutes import MAX_FIELD, MuteError, MuteList, default_path
 from ishowtts.timeline import Timeline
 from tests.console_daemon import TOKEN, running
+from tests.servers import bilibili_samples as samples
+from tests.servers.bilibili_open import APP_ID, AUTH_CODE, KEY_ID, SECRET, OpenServer
 from tests.servers.util import until
 
 # ---- the feed ------------------------------------------------------------------------------
@@ -72,14 +74,14 @@ def test_mutes_survive_a_restart_and_match_by_id_or_name(tmp_path: Path) -> None
     mutes = MuteList(path)
     mutes.add("bilibili", "42", "troll")
     mutes.add("twitch", "", "nameonly")
-    assert mutes.matches("bilibili", "42", "renamed troll")  # the id counts, not the name
-    assert not mutes.matches("twitch", "42", "troll")  # another platform's 42
-    assert mutes.matches("twitch", "7", "nameonly")
+    assert mutes.matches("bilibili", ("42",), "renamed troll")  # the id counts, not the name
+    assert not mutes.matches("twitch", ("42",), "troll")  # another platform's 42
+    assert mutes.matches("twitch", ("7",), "nameonly")
     again = MuteList(path)
     assert [m["name"] for m in again.list()] == ["troll", "nameonly"]
     assert again.remove("bilibili", "42", "")
     assert not again.remove("bilibili", "42", "")
-    assert not MuteList(path).matches("bilibili", "42", "troll")
+    assert not MuteList(path).matches("bilibili", ("42",), "troll")
     assert not list(path.parent.glob("*.tmp"))  # written through a rename
 
 
@@ -116,7 +118,7 @@ def test_an_unwritable_mute_file_is_reported_and_kept_in_memory(tmp_path: Path) 
     try:
         mutes = MuteList(folder / "mutes.json")
         mutes.add("bilibili", "1", "a")
-        assert mutes.matches("bilibili", "1", "a") and mutes.save_error
+        assert mutes.matches("bilibili", ("1",), "a") and mutes.save_error
     finally:
         folder.chmod(0o700)
 
@@ -126,7 +128,7 @@ def test_an_unwritable_mute_path_is_reported_and_kept_in_memory(tmp_path: Path) 
     blocker.write_text("")
     mutes = MuteList(blocker / "mutes.json")  # its folder is a file: cannot be written
     mutes.add("bilibili", "1", "a")
-    assert mutes.matches("bilibili", "1", "a")
+    assert mutes.matches("bilibili", ("1",), "a")
     assert mutes.save_error is not None and "not-a-folder" in mutes.save_error
 
 
@@ -152,6 +154,64 @@ def test_mutes_are_a_filter_rule_beside_the_config_block_list() -> None:
     )  # a config reload keeps the mutes
     assert reloaded.check(chat("42", "troll"), "hello", 2.0) == "muted_user"
     assert reloaded.check(chat("9", "spammer"), "hello", 2.0) is None
+
+
+def test_a_mute_by_any_of_a_users_ids_silences_them() -> None:
+    """Bilibili names one user by several ids (open platform: open_id and union_id; the web
+    feed: the uid, and the sender's hash when logged out): a mute by any of them counts."""
+    mutes = MuteList(None)
+    filters = Filters(FiltersConfig.model_validate({}), muted=mutes)
+
+    def chat(uid: str, *alt: str, name: str = "troll") -> ChatEvent:
+        user = User(uid, name, alt_ids=alt)
+        return ChatEvent("bilibili", "1", Kind.DANMAKU, user, text="hello")
+
+    mutes.add("bilibili", "U-o-troll", "")  # muted by the union_id
+    assert filters.check(chat("o-troll", "U-o-troll"), "hello", 0.0) == "muted_user"
+    assert filters.check(chat("o-other", "U-o-other"), "hello", 0.0) is None
+    mutes.add("bilibili", "hash:8f3a", "")  # from a logged-out line: only the hash was known
+    assert filters.check(chat("12345", "hash:8f3a", name=""), "hello", 1.0) == "muted_user"
+    mute = mutes.add("bilibili", "o-bob", "bob")  # by the open_id; bob's union_id comes along
+    assert mute.covers("bilibili", ("U-o-bob", "o-bob"), "renamed")
+    assert not mute.covers("twitch", ("o-bob",), "bob")
+    # A by-name mute is never matched by an id that spells its key.
+    mutes.add("bilibili", "", "carol")
+    assert filters.check(chat("name:carol", name="x"), "hello", 2.0) is None
+
+
+@pytest.mark.audio
+async def test_a_mute_by_union_id_silences_the_open_platform_user(
+    tmp_path: Path, pulse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon reading a local open platform: the operator mutes a user by the union_id
+    (what another tool or a previous session knew them by) while chat arrives by open_id; what
+    of theirs waits is removed and what they say next is dropped."""
+    monkeypatch.setenv("BILIBILI_AUTH_CODE", AUTH_CODE)
+    monkeypatch.setenv("BILIBILI_ACCESS_KEY_ID", KEY_ID)
+    monkeypatch.setenv("BILIBILI_ACCESS_KEY_SECRET", SECRET)
+    server = await OpenServer(heartbeat_timeout_s=5.0).start()
+    connectors = f"[{{type: bilibili-open, app_id: {APP_ID}, api_base: '{server.base}'}}]"
+    try:
+        async with running(tmp_path, connectors) as r:
+            await server.wait_live()
+            r.daemon.pause()  # what is made fills the lookahead; the rest waits in the queue
+            long = "a fairly long line that keeps the player busy for a while"
+            said = [(f"{long} {i}", f"m{i}", who) for i, who in enumerate("abab")]
+            await server.push([samples.open_dm(t, m, f"o-{who}", who) for t, m, who in said])
+            await until(lambda: r.daemon.ledger.summary()["received"] == 4, 10, "received")
+            await until(lambda: len(r.daemon.scheduler) >= 2, 10, "queued")
+            assert "b" in {q["user"] for q in r.daemon.scheduler.snapshot()}
+            status, body = await r.call("POST", "/mute", {"platform": "bilibili", "uid": "U-o-b"})
+            assert status == 200 and body["removed"] >= 1
+            assert "b" not in {q["user"] for q in r.daemon.scheduler.snapshot()}
+            muted = [f for _, s, f in r.closed if f.get("rule") == "muted"]
+            assert len(muted) == body["removed"]
+            await server.push([samples.open_dm("still here", "m9", "o-b", "b")])
+            await until(lambda: r.daemon.ledger.summary()["received"] == 5, 10, "the next line")
+            last = [f for _, s, f in r.closed if s == "dropped"]
+            assert last and last[-1] == {"rule": "muted_user"}
+    finally:
+        await server.stop()
 
 
 # ---- the charts' timeline ------------------------------------------------------------------

@@ -304,9 +304,8 @@ class Daemon:
         """Mute a user from now on (and across restarts); what of theirs waits is removed."""
         mute = self.mutes.add(platform, uid, name)
         n = self.scheduler.remove(
-            lambda u: (
-                u.event.platform == mute.platform
-                and (u.event.user.id == mute.uid if mute.uid else u.event.user.name == mute.name)
+            lambda u: mute.covers(
+                u.event.platform, (u.event.user.id, *u.event.user.alt_ids), u.event.user.name
             ),
             reason="muted",
         )

@@ -27,7 +27,7 @@ MAX_RATE_USERS = 20_000  # users remembered for the rate limit, at most
 class Muted(Protocol):
     """The operator's runtime mute list (``ishowtts.mutes.MuteList``)."""
 
-    def matches(self, platform: str, uid: str, name: str) -> bool: ...
+    def matches(self, platform: str, ids: tuple[str, ...], name: str) -> bool: ...
 
 
 def graphemes(text: str) -> int:
@@ -80,7 +80,9 @@ class Filters:
         names = user.names()
         if any(n in self.block_users for n in names):
             return "blocked_user"
-        if self.muted is not None and self.muted.matches(event.platform, user.id, user.name):
+        if self.muted is not None and self.muted.matches(
+            event.platform, (user.id, *user.alt_ids), user.name
+        ):
             return "muted_user"
         # System messages (the operator's own /say) are no chat user's.
         if (

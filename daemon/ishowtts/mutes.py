@@ -1,10 +1,10 @@
 """The operator's runtime mute list: users muted from the console, kept in a small JSON state
 file so a mute survives a restart, and checked by the filters beside the config's block list.
 
-A user is matched by platform and id where the platform gives one (names change), else by
-name. The file is written whole through a temporary file and a rename, so a crash never leaves
-half a list; a file that cannot be read is moved aside (kept for the operator, never
-overwritten) and the daemon starts with an empty list.
+A user is matched by platform and id where the platform gives one (names change), any of the
+user's ids counting (``User.alt_ids``), else by name. The file is written whole through a
+temporary file and a rename, so a crash never leaves half a list; a file that cannot be read is
+moved aside (kept for the operator, never overwritten) and the daemon starts with an empty list.
 """
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ class Mute:
     name: str
     at: float  # wall time it was muted
 
+    def covers(self, platform: str, ids: tuple[str, ...], name: str) -> bool:
+        """Whether this mute names that user (any of the user's ids, else the name)."""
+        if platform != self.platform:
+            return False
+        return self.uid in ids if self.uid else bool(name) and name == self.name
+
     @property
     def key(self) -> tuple[str, str]:
         return (self.platform, self.uid) if self.uid else (self.platform, "name:" + self.name)
@@ -64,9 +70,14 @@ class MuteList:
     def __len__(self) -> int:
         return len(self._by_key)
 
-    def matches(self, platform: str, uid: str, name: str) -> bool:
-        if uid and (platform, uid) in self._by_key:
-            return True
+    def matches(self, platform: str, ids: tuple[str, ...], name: str) -> bool:
+        """Whether a user with these ids (``User.id`` and every ``alt_ids``: a Bilibili
+        open-platform user has an open_id and a union_id, and a mute may name either) or this
+        name is muted on ``platform``."""
+        for uid in ids:
+            mute = self._by_key.get((platform, uid)) if uid else None
+            if mute is not None and mute.uid == uid:  # never a by-name key that looks alike
+                return True
         return bool(name) and (platform, name) in self._names
 
     def list(self) -> list[dict[str, Any]]:

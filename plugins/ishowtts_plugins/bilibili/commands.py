@@ -216,11 +216,15 @@ class CommandMapper:
         while len(self._ids) > self.memory:
             self._ids.popitem(last=False)
         uid = _str(who[0])
+        # Without a login the uid is 0 for everyone; the sender's hash (info[0][7]) still
+        # tells users apart, so a per-user rate limit or dedupe does not lump them together.
+        user_hash = _str(meta[7]) if len(meta) > 7 and isinstance(meta[7], str) else ""
+        hashed = f"hash:{user_hash}" if user_hash else ""
         if uid in ("", "0"):
-            # Without a login the uid is 0 for everyone; the sender's hash (info[0][7]) still
-            # tells users apart, so a per-user rate limit or dedupe does not lump them together.
-            user_hash = _str(meta[7]) if len(meta) > 7 and isinstance(meta[7], str) else ""
-            uid = v2.uid or (f"hash:{user_hash}" if user_hash else "")
+            uid = v2.uid or hashed
+        # A mute given from a line that only had the hash still names this user once a
+        # uid is known (logged in, or dm_v2 carries it).
+        alt_ids = (hashed,) if hashed and hashed != uid else ()
         user = User(
             id=uid,
             name=_str(who[1]) or v2.name,
@@ -228,6 +232,7 @@ class CommandMapper:
             medal_level=_int(medal[0]) if medal else 0,
             medal_name=_str(medal[1]) if len(medal) > 1 else "",
             is_moderator=len(who) > 2 and _int(who[2]) == 1,
+            alt_ids=alt_ids,
         )
         reply_to = _str(extra.get("reply_uname") or "")
         return self._event(
