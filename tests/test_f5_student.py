@@ -28,7 +28,8 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 def student_file(tmp_path_factory):
     root = tmp_path_factory.mktemp("student")
     cfm = synthetic.random_student(TINY_ARCH, seed=3, std=0.2)
-    return synthetic.save_student(cfm, root / "student.pt", SCALE, with_teacher=True)
+    teacher = synthetic.random_student(TINY_ARCH, seed=4, std=0.2)
+    return synthetic.save_student(cfm, root / "student.pt", SCALE, teacher)
 
 
 @pytest.fixture(scope="module")

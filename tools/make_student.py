@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path, help="folder for student.pt and duration.pt")
     ap.add_argument("--arch", default="{}", help="JSON overrides of the student's DiT arch")
     ap.add_argument("--scale", type=float, default=1.0, help="the mel scale to record")
-    ap.add_argument("--teacher", action="store_true", help="also store a teacher copy")
+    ap.add_argument("--teacher", action="store_true",
+                    help="also store a teacher (another random DiT) for engine.teacher_steps")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     try:
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--arch: not JSON: {exc}", file=sys.stderr)
         return 2
     cfm = synthetic.random_student(arch, seed=a.seed)
-    student = synthetic.save_student(cfm, a.out / "student.pt", a.scale, a.teacher)
+    teacher = synthetic.random_student(arch, seed=a.seed + 1) if a.teacher else None
+    student = synthetic.save_student(cfm, a.out / "student.pt", a.scale, teacher)
     dp = synthetic.save_predictor(synthetic.random_predictor(a.seed), a.out / "duration.pt")
     print(f"wrote {student} and {dp}")
     return 0

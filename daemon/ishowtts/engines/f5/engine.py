@@ -17,7 +17,15 @@ from ...confload import Section
 from ..base import EngineBroken, EngineError, Progress, Voice
 from . import duration, loader, upstream
 from .fastdit import FastDiT
-from .sampler import GraphRunner, Job, Schedules, sample_eager, sample_student_eager
+from .sampler import (
+    GraphRunner,
+    Job,
+    Schedules,
+    TeacherPlan,
+    sample_eager,
+    sample_guided_start_eager,
+    sample_student_eager,
+)
 from .textfront import chunk, normalize
 from .upstream import UpstreamModule
 from .voices import (
@@ -51,7 +59,13 @@ class F5Options(Section):
     precision: Literal["auto", "fp16", "bf16", "fp32"] = "auto"  # auto: fp16 on CUDA
     # F5: NFE (7 and 16 use the pruned schedule), default 16; student: its steps, default 4
     steps: int | None = Field(None, ge=1, le=64)
-    cfg_strength: float = Field(2.0, ge=0)  # F5 only: the student has no guidance pass
+    cfg_strength: float = Field(2.0, ge=0)  # F5 and the DMOSpeech2 teacher (not the student)
+    # DMOSpeech2 only: the teacher-guided start (0: off). The teacher, the F5 model kept in
+    # the student's file, takes this many guided Euler steps up to the student's step-1 time
+    # and predicts the clean mel; the student refines it from its step 1 on. The reference's
+    # is 4 (16-point grid stopped at t = .07), i.e. 5 guided teacher evaluations.
+    teacher_steps: int = Field(0, ge=0, le=32)
+    teacher_eta: float = Field(1.0, ge=0, le=1)  # noise on the teacher's velocity (0: none)
     # New speech length: the reference's speaking rate, or DMOSpeech2's learned predictor
     # (for every F5 model; a voice's own `duration` wins)
     duration: Literal["rate", "predictor"] = "rate"
@@ -79,6 +93,29 @@ class F5Options(Section):
     # Round each chunk's length up to its bucket (at most bucket_frames more): no padding, so
     # no attention mask (faster kernels). The estimate's own error is larger than the rounding.
     quantise_duration: bool = True
+
+    @field_validator("teacher_steps")
+    @classmethod
+    def _teacher_needs_student(cls, value: int, info: ValidationInfo) -> int:
+        if value and not loader.is_student(str(info.data.get("model", ""))):
+            raise ValueError(f"needs model: {loader.STUDENT_MODEL} (the teacher is in its file)")
+        steps = info.data.get("steps")
+        if value and steps is not None and steps < 2:
+            raise ValueError(
+                f"needs steps >= 2 (the student takes over at its step 1), not {steps}"
+            )
+        # A local file is looked into now (check-config, run and say stop here, naming the
+        # key); a hub file is checked when it is loaded.
+        checkpoint = info.data.get("checkpoint")
+        local = isinstance(checkpoint, str) and not checkpoint.startswith(loader.HUB_PREFIX)
+        if value and local and not info.data.get("random_weights"):
+            path = Path(str(checkpoint)).expanduser()
+            if path.is_file() and not loader.has_teacher(path):
+                raise ValueError(
+                    f"{path} has no teacher ({loader.TEACHER_PREFIX}*) for the teacher-guided "
+                    f"start; set teacher_steps: 0 or use a file that keeps its teacher"
+                )
+        return value
 
     # Local paths are relative to the config file's folder (validation context ``base_dir``,
     # given by the config loader), like voice clips: the service's working directory is not
@@ -135,6 +172,9 @@ class F5Engine:
         self.student = loader.is_student(options.model)
         self.steps = options.steps or (4 if self.student else 16)
         self.predictor: duration.DurationPredictor | None = None
+        # The teacher-guided start (DMOSpeech2 with teacher_steps): the teacher's DiT, guided.
+        self.teacher: FastDiT | None = None
+        self.teacher_schedules: Schedules | None = None
 
     # ---- set-up ----------------------------------------------------------------------
 
@@ -191,12 +231,37 @@ class F5Engine:
         self.fast = FastDiT(self.cfm.transformer, o.fused_conv, o.attention,
                             guided=not self.student, mel_scale=scale)  # fmt: skip
         self.schedules = Schedules(self.fast)
+        if self.student and o.teacher_steps:
+            self.teacher = self._load_teacher(path, scale, progress)
+            self.teacher_schedules = Schedules(self.teacher)
         self.set_voices(voices)
         self.timings["load_s"] = time.perf_counter() - t0
         progress(
             f"f5: model ready on {self.device} ({str(self.dtype).removeprefix('torch.')}) "
             f"in {self.timings['load_s']:.1f} s, {len(self.voices)} voice(s)"
         )
+
+    def _load_teacher(self, path: Path | None, scale: float, progress: Progress) -> FastDiT:
+        """The teacher from the student's file (``guidance_model.real_unet.*``), as a guided
+        FastDiT at the engine's device and precision (another full DiT in memory)."""
+        o = self.options
+        with torch.device(self.device):
+            cfm = loader.build_cfm(o.model, o.arch, self._vocab)
+        if path is None:
+            loader.randomise(cfm, seed=1)  # not the student's weights
+        else:
+            progress(f"f5: loading the teacher from {path}")
+            teacher_scale = loader.load_weights(cfm, path, student=True, teacher=True)
+            if teacher_scale != scale:
+                raise ValueError(f"{path}: teacher and student disagree on the mel scale")
+        dit = cfm.transformer.eval().requires_grad_(False).to(self.device, self.dtype)
+        return FastDiT(dit, o.fused_conv, o.attention, guided=True, mel_scale=scale)
+
+    def _teacher_plan(self, steps: int) -> TeacherPlan | None:
+        if self.teacher_schedules is None:
+            return None
+        o = self.options
+        return self.teacher_schedules.teacher(o.teacher_steps, steps, o.sway, o.teacher_eta)
 
     @staticmethod
     def _limits(o: F5Options) -> ClipLimits:
@@ -243,6 +308,11 @@ class F5Engine:
         for name, voice in voices.items():
             v = load_voice(voice, self._mel_spec, self.device, limits, o.language, min_frames,
                            o.duration)  # fmt: skip
+            if self.teacher is not None and v.steps is not None and v.steps < 2:
+                raise ValueError(
+                    f"voice {name!r}: steps {v.steps} leaves the student no step after the "
+                    f"teacher-guided start (teacher_steps {o.teacher_steps}); use steps >= 2"
+                )
             if v.frames + min_frames > o.max_frames:
                 raise ValueError(
                     f"voice {name!r}: reference {v.path} leaves no room under max_frames "
@@ -293,11 +363,14 @@ class F5Engine:
         for steps in self._steps_used():
             if self.student:
                 self.schedules.student(steps, self.options.sway)
+                self._teacher_plan(steps)
             else:
                 self.schedules.get(steps, self.options.sway)
         if self._use_graphs:
             if self.options.compile:
                 self.fast.compile(mode=self.options.compile_mode)
+                if self.teacher is not None:
+                    self.teacher.compile(mode=self.options.compile_mode)
             self._capture(progress)
         # One real utterance per voice: vocoder kernels, cuFFT plans, the text front end.
         for name in self.voices:
@@ -311,16 +384,27 @@ class F5Engine:
         fewer steps than a voice now asks for)."""
         assert self.fast is not None
         o = self.options
-        max_steps = max(self._steps_used())
-        self.runners = {n: r for n, r in self.runners.items() if r.max_steps >= max_steps}
+        fast = self.fast
+        steps_used = self._steps_used()
+        max_steps = max(steps_used)
+        plans = {s: self._teacher_plan(s) for s in steps_used}
+        evals = max((p.evals for p in plans.values() if p is not None), default=0)
+        draws = max((p.draws for p in plans.values() if p is not None), default=0)
+        self.runners = {
+            n: r for n, r in self.runners.items() if all(r.fits(s, p) for s, p in plans.items())
+        }
         pool = torch.cuda.graph_pool_handle() if o.share_graph_pool else None
         sizes = self.buckets()
+
+        def runner_for(n: int) -> GraphRunner:
+            return GraphRunner(fast, n, 1, max_steps, pool, self.vocoder, not o.quantise_duration,
+                               self.teacher, evals, draws)  # fmt: skip
+
         for i, n in enumerate(sizes):
             if n in self.runners:
                 continue
             t1 = time.perf_counter()
-            masked = not o.quantise_duration
-            runner = GraphRunner(self.fast, n, 1, max_steps, pool, self.vocoder, masked)
+            runner = runner_for(n)
             try:
                 runner.capture()
             except Exception as exc:  # a compiler failure must not cost the stream its voice
@@ -329,7 +413,9 @@ class F5Engine:
                 log.warning("f5_compile_failed", error=repr(exc)[:500])
                 progress(f"f5 warm-up: torch.compile failed ({type(exc).__name__}); eager")
                 self.fast.uncompile()
-                runner = GraphRunner(self.fast, n, 1, max_steps, pool, self.vocoder, masked)
+                if self.teacher is not None:
+                    self.teacher.uncompile()
+                runner = runner_for(n)
                 runner.capture()
             self.runners[n] = runner
             progress(
@@ -367,10 +453,18 @@ class F5Engine:
         steps = steps or voice.steps or self.steps
         job = Job(voice.mel, self._tokens(voice.ref_text + text), frames, seed=o.seed)
         runner = self.runners.get(self.bucket(frames)) if self._use_graphs else None
+        plan = self._teacher_plan(steps)
         wav: torch.Tensor | None = None
         try:
-            if runner is not None and steps <= runner.max_steps:
-                mel, wav = runner.run([job], steps, o.cfg_strength, o.sway, self.schedules)[0]
+            if runner is not None and runner.fits(steps, plan):
+                mel, wav = runner.run([job], steps, o.cfg_strength, o.sway, self.schedules,
+                                      plan)[0]  # fmt: skip
+            elif plan is not None:
+                assert self.teacher is not None
+                full = sample_guided_start_eager(self.fast, self.teacher, [job], steps, plan,
+                                                 o.cfg_strength, o.sway,
+                                                 self.schedules)  # fmt: skip
+                mel = full[0][voice.frames :]
             elif self.student:
                 full = sample_student_eager(self.fast, [job], steps, o.sway, self.schedules)
                 mel = full[0][voice.frames :]
@@ -436,6 +530,7 @@ class F5Engine:
             "precision": str(self.dtype).removeprefix("torch."),
             "steps": self.steps,
             "guidance": not self.student,
+            "teacher_steps": self.options.teacher_steps if self.teacher is not None else 0,
             "cuda_graphs": self._use_graphs,
             "compiled": self._use_graphs and o.compile,
             "buckets": sorted(self.runners),
@@ -446,6 +541,7 @@ class F5Engine:
 
     def close(self) -> None:
         self.runners.clear()
-        self.cfm = self.vocoder = self.fast = None
+        self.cfm = self.vocoder = self.fast = self.teacher = None
+        self.teacher_schedules = None
         if self.device.type == "cuda":
             torch.cuda.empty_cache()

@@ -32,6 +32,7 @@ STUDENT_ARCH_CONFIG = "F5TTS_Base"  # the student is a v0 F5 Base DiT
 DEFAULT_STUDENT_CHECKPOINT = "hf://yl4579/DMOSpeech2/model_85000.pt"
 DEFAULT_DURATION_PREDICTOR = "hf://yl4579/DMOSpeech2/model_1500.pt"
 STUDENT_PREFIX = "feedforward_model."
+TEACHER_PREFIX = "guidance_model.real_unet."
 MEL = {"n_fft": 1024, "hop_length": 256, "win_length": 1024, "n_mel_channels": 100,
        "target_sample_rate": 24000, "mel_spec_type": "vocos"}  # fmt: skip
 
@@ -193,9 +194,12 @@ def _load_pt(path: Path) -> Any:
         return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
-def read_student(path: Path) -> tuple[dict[str, torch.Tensor], float]:
-    """The student DiT's weights (as ``transformer.*`` keys) and the mel ``scale`` from a
-    DMOSpeech2 checkpoint (``model_state_dict`` of its UniModel plus ``scale``)."""
+def read_student(path: Path, part: str = "student") -> tuple[dict[str, torch.Tensor], float]:
+    """The weights of one DiT of a DMOSpeech2 checkpoint (``model_state_dict`` of its UniModel
+    plus ``scale``), as ``transformer.*`` keys, and the mel ``scale``. ``part``: ``student``
+    (``feedforward_model.*``) or ``teacher`` (``guidance_model.real_unet.*``, the F5 model the
+    student was distilled from, used by the teacher-guided start)."""
+    prefix = STUDENT_PREFIX if part == "student" else TEACHER_PREFIX
     if path.suffix == ".safetensors":
         raise ValueError(f"{path}: a DMOSpeech2 checkpoint is a .pt file")
     raw = _load_pt(path)
@@ -206,16 +210,35 @@ def read_student(path: Path) -> tuple[dict[str, torch.Tensor], float]:
     if not (scale > 0 and scale < float("inf")):
         raise ValueError(f"{path}: mel scale {scale} is not a positive number")
     out = {
-        "transformer." + k[len(STUDENT_PREFIX) :]: v
+        "transformer." + k[len(prefix) :]: v
         for k, v in raw["model_state_dict"].items()
-        if k.startswith(STUDENT_PREFIX) and isinstance(v, torch.Tensor)
+        if k.startswith(prefix) and isinstance(v, torch.Tensor)
     }
+    if not out and part == "teacher":
+        raise ValueError(
+            f"{path}: no teacher weights ({TEACHER_PREFIX}*) in this file, which the engine "
+            f"option `teacher_steps` needs; set `teacher_steps: 0` or use a checkpoint that "
+            f"keeps its teacher (the published {DEFAULT_STUDENT_CHECKPOINT} does)"
+        )
     if not out:
         raise ValueError(
             f"{path}: no student weights ({STUDENT_PREFIX}*); an F5 checkpoint needs "
             f"model: F5TTS_v1_Base (or F5TTS_Base), not {STUDENT_MODEL}"
         )
     return out, scale
+
+
+def has_teacher(path: Path) -> bool:
+    """Whether a DMOSpeech2 file keeps its teacher (only the file's index is read: mmap).
+    Files that cannot be read say True here: loading them reports what is wrong."""
+    try:
+        raw = _load_pt(path)
+    except Exception:
+        return True
+    state = raw.get("model_state_dict") if isinstance(raw, Mapping) else None
+    if not isinstance(state, Mapping):
+        return True
+    return any(str(k).startswith(TEACHER_PREFIX) for k in state)
 
 
 def build_cfm(
@@ -234,13 +257,17 @@ def build_cfm(
 
 
 def load_weights(
-    cfm: UpstreamModule, path: Path, use_ema: bool = True, student: bool = False
+    cfm: UpstreamModule,
+    path: Path,
+    use_ema: bool = True,
+    student: bool = False,
+    teacher: bool = False,
 ) -> float:
-    """Load an F5 checkpoint (or a DMOSpeech2 student's DiT) into ``cfm``; returns the mel
-    scale the model works at (1.0 for F5)."""
+    """Load an F5 checkpoint (or a DMOSpeech2 student's DiT, or with ``teacher`` its
+    teacher's) into ``cfm``; returns the mel scale the model works at (1.0 for F5)."""
     scale = 1.0
-    if student:
-        state, scale = read_student(path)
+    if student or teacher:
+        state, scale = read_student(path, "teacher" if teacher else "student")
     else:
         state = read_state_dict(path, use_ema)
         if any(k.startswith("transformer." + STUDENT_PREFIX) for k in state):

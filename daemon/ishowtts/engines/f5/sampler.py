@@ -43,6 +43,21 @@ class Schedules:
     def __init__(self, fast: FastDiT) -> None:
         self.fast = fast
         self._cache: dict[tuple[int, float | None], tuple[Tensor, Tensor, Tensor]] = {}
+        self._teacher: dict[tuple[int, int, float | None, float], TeacherPlan] = {}
+
+    def teacher(self, teacher_steps: int, steps: int, sway: float | None,
+                eta: float) -> TeacherPlan:  # fmt: skip
+        """The teacher-guided start before a ``steps``-step student, with this object's model
+        (the teacher) giving the modulation tables; see ``teacher_plan``."""
+        key = (teacher_steps, steps, sway, eta)
+        if key not in self._teacher:
+            t, dt, coef, slab = teacher_plan(teacher_steps, steps, sway, eta)
+            mods, fmods = self.fast.modulation(t)
+            dev = self.fast.device
+            self._teacher[key] = TeacherPlan(t.to(dev), dt.to(dev), coef.to(dev), slab.to(dev),
+                                             int(slab.max()) + 1 if eta > 0 else 0, mods,
+                                             fmods)  # fmt: skip
+        return self._teacher[key]
 
     def student(self, steps: int, sway: float | None) -> tuple[Tensor, Tensor, Tensor]:
         """(t [S] fp32, mods, fmods) at the student's step times on the model's device."""
@@ -73,6 +88,52 @@ def student_times(steps: int, sway: float | None) -> Tensor:
     return t if sway is None else sway_map(t, sway)
 
 
+@dataclass(frozen=True)
+class TeacherPlan:
+    """The teacher-guided start, one row per teacher evaluation (all on the model's device):
+    ``x += dt * v(x, t) + coef * noise[slab]``, ``v`` the teacher's guided velocity."""
+
+    t: Tensor  # [E] evaluation times (fp32)
+    dt: Tensor  # [E] Euler steps; the last one reaches t = 1 (the clean-mel estimate)
+    coef: Tensor  # [E] dt x the reference's noise scale
+    slab: Tensor  # [E] long: which of the ``draws`` noise draws each evaluation adds
+    draws: int  # noise draws the start needs (0: eta 0, deterministic)
+    mods: Tensor  # [E, depth, 6, D] the teacher's modulation tables
+    fmods: Tensor  # [E, 2, D]
+
+    @property
+    def evals(self) -> int:
+        return len(self.t)
+
+
+def teacher_plan(teacher_steps: int, steps: int, sway: float | None,
+                 eta: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    """(t, dt, coef, slab) of DMOSpeech 2's teacher-guided start (``_teacher_sampling``), fp32
+    on the CPU. The reference lays a grid of N points over [0, 1] (sway applied), takes Euler
+    steps with the guided teacher up to the first point past a stopping time, and from there
+    predicts the clean mel in one jump (``x + (1 - t) v``); the student then starts at its step
+    1. Here the grid is N = ``teacher_steps`` x ``steps``, so ``teacher_steps`` Euler steps
+    reach exactly the student's step-1 time (the reference's 16 points, stopping time .07 and
+    4 student steps are ``teacher_steps`` 4). ``eta`` adds noise to each velocity, scaled
+    ``sqrt(eta t^2 / ((1 - t)^2 + t^2))``; the draw it adds is the reference's
+    ``min(int((1 - t) N), N - 1)``-th of N, counted here from the last (``slab`` 0 = its N-1)."""
+    if teacher_steps < 1 or steps < 2:
+        raise ValueError(
+            f"the teacher-guided start needs teacher_steps >= 1 and student steps >= 2 "
+            f"(the student takes over at its step 1), got {teacher_steps} and {steps}"
+        )
+    n = teacher_steps * steps
+    t = torch.linspace(0, 1, n + 1, dtype=torch.float32)[: teacher_steps + 1]
+    t = t if sway is None else sway_map(t, sway)
+    dt = torch.cat((t[1:] - t[:-1], 1 - t[-1:]))
+    ts = t.double()
+    scale = (eta * ts**2 / ((1 - ts) ** 2 + ts**2)).sqrt().float()
+    slab = torch.tensor([n - 1 - min(int((1 - x) * n), n - 1) for x in t.tolist()])
+    if eta <= 0:  # no noise: every evaluation points at draw 0, scaled by 0
+        slab.zero_()
+    return t, dt, dt * scale, slab
+
+
 def noise_for(job: Job, mel: int, device: torch.device, draws: int | None = None) -> Tensor:
     """``[frames, mel]`` (``draws`` None), or ``[draws, frames, mel]``: the student's fresh
     noise for each step."""
@@ -89,11 +150,10 @@ def noise_for(job: Job, mel: int, device: torch.device, draws: int | None = None
     return torch.randn(shape, generator=gen, device=device, dtype=torch.float32)
 
 
-def batch_inputs(fast: FastDiT, jobs: list[Job], n: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(x0 [B,n,mel] fp32, pre [2B,n,D], mask [B,n] bool, tokens) padded to ``n`` frames."""
+def conditions(fast: FastDiT, jobs: list[Job], n: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(cond [B,n,mel] = reference mel / scale, mask [B,n] bool, tokens) padded to ``n``."""
     dev, mel = fast.device, fast.mel_dim
     b = len(jobs)
-    x0 = torch.zeros(b, n, mel, device=dev)
     cond = torch.zeros(b, n, mel, device=dev)
     mask = torch.zeros(b, n, dtype=torch.bool, device=dev)
     width = max(len(j.tokens) for j in jobs)
@@ -101,11 +161,27 @@ def batch_inputs(fast: FastDiT, jobs: list[Job], n: int) -> tuple[Tensor, Tensor
     for i, j in enumerate(jobs):
         if j.frames > n or j.cond.shape[0] >= j.frames:
             raise ValueError(f"job of {j.frames} frames (ref {j.cond.shape[0]}) does not fit {n}")
-        if fast.guided:
-            x0[i, : j.frames] = noise_for(j, mel, dev)
         cond[i, : j.cond.shape[0]] = j.cond / fast.mel_scale
         mask[i, : j.frames] = True
         tokens[i, : len(j.tokens)] = j.tokens.to(dev)
+    return cond, mask, tokens
+
+
+def noise_slabs(jobs: list[Job], draws: int, n: int, mel: int, device: torch.device) -> Tensor:
+    """``[draws, B, n, mel]``: each job's noise draws, zero-padded to ``n`` frames."""
+    noise = torch.zeros(draws, len(jobs), n, mel, device=device)
+    for i, j in enumerate(jobs):
+        noise[:, i, : j.frames] = noise_for(j, mel, device, draws)
+    return noise
+
+
+def batch_inputs(fast: FastDiT, jobs: list[Job], n: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(x0 [B,n,mel] fp32, pre [2B,n,D], mask [B,n] bool, tokens) padded to ``n`` frames."""
+    cond, mask, tokens = conditions(fast, jobs, n)
+    x0 = torch.zeros(len(jobs), n, fast.mel_dim, device=fast.device)
+    if fast.guided:
+        for i, j in enumerate(jobs):
+            x0[i, : j.frames] = noise_for(j, fast.mel_dim, fast.device)
     pre = fast.prepare(cond, tokens, [j.frames for j in jobs], n)
     return x0, pre, mask, tokens
 
@@ -139,14 +215,53 @@ def sample_student_eager(fast: FastDiT, jobs: list[Job], steps: int, sway: float
     n = max(j.frames for j in jobs)
     x1, pre, mask, _ = batch_inputs(fast, jobs, n)
     mask_arg = None if all(j.frames == n for j in jobs) else mask
-    noise = torch.zeros(steps, len(jobs), n, fast.mel_dim, device=fast.device)
-    for i, j in enumerate(jobs):
-        noise[:, i, : j.frames] = noise_for(j, fast.mel_dim, fast.device, steps)
-    t, mods, fmods = (schedules or Schedules(fast)).student(steps, sway)
+    noise = noise_slabs(jobs, steps, n, fast.mel_dim, fast.device)
     cos, sin = rope_tables(n, fast.dim_head, fast.device)
-    for i in range(steps):
+    x1 = _student_steps(fast, x1, noise, pre, (schedules or Schedules(fast)).student(steps, sway),
+                        0, cos, sin, mask_arg)  # fmt: skip
+    return [x1[i, : j.frames] * fast.mel_scale for i, j in enumerate(jobs)]
+
+
+def _student_steps(fast: FastDiT, x1: Tensor, noise: Tensor, pre: Tensor,
+                   schedule: tuple[Tensor, Tensor, Tensor], start: int, cos: Tensor, sin: Tensor,
+                   mask: Tensor | None) -> Tensor:  # fmt: skip
+    t, mods, fmods = schedule
+    for i in range(start, len(t)):
         phi = (1 - t[i]) * noise[i] + t[i] * x1
-        x1 = phi + (1 - t[i]) * fast.velocity(phi, pre, mods[i], fmods[i], cos, sin, mask_arg, None)
+        x1 = phi + (1 - t[i]) * fast.velocity(phi, pre, mods[i], fmods[i], cos, sin, mask, None)
+    return x1
+
+
+@torch.no_grad()
+def sample_guided_start_eager(fast: FastDiT, teacher: FastDiT, jobs: list[Job], steps: int,
+                              plan: TeacherPlan, cfg: float, sway: float | None,
+                              schedules: Schedules | None = None) -> list[Tensor]:  # fmt: skip
+    """DMOSpeech 2 with the teacher-guided start: the teacher (an F5 model, guided by ``cfg``)
+    takes the Euler steps of ``plan`` from noise, its last evaluation jumps to a clean-mel
+    estimate, and the student refines that from its step 1 on (``sample_student_eager``).
+    Each job's noise is ``[steps + plan.draws, frames, mel]``: draw 0 the teacher's starting
+    noise, 1 .. steps-1 the student's per-step noise, then the teacher's ``plan.draws``."""
+    if fast.guided or not teacher.guided:
+        raise ValueError("the guided start needs an unguided student and a guided teacher")
+    if steps < 2:
+        raise ValueError("the teacher-guided start needs a student of at least 2 steps")
+    n = max(j.frames for j in jobs)
+    cond, mask, tokens = conditions(fast, jobs, n)
+    lengths = [j.frames for j in jobs]
+    mask_arg = None if all(f == n for f in lengths) else mask
+    noise = noise_slabs(jobs, steps + plan.draws, n, fast.mel_dim, fast.device)
+    cos, sin = rope_tables(n, fast.dim_head, fast.device)
+    pre = teacher.prepare(cond, tokens, lengths, n)
+    cfg_t = torch.tensor(cfg, device=fast.device)
+    x = noise[0]
+    for e in range(plan.evals):
+        v = teacher.velocity(x, pre, plan.mods[e], plan.fmods[e], cos, sin, mask_arg, cfg_t)
+        x = x + plan.dt[e] * v
+        if plan.draws:
+            x = x + plan.coef[e] * noise[steps + int(plan.slab[e])]
+    pre = fast.prepare(cond, tokens, lengths, n)
+    x1 = _student_steps(fast, x, noise, pre, (schedules or Schedules(fast)).student(steps, sway),
+                        1, cos, sin, mask_arg)  # fmt: skip
     return [x1[i, : j.frames] * fast.mel_scale for i, j in enumerate(jobs)]
 
 
@@ -176,7 +291,11 @@ class GraphRunner:
 
     def __init__(self, fast: FastDiT, n: int, batch: int, max_steps: int,
                  pool: Any = None, vocoder: UpstreamModule | None = None,
-                 masked: bool = True) -> None:  # fmt: skip
+                 masked: bool = True, teacher: FastDiT | None = None, teacher_evals: int = 0,
+                 teacher_draws: int = 0) -> None:  # fmt: skip
+        """``teacher``: a student runner that can also run the teacher-guided start (two more
+        graphs: the teacher's preparation and one teacher step), for plans of at most
+        ``teacher_evals`` evaluations and ``teacher_draws`` noise draws."""
         dev, mel, d = fast.device, fast.mel_dim, fast.dim
         self.fast, self.n, self.batch, self.max_steps = fast, n, batch, max_steps
         self.vocoder = vocoder
@@ -187,8 +306,17 @@ class GraphRunner:
         self.vocode_error = ""
         # A student draws fresh noise at every step: one slab per step, filled before replay.
         self.student = not fast.guided
+        if teacher is not None and (not self.student or not teacher.guided or teacher_evals < 2
+                                    or max_steps < 2):  # fmt: skip
+            raise ValueError("a teacher-guided start needs a student, a guided teacher, >= 2 "
+                             "teacher evaluations and >= 2 student steps")  # fmt: skip
+        self.teacher = teacher
+        self.teacher_evals = teacher_evals
+        # The teacher's draws sit after the student's slabs (at least one: index always valid).
+        self.teacher_draws = max(teacher_draws, 1) if teacher is not None else 0
         self.x = torch.zeros(batch, n, mel, device=dev)
-        self.noise = torch.zeros(*((max_steps,) if self.student else ()), batch, n, mel, device=dev)
+        slabs = (max_steps + self.teacher_draws,) if self.student else ()
+        self.noise = torch.zeros(*slabs, batch, n, mel, device=dev)
         self.cond = torch.zeros(batch, n, mel, device=dev)
         self.ref = torch.zeros(batch, n, dtype=torch.bool, device=dev)  # reference frames
         self.tokens = torch.full((batch, n), -1, dtype=torch.long, device=dev)
@@ -204,6 +332,16 @@ class GraphRunner:
         self.cfg: Tensor | None = None if self.student else torch.zeros((), device=dev)
         self.graphs: dict[str, torch.cuda.CUDAGraph] = {}
         self.pool = pool
+        if teacher is not None:  # the teacher's own tables, like the student's above
+            e, td = teacher_evals, teacher.dim
+            self.tpre = torch.zeros(2 * batch, n, td, device=dev, dtype=teacher.dtype)
+            self.tmods = torch.zeros(e, teacher.depth, 6, td, device=dev, dtype=teacher.dtype)
+            self.tfmods = torch.zeros(e, 2, td, device=dev, dtype=teacher.dtype)
+            self.tdt = torch.zeros(e, device=dev)
+            self.tcoef = torch.zeros(e, device=dev)
+            self.tslab = torch.full((e,), max_steps, dtype=torch.long, device=dev)
+            self.tidx = torch.zeros(1, dtype=torch.long, device=dev)
+            self.tcfg = torch.zeros((), device=dev)
 
     def _prepare(self) -> None:
         self.pre.copy_(self.fast.prepare_padded(self.cond, self.tokens, self.lengths))
@@ -212,6 +350,29 @@ class GraphRunner:
         else:
             self.x.copy_(self.noise * self.mask[..., None] if self.masked else self.noise)
         self.idx.zero_()
+
+    def _teacher_prepare(self) -> None:
+        """After ``_prepare``: the teacher's condition and text, its starting noise (draw 0),
+        and the student's step counter moved to step 1, where it takes over."""
+        assert self.teacher is not None
+        self.tpre.copy_(self.teacher.prepare_padded(self.cond, self.tokens, self.lengths))
+        start = self.noise[0]
+        self.x.copy_(start * self.mask[..., None] if self.masked else start)
+        self.tidx.zero_()
+        self.idx.fill_(1)
+
+    def _teacher_step(self) -> None:
+        assert self.teacher is not None
+        i = self.tidx
+        mods = self.tmods.index_select(0, i)[0]
+        fmods = self.tfmods.index_select(0, i)[0]
+        mask = self.mask if self.masked else None
+        v = self.teacher.velocity(self.x, self.tpre, mods, fmods, self.cos, self.sin, mask,
+                                  self.tcfg)  # fmt: skip
+        self.x.add_(self.tdt.index_select(0, i) * v)
+        draw = self.noise.index_select(0, self.tslab.index_select(0, i))[0]
+        self.x.add_(self.tcoef.index_select(0, i) * draw)
+        self.tidx.add_(1)
 
     def _step(self) -> None:
         i = self.idx
@@ -274,13 +435,32 @@ class GraphRunner:
             except RuntimeError as exc:  # the vocoder then runs eagerly, after the graphs
                 self.graphs.pop("vocode", None)
                 self.vocode_error = repr(exc)[:300]
+        if self.teacher is not None:
+            self._capture("teacher_prepare", self._teacher_prepare)
+            self._capture("teacher_step", self._teacher_step)
+
+    def fits(self, steps: int, plan: TeacherPlan | None) -> bool:
+        """Whether ``run`` can take this step count (and teacher plan)."""
+        if steps > self.max_steps:
+            return False
+        if plan is None:
+            return True
+        return (
+            self.teacher is not None
+            and steps >= 2
+            and plan.evals <= self.teacher_evals
+            and plan.draws <= self.teacher_draws
+        )
 
     @torch.no_grad()
     def run(self, jobs: list[Job], steps: int, cfg: float, sway: float | None,
-            schedules: Schedules) -> list[tuple[Tensor, Tensor | None]]:  # fmt: skip
-        """For each job: (new mel ``[frames - n_ref, mel]``, new audio or None)."""
-        if len(jobs) != self.batch or steps > self.max_steps:
-            raise ValueError("job batch or step count does not fit this graph")
+            schedules: Schedules,
+            teacher: TeacherPlan | None = None) -> list[tuple[Tensor, Tensor | None]]:  # fmt: skip
+        """For each job: (new mel ``[frames - n_ref, mel]``, new audio or None). ``teacher``:
+        run the teacher-guided start first (``sample_guided_start_eager``)."""
+        if len(jobs) != self.batch or not self.fits(steps, teacher):
+            raise ValueError("job batch, step count or teacher plan does not fit this graph")
+        draws = teacher.draws if teacher is not None else 0
         dev, mel = self.fast.device, self.fast.mel_dim
         self.tokens.fill_(-1)
         self.cond.zero_()
@@ -296,7 +476,10 @@ class GraphRunner:
             ):
                 raise ValueError(f"job of {j.frames} frames (ref {nref}) does not fit {self.n}")
             if self.student:
-                self.noise[:steps, i, : j.frames] = noise_for(j, mel, dev, steps)
+                noise = noise_for(j, mel, dev, steps + draws)
+                self.noise[:steps, i, : j.frames] = noise[:steps]
+                tail = slice(self.max_steps, self.max_steps + draws)
+                self.noise[tail, i, : j.frames] = noise[steps:]
             else:
                 self.noise[i, : j.frames] = noise_for(j, mel, dev)
             self.cond[i, :nref] = j.cond / self.fast.mel_scale
@@ -313,9 +496,23 @@ class GraphRunner:
         self.mods[:steps].copy_(mods)
         self.fmods[:steps].copy_(fmods)
         self.dt[:steps].copy_(dt)
+        if teacher is not None:
+            e = teacher.evals
+            self.tmods[:e].copy_(teacher.mods)
+            self.tfmods[:e].copy_(teacher.fmods)
+            self.tdt[:e].copy_(teacher.dt)
+            self.tcoef[:e].copy_(teacher.coef)
+            self.tslab[:e].copy_(teacher.slab + self.max_steps)
+            self.tcfg.fill_(cfg)
         self.graphs["prepare"].replay()
+        first = 0
+        if teacher is not None:
+            self.graphs["teacher_prepare"].replay()
+            for _ in range(teacher.evals):
+                self.graphs["teacher_step"].replay()
+            first = 1
         step = self.graphs["step"]
-        for _ in range(steps):
+        for _ in range(first, steps):
             step.replay()
         audio_all = None
         if "vocode" in self.graphs:

@@ -29,14 +29,15 @@ def random_student(arch: Mapping[str, Any] | None = None, seed: int = 0,
 
 
 def save_student(cfm: UpstreamModule, path: Path, scale: float,
-                 with_teacher: bool = False) -> Path:  # fmt: skip
-    """Write ``cfm``'s DiT as a DMOSpeech2 checkpoint (a ``.pt``)."""
-    transformer = cfm.transformer
-    assert isinstance(transformer, torch.nn.Module)
-    dit = transformer.state_dict()
-    state = {f"feedforward_model.{k}": v.clone() for k, v in dit.items()}
-    if with_teacher:  # what teacher-guided sampling would read; unused by our engine
-        state.update({f"guidance_model.real_unet.{k}": v.clone() for k, v in dit.items()})
+                 teacher: UpstreamModule | None = None) -> Path:  # fmt: skip
+    """Write ``cfm``'s DiT as a DMOSpeech2 checkpoint (a ``.pt``), with ``teacher``'s DiT
+    (another ``random_student``, so the two differ) for the teacher-guided start."""
+    state: dict[str, torch.Tensor] = {}
+    for prefix, model in ((loader.STUDENT_PREFIX, cfm), (loader.TEACHER_PREFIX, teacher)):
+        if model is not None:
+            dit = model.transformer
+            assert isinstance(dit, torch.nn.Module)
+            state.update({prefix + k: v.clone() for k, v in dit.state_dict().items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model_state_dict": state, "scale": float(scale), "step": 1}, str(path))
     return path
