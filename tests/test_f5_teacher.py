@@ -12,6 +12,7 @@ import itertools
 import math
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -223,6 +224,44 @@ def test_samplers_refuse_the_wrong_models(models, request_):
         sampler.sample_guided_start_eager(fast_t, fast_t, [job], 4, plan, 2.0, -1.0)
     with pytest.raises(ValueError, match="at least 2 steps"):
         sampler.sample_guided_start_eager(fast, fast_t, [job], 1, plan, 2.0, -1.0)
+
+
+def test_graph_runner_bookkeeping_on_the_cpu(models, request_):
+    """The CUDA-graph runner's step bodies (its static buffers, counters, noise layout and
+    tables), called in replay order on the CPU instead of being captured: exactly the eager
+    sampler, with and without the teacher, padded and exact buckets. The graphs themselves
+    are checked on CUDA in tests/test_f5_cuda.py."""
+    student, teacher = models
+    ref, tokens = request_
+    fast = fastdit.FastDiT(student.transformer, guided=False, mel_scale=SCALE)
+    fast_t = fastdit.FastDiT(teacher.transformer, guided=True, mel_scale=SCALE)
+    schedules, plans = sampler.Schedules(fast), {}
+    for steps in (4, 2):
+        plans[steps] = sampler.Schedules(fast_t).teacher(4, steps, -1.0, 1.0)
+    evals = max(p.evals for p in plans.values())
+    draws = max(p.draws for p in plans.values())
+    frames = ref.shape[0] + 50
+    g = torch.Generator().manual_seed(3)
+    for n, masked in ((frames + 30, True), (frames, False)):
+        runner = sampler.GraphRunner(fast, n, 1, 4, None, None, masked, fast_t, evals, draws)
+        bodies = {"prepare": runner._prepare, "step": runner._step,
+                  "teacher_prepare": runner._teacher_prepare,
+                  "teacher_step": runner._teacher_step}  # fmt: skip
+        runner.graphs = {k: types.SimpleNamespace(replay=f) for k, f in bodies.items()}  # type: ignore[misc]
+        for steps in (4, 2, 4):
+            plan = plans[steps]
+            noise = torch.randn(steps + plan.draws, frames, 100, generator=g)
+            job = sampler.Job(ref, tokens, frames, noise=noise)
+            want = sampler.sample_guided_start_eager(fast, fast_t, [job], steps, plan, 2.0,
+                                                     -1.0, schedules)[0][ref.shape[0] :]  # fmt: skip
+            got = runner.run([job], steps, 2.0, -1.0, schedules, plan)[0][0]
+            assert torch.equal(got, want)
+        job = sampler.Job(ref, tokens, frames, noise=torch.randn(4, frames, 100, generator=g))
+        want = sampler.sample_student_eager(fast, [job], 4, -1.0, schedules)[0][ref.shape[0] :]
+        assert torch.equal(runner.run([job], 4, 2.0, -1.0, schedules)[0][0], want)
+        with pytest.raises(ValueError, match="teacher plan does not fit"):
+            runner.run([job], 4, 2.0, -1.0, schedules, sampler.Schedules(fast_t).teacher(
+                8, 4, -1.0, 1.0))  # fmt: skip
 
 
 # ---- the engine --------------------------------------------------------------------------
