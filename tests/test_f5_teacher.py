@@ -118,44 +118,54 @@ def test_default_plan_is_the_reference_grid():
     assert slab.tolist() == [0, 0, 0, 0, 1] and coef[0] == 0 and (coef[1:] > 0).all()
     _, _, coef0, slab0 = sampler.teacher_plan(4, 4, -1.0, 0.0)
     assert not coef0.any() and not slab0.any()
-    with pytest.raises(ValueError, match="student steps >= 2"):
+    with pytest.raises(ValueError, match="student steps > student_start_step"):
         sampler.teacher_plan(4, 1, -1.0, 1.0)
+    with pytest.raises(ValueError, match="student steps > student_start_step"):
+        sampler.teacher_plan(4, 4, -1.0, 1.0, start=4)
+    # The reference demo's "more teacher steps": 24 points stopped at .25, student from step 2
+    # (1 - cos(pi/4) = .2929, the student's step-2 time).
+    t, _, _, slab = sampler.teacher_plan(12, 4, -1.0, 1.0, start=2)
+    assert torch.allclose(t, 1 - torch.cos(math.pi / 2 * torch.arange(13) / 24), atol=1e-7)
+    assert t[-1] == pytest.approx(float(sampler.student_times(4, -1.0)[2]))
+    assert slab[-1] == 23 - int((1 - t[-1].item()) * 24)
 
 
 @pytest.mark.parametrize(
-    ("teacher_steps", "ref_grid", "stopping_time", "eta"),
-    [(4, 16, 0.07, 1.0), (2, 8, 0.05, 0.0), (3, 12, 0.07, 0.5)],
-    ids=["reference defaults", "eta 0", "eta 0.5"],
+    ("teacher_steps", "ref_grid", "stopping_time", "eta", "start"),
+    [(4, 16, 0.07, 1.0, 1), (2, 8, 0.05, 0.0, 1), (3, 12, 0.07, 0.5, 1), (12, 24, 0.25, 1.0, 2)],
+    ids=["reference defaults", "eta 0", "eta 0.5", "reference demo: student from step 2"],
 )
 def test_fp32_guided_start_matches_reference(models, request_, teacher_steps, ref_grid,
-                                             stopping_time, eta):  # fmt: skip
+                                             stopping_time, eta, start):  # fmt: skip
     student, teacher = models
     ref, tokens = request_
     frames = ref.shape[0] + 60
     g = torch.Generator().manual_seed(11)
     y0 = torch.randn(frames, 100, generator=g)
     noise_seq = [torch.randn(1, frames, 100, generator=g) for _ in range(ref_grid)]
-    student_noise = torch.randn(3, frames, 100, generator=g)
+    student_noise = torch.randn(4 - start, frames, 100, generator=g)
     with torch.no_grad():
         want = reference_generate(teacher.transformer, student.transformer, ref, tokens, frames,
                                   y0, noise_seq, student_noise, ref_grid, stopping_time,
-                                  eta=eta)  # fmt: skip
+                                  start=start, eta=eta)  # fmt: skip
     fast = fastdit.FastDiT(student.transformer, guided=False, mel_scale=SCALE)
     fast_t = fastdit.FastDiT(teacher.transformer, guided=True, mel_scale=SCALE)
-    plan = sampler.Schedules(fast_t).teacher(teacher_steps, 4, -1.0, eta)
+    plan = sampler.Schedules(fast_t).teacher(teacher_steps, 4, -1.0, eta, start)
     assert plan.evals == teacher_steps + 1
-    # Our layout: draw 0 the teacher's start, 1-3 the student's, then the reference's noise
-    # draws from its last one down.
+    # Our layout: draw 0 the teacher's start, then one per student step (those before
+    # ``start`` unused), then the reference's noise draws from its last one down.
+    unused = [torch.full_like(y0, float("nan"))] * (start - 1)
     drawn = [noise_seq[ref_grid - 1 - k][0] for k in range(plan.draws)]
-    noise = torch.stack([y0, *student_noise, *drawn])
+    noise = torch.stack([y0, *unused, *student_noise, *drawn])
     job = sampler.Job(ref, tokens, frames, noise=noise)
     got = sampler.sample_guided_start_eager(fast, fast_t, [job], 4, plan, 2.0, -1.0)[0]
     new = slice(ref.shape[0], frames)
     assert want[new].abs().mean() > 0.1
     assert rel(got[new], want[new]) <= 1e-5
     # The teacher matters: the student alone from step 0 gives something else.
-    alone = sampler.sample_student_eager(fast, [sampler.Job(ref, tokens, frames, noise=noise[:4])],
-                                         4, -1.0)[0]  # fmt: skip
+    plain_noise = torch.nan_to_num(noise[:4])
+    alone = sampler.sample_student_eager(fast, [sampler.Job(ref, tokens, frames,
+                                                            noise=plain_noise)], 4, -1.0)[0]  # fmt: skip
     assert rel(alone[new], want[new]) > 0.05
 
 
@@ -222,8 +232,8 @@ def test_samplers_refuse_the_wrong_models(models, request_):
     job = sampler.Job(ref, tokens, ref.shape[0] + 9, seed=1)
     with pytest.raises(ValueError, match="unguided student and a guided teacher"):
         sampler.sample_guided_start_eager(fast_t, fast_t, [job], 4, plan, 2.0, -1.0)
-    with pytest.raises(ValueError, match="at least 2 steps"):
-        sampler.sample_guided_start_eager(fast, fast_t, [job], 1, plan, 2.0, -1.0)
+    with pytest.raises(ValueError, match="a teacher plan for 4 student steps, not 2"):
+        sampler.sample_guided_start_eager(fast, fast_t, [job], 2, plan, 2.0, -1.0)
 
 
 def test_graph_runner_bookkeeping_on_the_cpu(models, request_):
@@ -235,9 +245,10 @@ def test_graph_runner_bookkeeping_on_the_cpu(models, request_):
     ref, tokens = request_
     fast = fastdit.FastDiT(student.transformer, guided=False, mel_scale=SCALE)
     fast_t = fastdit.FastDiT(teacher.transformer, guided=True, mel_scale=SCALE)
-    schedules, plans = sampler.Schedules(fast), {}
-    for steps in (4, 2):
-        plans[steps] = sampler.Schedules(fast_t).teacher(4, steps, -1.0, 1.0)
+    schedules, teacher_schedules = sampler.Schedules(fast), sampler.Schedules(fast_t)
+    plans = {(4, 1): teacher_schedules.teacher(4, 4, -1.0, 1.0),
+             (2, 1): teacher_schedules.teacher(4, 2, -1.0, 1.0),
+             (4, 2): teacher_schedules.teacher(6, 4, -1.0, 0.5, start=2)}  # fmt: skip
     evals = max(p.evals for p in plans.values())
     draws = max(p.draws for p in plans.values())
     frames = ref.shape[0] + 50
@@ -248,8 +259,8 @@ def test_graph_runner_bookkeeping_on_the_cpu(models, request_):
                   "teacher_prepare": runner._teacher_prepare,
                   "teacher_step": runner._teacher_step}  # fmt: skip
         runner.graphs = {k: types.SimpleNamespace(replay=f) for k, f in bodies.items()}  # type: ignore[misc]
-        for steps in (4, 2, 4):
-            plan = plans[steps]
+        for steps, start in ((4, 1), (2, 1), (4, 2), (4, 1)):  # replays reset cleanly
+            plan = plans[steps, start]
             noise = torch.randn(steps + plan.draws, frames, 100, generator=g)
             job = sampler.Job(ref, tokens, frames, noise=noise)
             want = sampler.sample_guided_start_eager(fast, fast_t, [job], steps, plan, 2.0,
@@ -322,8 +333,10 @@ def test_a_file_without_a_teacher_is_a_clear_error(files, vocoder):
 def test_teacher_options_are_checked(files, vocoder):
     with pytest.raises(ValueError, match=r"(?s)teacher_steps.*needs model: DMOSpeech2"):
         F5Engine({"model": "F5TTS_v1_Base", "random_weights": True, "teacher_steps": 4})
-    with pytest.raises(ValueError, match=r"(?s)teacher_steps.*needs steps >= 2"):
+    with pytest.raises(ValueError, match=r"(?s)teacher_steps.*needs steps > student_start_step"):
         F5Engine(engine_options(files[0], vocoder, teacher_steps=4, steps=1))
+    with pytest.raises(ValueError, match=r"(?s)teacher_steps.*needs steps > student_start_step"):
+        F5Engine(engine_options(files[0], vocoder, teacher_steps=4, student_start_step=4))
     e = F5Engine(engine_options(files[0], vocoder, teacher_steps=2))
     with pytest.raises(ValueError, match="voice 'one': steps 1 leaves the student no step"):
         e.load({"one": Voice("one", options={"steps": 1})}, lambda s: None)

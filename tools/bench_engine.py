@@ -5,7 +5,9 @@
     python tools/bench_engine.py --random-weights --json out.json --profile
 
 For 2/5/10 s outputs at NFE 32/16/7 (and the DMOSpeech2 student at 4/2 steps: a second
-engine, random weights of the same v0 F5 Base size, no guidance pass) it prints medians of:
+engine, random weights of the same v0 F5 Base size, no guidance pass; and a third with the
+teacher-guided start, ``--student-teacher-steps``: a guided teacher of the same size first)
+it prints medians of:
 RTF and time to first audio for upstream ``infer_batch_process`` and for ours (same total
 frames, so same work), the speed-up, model FLOP utilisation against a measured fp16 matmul
 peak, peak GPU memory; and cold-start, warm-up and danmaku time-to-first-audio figures.
@@ -66,9 +68,10 @@ def matmul_peak(dtype: torch.dtype = torch.float16) -> float:
     return best
 
 
-def step_flops(engine: F5Engine, n: int) -> float:
-    """Model FLOPs of one step over ``n`` real frames (both CFG halves when guided)."""
-    f = engine.fast
+def step_flops(engine: F5Engine, n: int, fast: Any = None) -> float:
+    """Model FLOPs of one step over ``n`` real frames (both CFG halves when guided) of
+    ``fast`` (default: the engine's model)."""
+    f = fast or engine.fast
     assert f is not None
     bc = 2 if f.guided else 1
     d, m = f.dim, bc * n
@@ -113,16 +116,30 @@ def timed(fn: Any) -> tuple[Any, float]:
     return out, time.perf_counter() - t0
 
 
+def run_flops(engine: F5Engine, n: int, steps: int) -> float:
+    """Model FLOPs of one request: ``steps`` steps, or with the teacher-guided start the
+    teacher's guided evaluations and the student's steps from its step 1."""
+    plan = engine._teacher_plan(steps)
+    if plan is None:
+        return step_flops(engine, n) * steps
+    return plan.evals * step_flops(engine, n, engine.teacher) + (steps - 1) * step_flops(engine, n)
+
+
 def bench_ours(engine: F5Engine, voice: str, total: int, steps: int, text: str,
                repeats: int) -> dict[str, Any]:  # fmt: skip
     """One chunk of exactly ``total`` frames (reference included), mel to audio on the host."""
-    from ishowtts.engines.f5.sampler import sample_eager, sample_student_eager
+    from ishowtts.engines.f5.sampler import (
+        sample_eager,
+        sample_guided_start_eager,
+        sample_student_eager,
+    )
 
     v = engine.voices[voice]
     assert engine.fast is not None and engine.schedules is not None and engine.vocoder
     o = engine.options
     tokens = engine._tokens(v.ref_text + text)
     runner = engine.runners.get(engine.bucket(total))
+    plan = engine._teacher_plan(steps)
     totals = []
     torch.cuda.reset_peak_memory_stats()
     for i in range(repeats + 1):
@@ -130,7 +147,13 @@ def bench_ours(engine: F5Engine, voice: str, total: int, steps: int, text: str,
         torch.cuda.synchronize()
         t0 = time.perf_counter()
         if runner is not None:
-            mel, wav = runner.run([job], steps, o.cfg_strength, o.sway, engine.schedules)[0]
+            mel, wav = runner.run([job], steps, o.cfg_strength, o.sway, engine.schedules, plan)[0]
+        elif plan is not None:
+            assert engine.teacher is not None
+            mel = sample_guided_start_eager(engine.fast, engine.teacher, [job], steps, plan,
+                                            o.cfg_strength, o.sway,
+                                            engine.schedules)[0][v.frames :]  # fmt: skip
+            wav = None
         elif engine.student:
             mel = sample_student_eager(engine.fast, [job], steps, o.sway,
                                        engine.schedules)[0][v.frames :]  # fmt: skip
@@ -152,7 +175,7 @@ def bench_ours(engine: F5Engine, voice: str, total: int, steps: int, text: str,
         "total_p95_s": p95(totals),
         "rtf": median(totals) / gen_s,
         "ttfa_s": median(totals),  # one chunk: its audio is the first audio
-        "tflops": step_flops(engine, total) * steps / median(totals) / 1e12,
+        "tflops": run_flops(engine, total, steps) / median(totals) / 1e12,
         "bucket": runner.n if runner is not None else None,
         "audio_s": len(audio) / SAMPLE_RATE,
         "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
@@ -211,6 +234,7 @@ def breakdown(engine: F5Engine, voice: str, total: int, steps: int, text: str) -
     v = engine.voices[voice]
     o = engine.options
     runner = engine.runners[engine.bucket(total)]
+    teacher = engine._teacher_plan(steps)
     out: dict[str, float] = {}
     for _ in range(3):  # keep the last (warm) pass
         t0 = time.perf_counter()
@@ -222,14 +246,16 @@ def breakdown(engine: F5Engine, voice: str, total: int, steps: int, text: str) -
         job = Job(v.mel, tokens, total, seed=0)
         assert engine.schedules is not None
         _, t = timed(lambda job=job: runner.run([job], steps, o.cfg_strength, o.sway,
-                                                 engine.schedules))  # fmt: skip
+                                                 engine.schedules, teacher))  # fmt: skip
         out["run_ms"] = t * 1e3
         out["chunks"] = len(plan)
-    for name in ("prepare", "step", "vocode"):
+    for name in ("prepare", "step", "vocode", "teacher_prepare", "teacher_step"):
         if name in runner.graphs:
             times = []
             for _ in range(5):
                 runner.idx.zero_()
+                if runner.teacher is not None:
+                    runner.tidx.zero_()
                 _, t = timed(runner.graphs[name].replay)
                 times.append(t)
             out[f"{name}_graph_ms"] = median(times) * 1e3
@@ -269,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", default="2,5,10")
     ap.add_argument("--nfe", default="32,16,7")
     ap.add_argument("--student-steps", default="4,2", help="DMOSpeech2 student rows ('' = none)")
+    ap.add_argument("--student-teacher-steps", type=int, default=4,
+                    help="rows for the student with the teacher-guided start, this many teacher "
+                         "steps (the reference's 4); 0 = none")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--upstream-repeats", type=int, default=3)
     ap.add_argument("--no-upstream", action="store_true")
@@ -367,6 +396,11 @@ def main(argv: list[str] | None = None) -> int:
         del engine
         result["student"] = bench_student(opts, seconds, student_steps, a.repeats, upstream16,
                                           progress)  # fmt: skip
+        guided = [s for s in student_steps if s >= 2]
+        if a.student_teacher_steps and guided:
+            result["student_teacher"] = bench_student(
+                opts, seconds, guided, a.repeats, upstream16, progress, a.student_teacher_steps
+            )
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1, default=str))
     print_table(result)
@@ -374,11 +408,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def bench_student(opts: dict[str, Any], seconds: list[float], steps_list: list[int],
-                  repeats: int, upstream16: dict[float, float],
-                  progress: Any) -> dict[str, Any]:  # fmt: skip
+                  repeats: int, upstream16: dict[float, float], progress: Any,
+                  teacher_steps: int = 0) -> dict[str, Any]:  # fmt: skip
     """The DMOSpeech2 student in its own engine (random weights unless --checkpoint names a
-    student file; the same v0 F5 Base size as the published one)."""
-    sopts = {**opts, "model": "DMOSpeech2", "steps": max(steps_list)}
+    student file; the same v0 F5 Base size as the published one); ``teacher_steps``: with
+    the teacher-guided start (a random teacher of the same size)."""
+    sopts = {**opts, "model": "DMOSpeech2", "steps": max(steps_list),
+             "teacher_steps": teacher_steps}  # fmt: skip
     if not sopts.get("random_weights"):
         sopts.pop("checkpoint", None)  # an F5 file does not fit: the published student
     t0 = time.perf_counter()
@@ -387,7 +423,8 @@ def bench_student(opts: dict[str, Any], seconds: list[float], steps_list: list[i
     for s in steps_list:
         engine.schedules.student(s, engine.options.sway)  # type: ignore[union-attr]
     engine.warmup(progress)
-    out: dict[str, Any] = {"cold_start_s": time.perf_counter() - t0, "rows": []}
+    out: dict[str, Any] = {"cold_start_s": time.perf_counter() - t0, "rows": [],
+                           "teacher_steps": teacher_steps}  # fmt: skip
     v = engine.voices["v"]
     for sec in seconds:
         total = engine.bucket(v.frames + round(sec * FPS))
@@ -399,8 +436,9 @@ def bench_student(opts: dict[str, Any], seconds: list[float], steps_list: list[i
             if sec in upstream16:
                 row["vs_upstream_nfe16"] = upstream16[sec] / row["ours"]["total_s"]
             out["rows"].append(row)
-            print(f"  student {sec:g}s {steps} steps: {row['ours']['total_s'] * 1e3:.1f} ms",
-                  flush=True)  # fmt: skip
+            label = f" + teacher {teacher_steps}" if teacher_steps else ""
+            print(f"  student{label} {sec:g}s {steps} steps: "
+                  f"{row['ours']['total_s'] * 1e3:.1f} ms", flush=True)  # fmt: skip
     total5 = engine.bucket(v.frames + round(5 * FPS))
     out["breakdown_5s"] = breakdown(engine, "v", total5, steps_list[0], text_for(engine, "v", 5))
     step_ms = out["breakdown_5s"].get("step_graph_ms")
@@ -413,9 +451,13 @@ def bench_student(opts: dict[str, Any], seconds: list[float], steps_list: list[i
     return out
 
 
-def print_student(r: dict[str, Any]) -> None:
-    s = r["student"]
-    print("\n## DMOSpeech2 student (no guidance pass), same run")
+def print_student(r: dict[str, Any], key: str = "student") -> None:
+    s = r[key]
+    if s.get("teacher_steps"):
+        print(f"\n## DMOSpeech2 student with the teacher-guided start ({s['teacher_steps']} "
+              "teacher steps + 1 guided evaluation, then the student from step 1)")  # fmt: skip
+    else:
+        print("\n## DMOSpeech2 student (no guidance pass), same run")
     print("| out | steps | ours ms (RTF) | vs upstream F5 NFE 16 | ours TFLOP/s (MFU) | peak GiB |")
     print("|---|---|---|---|---|---|")
     for row in s["rows"]:
@@ -426,6 +468,10 @@ def print_student(r: dict[str, Any]) -> None:
               f"({o['rtf']:.4f}) | {vs} | {o['tflops']:.0f} ({mfu:.0f}%) "
               f"| {o['peak_mem_gib']:.2f} |")  # fmt: skip
     b = s["breakdown_5s"]
+    if "teacher_step_graph_ms" in b:
+        print(f"teacher step (5 s, graph, guided): {b['teacher_step_graph_ms']:.2f} ms; "
+              f"teacher prepare {b.get('teacher_prepare_graph_ms', 0):.2f} ms; "
+              f"whole request {b['run_ms']:.2f} ms")  # fmt: skip
     if "step_tflops_5s" in s:
         print(f"student step (5 s, graph): {b['step_graph_ms']:.2f} ms = "
               f"{s['step_tflops_5s']:.0f} TFLOP/s (MFU "
@@ -474,6 +520,8 @@ def print_table(r: dict[str, Any]) -> None:
           f"imports {r['import_s']:.1f} s")  # fmt: skip
     if "student" in r:
         print_student(r)
+    if "student_teacher" in r:
+        print_student(r, "student_teacher")
 
 
 if __name__ == "__main__":

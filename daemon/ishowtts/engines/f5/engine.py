@@ -61,10 +61,12 @@ class F5Options(Section):
     steps: int | None = Field(None, ge=1, le=64)
     cfg_strength: float = Field(2.0, ge=0)  # F5 and the DMOSpeech2 teacher (not the student)
     # DMOSpeech2 only: the teacher-guided start (0: off). The teacher, the F5 model kept in
-    # the student's file, takes this many guided Euler steps up to the student's step-1 time
-    # and predicts the clean mel; the student refines it from its step 1 on. The reference's
-    # is 4 (16-point grid stopped at t = .07), i.e. 5 guided teacher evaluations.
-    teacher_steps: int = Field(0, ge=0, le=32)
+    # the student's file, takes this many guided Euler steps up to the time of the student's
+    # step `student_start_step` and predicts the clean mel; the student refines it from that
+    # step on. The reference's default is 4 and 1 (16-point grid stopped at t = .07): 5 guided
+    # teacher evaluations, then 3 student steps.
+    student_start_step: int = Field(1, ge=1, le=63)
+    teacher_steps: int = Field(0, ge=0, le=64)
     teacher_eta: float = Field(1.0, ge=0, le=1)  # noise on the teacher's velocity (0: none)
     # New speech length: the reference's speaking rate, or DMOSpeech2's learned predictor
     # (for every F5 model; a voice's own `duration` wins)
@@ -99,10 +101,12 @@ class F5Options(Section):
     def _teacher_needs_student(cls, value: int, info: ValidationInfo) -> int:
         if value and not loader.is_student(str(info.data.get("model", ""))):
             raise ValueError(f"needs model: {loader.STUDENT_MODEL} (the teacher is in its file)")
-        steps = info.data.get("steps")
-        if value and steps is not None and steps < 2:
+        steps = info.data.get("steps") or 4
+        start = info.data.get("student_start_step", 1)
+        if value and steps <= start:
             raise ValueError(
-                f"needs steps >= 2 (the student takes over at its step 1), not {steps}"
+                f"needs steps > student_start_step (the student takes over at its step "
+                f"{start}), not steps {steps}"
             )
         # A local file is looked into now (check-config, run and say stop here, naming the
         # key); a hub file is checked when it is loaded.
@@ -261,7 +265,8 @@ class F5Engine:
         if self.teacher_schedules is None:
             return None
         o = self.options
-        return self.teacher_schedules.teacher(o.teacher_steps, steps, o.sway, o.teacher_eta)
+        return self.teacher_schedules.teacher(o.teacher_steps, steps, o.sway, o.teacher_eta,
+                                              o.student_start_step)  # fmt: skip
 
     @staticmethod
     def _limits(o: F5Options) -> ClipLimits:
@@ -308,10 +313,11 @@ class F5Engine:
         for name, voice in voices.items():
             v = load_voice(voice, self._mel_spec, self.device, limits, o.language, min_frames,
                            o.duration)  # fmt: skip
-            if self.teacher is not None and v.steps is not None and v.steps < 2:
+            if self.teacher is not None and v.steps is not None and v.steps <= o.student_start_step:
                 raise ValueError(
                     f"voice {name!r}: steps {v.steps} leaves the student no step after the "
-                    f"teacher-guided start (teacher_steps {o.teacher_steps}); use steps >= 2"
+                    f"teacher-guided start (student_start_step {o.student_start_step}); use "
+                    f"steps > {o.student_start_step}"
                 )
             if v.frames + min_frames > o.max_frames:
                 raise ValueError(
@@ -531,6 +537,9 @@ class F5Engine:
             "steps": self.steps,
             "guidance": not self.student,
             "teacher_steps": self.options.teacher_steps if self.teacher is not None else 0,
+            "student_start_step": self.options.student_start_step
+            if self.teacher is not None
+            else 0,
             "cuda_graphs": self._use_graphs,
             "compiled": self._use_graphs and o.compile,
             "buckets": sorted(self.runners),

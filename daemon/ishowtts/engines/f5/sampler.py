@@ -43,20 +43,21 @@ class Schedules:
     def __init__(self, fast: FastDiT) -> None:
         self.fast = fast
         self._cache: dict[tuple[int, float | None], tuple[Tensor, Tensor, Tensor]] = {}
-        self._teacher: dict[tuple[int, int, float | None, float], TeacherPlan] = {}
+        self._teacher: dict[tuple[int, int, float | None, float, int], TeacherPlan] = {}
 
-    def teacher(self, teacher_steps: int, steps: int, sway: float | None,
-                eta: float) -> TeacherPlan:  # fmt: skip
-        """The teacher-guided start before a ``steps``-step student, with this object's model
-        (the teacher) giving the modulation tables; see ``teacher_plan``."""
-        key = (teacher_steps, steps, sway, eta)
+    def teacher(self, teacher_steps: int, steps: int, sway: float | None, eta: float,
+                start: int = 1) -> TeacherPlan:  # fmt: skip
+        """The teacher-guided start before a ``steps``-step student taking over at its step
+        ``start``, with this object's model (the teacher) giving the modulation tables; see
+        ``teacher_plan``."""
+        key = (teacher_steps, steps, sway, eta, start)
         if key not in self._teacher:
-            t, dt, coef, slab = teacher_plan(teacher_steps, steps, sway, eta)
+            t, dt, coef, slab = teacher_plan(teacher_steps, steps, sway, eta, start)
             mods, fmods = self.fast.modulation(t)
             dev = self.fast.device
             self._teacher[key] = TeacherPlan(t.to(dev), dt.to(dev), coef.to(dev), slab.to(dev),
-                                             int(slab.max()) + 1 if eta > 0 else 0, mods,
-                                             fmods)  # fmt: skip
+                                             int(slab.max()) + 1 if eta > 0 else 0, mods, fmods,
+                                             steps, start)  # fmt: skip
         return self._teacher[key]
 
     def student(self, steps: int, sway: float | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -100,35 +101,44 @@ class TeacherPlan:
     draws: int  # noise draws the start needs (0: eta 0, deterministic)
     mods: Tensor  # [E, depth, 6, D] the teacher's modulation tables
     fmods: Tensor  # [E, 2, D]
+    steps: int  # the student's step count this start was planned for
+    start: int  # the student step that takes over (its time is the teacher's last)
 
     @property
     def evals(self) -> int:
         return len(self.t)
 
 
-def teacher_plan(teacher_steps: int, steps: int, sway: float | None,
-                 eta: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+def teacher_plan(teacher_steps: int, steps: int, sway: float | None, eta: float,
+                 start: int = 1) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
     """(t, dt, coef, slab) of DMOSpeech 2's teacher-guided start (``_teacher_sampling``), fp32
     on the CPU. The reference lays a grid of N points over [0, 1] (sway applied), takes Euler
     steps with the guided teacher up to the first point past a stopping time, and from there
-    predicts the clean mel in one jump (``x + (1 - t) v``); the student then starts at its step
-    1. Here the grid is N = ``teacher_steps`` x ``steps``, so ``teacher_steps`` Euler steps
-    reach exactly the student's step-1 time (the reference's 16 points, stopping time .07 and
-    4 student steps are ``teacher_steps`` 4). ``eta`` adds noise to each velocity, scaled
-    ``sqrt(eta t^2 / ((1 - t)^2 + t^2))``; the draw it adds is the reference's
-    ``min(int((1 - t) N), N - 1)``-th of N, counted here from the last (``slab`` 0 = its N-1)."""
-    if teacher_steps < 1 or steps < 2:
+    predicts the clean mel in one jump (``x + (1 - t) v``); the student then runs from its
+    step ``start``. Here the grid has N = ``teacher_steps`` x ``steps`` / ``start`` points, so
+    ``teacher_steps`` Euler steps reach exactly the student's step-``start`` time: the
+    reference's defaults (16 points, stopping time .07, student from step 1 of 4) are
+    ``teacher_steps`` 4; its demo's 24 points stopped at .25, student from step 2, are 12.
+    ``eta`` adds noise to each velocity, scaled ``sqrt(eta t^2 / ((1 - t)^2 + t^2))``; the
+    draw it adds is the reference's ``min(int((1 - t) N), N - 1)``-th of its N, counted here
+    from the last (``slab`` 0 = its N-1)."""
+    if teacher_steps < 1 or not 1 <= start < steps:
         raise ValueError(
-            f"the teacher-guided start needs teacher_steps >= 1 and student steps >= 2 "
-            f"(the student takes over at its step 1), got {teacher_steps} and {steps}"
+            f"the teacher-guided start needs teacher_steps >= 1 and a student step after it "
+            f"(student steps > student_start_step >= 1), got teacher_steps {teacher_steps}, "
+            f"steps {steps}, student_start_step {start}"
         )
-    n = teacher_steps * steps
-    t = torch.linspace(0, 1, n + 1, dtype=torch.float32)[: teacher_steps + 1]
+    n = teacher_steps * steps / start
+    if n == int(n):  # the reference's own grid, point for point
+        t = torch.linspace(0, 1, int(n) + 1, dtype=torch.float32)[: teacher_steps + 1]
+    else:
+        t = torch.linspace(0, start / steps, teacher_steps + 1, dtype=torch.float32)
     t = t if sway is None else sway_map(t, sway)
     dt = torch.cat((t[1:] - t[:-1], 1 - t[-1:]))
     ts = t.double()
     scale = (eta * ts**2 / ((1 - ts) ** 2 + ts**2)).sqrt().float()
-    slab = torch.tensor([n - 1 - min(int((1 - x) * n), n - 1) for x in t.tolist()])
+    last = math.ceil(n) - 1
+    slab = torch.tensor([last - min(int((1 - x) * n), last) for x in t.tolist()])
     if eta <= 0:  # no noise: every evaluation points at draw 0, scaled by 0
         slab.zero_()
     return t, dt, dt * scale, slab
@@ -240,11 +250,12 @@ def sample_guided_start_eager(fast: FastDiT, teacher: FastDiT, jobs: list[Job], 
     takes the Euler steps of ``plan`` from noise, its last evaluation jumps to a clean-mel
     estimate, and the student refines that from its step 1 on (``sample_student_eager``).
     Each job's noise is ``[steps + plan.draws, frames, mel]``: draw 0 the teacher's starting
-    noise, 1 .. steps-1 the student's per-step noise, then the teacher's ``plan.draws``."""
+    noise, ``plan.start`` .. steps-1 the student's per-step noise (draws 1 .. start-1 are not
+    used), then the teacher's ``plan.draws``."""
     if fast.guided or not teacher.guided:
         raise ValueError("the guided start needs an unguided student and a guided teacher")
-    if steps < 2:
-        raise ValueError("the teacher-guided start needs a student of at least 2 steps")
+    if steps != plan.steps:
+        raise ValueError(f"a teacher plan for {plan.steps} student steps, not {steps}")
     n = max(j.frames for j in jobs)
     cond, mask, tokens = conditions(fast, jobs, n)
     lengths = [j.frames for j in jobs]
@@ -261,7 +272,7 @@ def sample_guided_start_eager(fast: FastDiT, teacher: FastDiT, jobs: list[Job], 
             x = x + plan.coef[e] * noise[steps + int(plan.slab[e])]
     pre = fast.prepare(cond, tokens, lengths, n)
     x1 = _student_steps(fast, x, noise, pre, (schedules or Schedules(fast)).student(steps, sway),
-                        1, cos, sin, mask_arg)  # fmt: skip
+                        plan.start, cos, sin, mask_arg)  # fmt: skip
     return [x1[i, : j.frames] * fast.mel_scale for i, j in enumerate(jobs)]
 
 
@@ -341,6 +352,7 @@ class GraphRunner:
             self.tcoef = torch.zeros(e, device=dev)
             self.tslab = torch.full((e,), max_steps, dtype=torch.long, device=dev)
             self.tidx = torch.zeros(1, dtype=torch.long, device=dev)
+            self.tstart = torch.ones(1, dtype=torch.long, device=dev)  # the student's first step
             self.tcfg = torch.zeros((), device=dev)
 
     def _prepare(self) -> None:
@@ -353,13 +365,13 @@ class GraphRunner:
 
     def _teacher_prepare(self) -> None:
         """After ``_prepare``: the teacher's condition and text, its starting noise (draw 0),
-        and the student's step counter moved to step 1, where it takes over."""
+        and the student's step counter moved to the step where it takes over."""
         assert self.teacher is not None
         self.tpre.copy_(self.teacher.prepare_padded(self.cond, self.tokens, self.lengths))
         start = self.noise[0]
         self.x.copy_(start * self.mask[..., None] if self.masked else start)
         self.tidx.zero_()
-        self.idx.fill_(1)
+        self.idx.copy_(self.tstart)
 
     def _teacher_step(self) -> None:
         assert self.teacher is not None
@@ -447,7 +459,7 @@ class GraphRunner:
             return True
         return (
             self.teacher is not None
-            and steps >= 2
+            and steps == plan.steps
             and plan.evals <= self.teacher_evals
             and plan.draws <= self.teacher_draws
         )
@@ -503,6 +515,7 @@ class GraphRunner:
             self.tdt[:e].copy_(teacher.dt)
             self.tcoef[:e].copy_(teacher.coef)
             self.tslab[:e].copy_(teacher.slab + self.max_steps)
+            self.tstart.fill_(teacher.start)
             self.tcfg.fill_(cfg)
         self.graphs["prepare"].replay()
         first = 0
@@ -510,7 +523,7 @@ class GraphRunner:
             self.graphs["teacher_prepare"].replay()
             for _ in range(teacher.evals):
                 self.graphs["teacher_step"].replay()
-            first = 1
+            first = teacher.start
         step = self.graphs["step"]
         for _ in range(first, steps):
             step.replay()
