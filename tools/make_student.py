@@ -6,8 +6,9 @@ files' layouts, so the engine, tests and benchmarks run without the hub.
         "dim_head": 32, "text_dim": 32, "conv_layers": 2}' --teacher
 
 Then ``engine: {type: f5, model: DMOSpeech2, checkpoint: out/student.pt,
-duration_predictor: out/duration.pt}`` (with the same ``arch`` for a small one). The audio
-is noise: these files are for speed and plumbing, never for quality.
+duration_predictor: out/duration.pt}`` (with the same ``arch`` for a small one; with
+``--teacher``, ``teacher_steps: 4`` runs the teacher-guided start). The audio is noise: these
+files are for speed and plumbing, never for quality.
 """
 
 from __future__ import annotations
