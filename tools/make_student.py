@@ -26,8 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", type=Path, help="folder for student.pt and duration.pt")
     ap.add_argument("--arch", default="{}", help="JSON overrides of the student's DiT arch")
     ap.add_argument("--scale", type=float, default=1.0, help="the mel scale to record")
-    ap.add_argument("--teacher", action="store_true",
-                    help="also store a teacher (another random DiT) for engine.teacher_steps")  # fmt: skip
+    ap.add_argument(
+        "--teacher", action="store_true", help="also store a teacher (for engine.teacher_steps)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     try:
