@@ -64,6 +64,9 @@ def test_engine_fallback(tmp_path: Path, section: str, expected: str | None) -> 
 def test_good_config_values_and_defaults(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, GOOD))
     assert config.filters.max_chars == 42
+    # Failover: the values the code had as constants until they became settings.
+    assert (config.failover.fail_limit, config.failover.retry_first_s) == (3, 60.0)
+    assert config.failover.retry_max_s == 900.0
     assert config.queue.priority_of(Kind.SUPER_CHAT) > config.queue.priority_of(Kind.DANMAKU)
     assert config.queue.ttl_of(Kind.DANMAKU) < config.queue.ttl_of(Kind.SUPER_CHAT)
     assert config.connectors[0].name == "replay"
@@ -186,6 +189,23 @@ BROKEN = [
     (
         "engine: {type: tone}\napi:\n  port: 99999\n",
         "api.port: input should be less than or equal to 65535, got 99999 (config.yaml:3)",
+    ),
+    (
+        "engine: {type: tone}\nfailover:\n  fail_limit: 0\n",
+        "failover.fail_limit: input should be greater than or equal to 1, got 0 (config.yaml:3)",
+    ),
+    (
+        "engine: {type: tone}\nfailover:\n  retry_first_s: 0.01\n",
+        "failover.retry_first_s: input should be greater than or equal to 1, got 0.01 "
+        "(config.yaml:3)",
+    ),
+    (
+        "engine: {type: tone}\nfailover:\n  retry_first_s: 600\n  retry_max_s: 60\n",
+        "failover: retry_max_s (60) is shorter than retry_first_s (600) (config.yaml:2)",
+    ),
+    (
+        "engine: {type: tone}\nfailover:\n  retry_max_s: 1e9\n",
+        "failover.retry_max_s: input should be less than or equal to 86400",
     ),
     ("engine: {type: tone}\nlog: [info]\n", "log: expected a mapping"),
     ("- just\n- a list\n", "(top level): expected a mapping"),

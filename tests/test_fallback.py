@@ -7,20 +7,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from structlog.testing import capture_logs
 
+from ishowtts.config import FailoverConfig, load_config
 from ishowtts.engines import EngineBroken, EngineError, Voice, build
 from ishowtts.engines.faults import DeviceLost, unrecoverable
 from ishowtts.engines.tone import ToneEngine, ToneOptions, tone_frequency
 from ishowtts.ledger import Ledger
-from ishowtts.synth import Backoff, SynthWorker
+from ishowtts.synth import SynthWorker
 from tests.audio_utils import dominant_frequency
 from tests.test_synth import QueueSource, RecordingSink, utterance, wait_for
 
-NO_RETRY = Backoff(3600, 3600)  # within a test
+
+def retries(first_s: float, max_s: float) -> FailoverConfig:
+    """Retry delays below the config's 1 s floor, so a test sees several retries."""
+    return FailoverConfig.model_construct(fail_limit=3, retry_first_s=first_s, retry_max_s=max_s)
+
+
+NO_RETRY = FailoverConfig(retry_first_s=3600, retry_max_s=3600)  # within a test
 VOICES = {"default": Voice("default", options={"language": "en"})}
 
 
@@ -52,7 +61,7 @@ def primary(**kw: object) -> type[Primary]:
     return type("ScriptedPrimary", (Primary,), {"builds": 0, **kw})
 
 
-async def start(cls: type[Primary], retry: Backoff = NO_RETRY, fallback: bool = True):
+async def start(cls: type[Primary], retry: FailoverConfig = NO_RETRY, fallback: bool = True):
     ledger, source = Ledger(), QueueSource()
     worker = SynthWorker(
         cls,
@@ -61,7 +70,7 @@ async def start(cls: type[Primary], retry: Backoff = NO_RETRY, fallback: bool = 
         ledger,
         100.0,
         fallback_factory=(lambda: build("espeak")) if fallback else None,
-        retry=retry,
+        failover=retry,
         primary_name="tone",
     )
     await worker.load(lambda _: None)
@@ -110,7 +119,7 @@ def done(sink: RecordingSink, utt) -> bool:  # type: ignore[no-untyped-def]
 
 async def test_fallback_speaks_when_the_primary_cannot_load_then_the_primary_returns() -> None:
     cls = primary(load_fails=2)  # at start, and at the first retry
-    worker, sink, ledger, source, _ = await start(cls, Backoff(0.2, 0.4))
+    worker, sink, ledger, source, _ = await start(cls, retries(0.2, 0.4))
     assert worker.speaking == "fallback" and worker.engine is not None
     assert worker.engine.name == "espeak" and "HF_HUB_OFFLINE" in (worker.primary_error or "")
     first = say(ledger, source, "hello while the primary is away")
@@ -166,10 +175,37 @@ async def test_repeated_errors_count_as_broken() -> None:
     worker.close()
 
 
+async def test_the_fail_limit_and_retry_delays_are_the_configs(tmp_path: Path) -> None:
+    """``failover`` in the config file: one failed line is enough to rebuild (fail_limit 1),
+    the next fails over; a failed retry waits retry_first_s, doubled but capped at retry_max_s."""
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "engine: {type: tone}\nfailover: {fail_limit: 1, retry_first_s: 1, retry_max_s: 1.5}\n"
+    )
+    failover = load_config(path).failover
+    cls = primary(fail_with=EngineError("NaN"))
+    worker, sink, ledger, source, _ = await start(cls, failover)
+    with capture_logs() as logs:
+        first = say(ledger, source, "x fails once")
+        await wait_for(lambda: ledger.terminal_counts[("danmaku", "failed")] == 1)
+        assert cls.builds == 2 and worker.speaking == "primary"  # rebuilt after one failure
+        cls.load_fails = 1  # the first retry fails
+        second = say(ledger, source, "x fails again")
+        await wait_for(lambda: done(sink, second))
+        assert worker.speaking == "fallback" and is_speech(heard(sink, second))
+        await wait_for(lambda: any(e["event"] == "engine_retry_failed" for e in logs), 10)
+    retry = next(e for e in logs if e["event"] == "engine_retry")
+    failed = next(e for e in logs if e["event"] == "engine_retry_failed")
+    assert retry["after_s"] == 1.0 and failed["next_s"] == 1.5
+    assert not done(sink, first)
+    await worker.stop()
+    worker.close()
+
+
 async def test_a_device_fault_fails_over_at_once_and_asks_for_a_restart() -> None:
     fault = torch.AcceleratorError("CUDA error: an illegal memory access was encountered")
     cls = primary(fail_with=fault)
-    worker, sink, ledger, source, fatal = await start(cls, Backoff(0.05, 0.05))
+    worker, sink, ledger, source, fatal = await start(cls, retries(0.05, 0.05))
     sc = say(ledger, source, "x super chat hits the fault", "super_chat")
     await wait_for(lambda: done(sink, sc))
     assert is_speech(heard(sink, sc))  # the fallback read it

@@ -64,6 +64,20 @@ async def test_a_rotated_token_replaces_the_old_one(tmp_path: Path, pulse: Any) 
         assert (await r.call("GET", "/status", **bearer(NEW_TOKEN)))[0] == 200
 
 
+async def test_failover_settings_apply_live(tmp_path: Path, pulse: Any) -> None:
+    async with running(tmp_path) as r:
+        assert r.daemon.worker.failover.fail_limit == 3
+        write(tmp_path / "config.yaml", failover="{fail_limit: 5, retry_first_s: 30}")
+        status, body, _ = await r.call("POST", "/reload", **bearer(OLD_TOKEN))
+        assert status == 200
+        assert body["changed"] == ["failover.fail_limit", "failover.retry_first_s"]
+        assert r.daemon.worker.failover == r.daemon.config.failover
+        assert (r.daemon.worker.failover.fail_limit, r.daemon.worker.failover.retry_first_s) == (
+            5,
+            30.0,
+        )
+
+
 @pytest.mark.parametrize(
     ("sections", "needs"),
     [

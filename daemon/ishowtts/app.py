@@ -99,6 +99,7 @@ class Daemon:
             config.player.lookahead_s,
             fallback_factory=(lambda: engines.build(fallback)) if fallback else None,
             passthrough=(StartupCancelled,),
+            failover=config.failover,
             primary_name=config.engine.type,
             fallback_name=fallback or "none",
         )
@@ -368,6 +369,7 @@ class Daemon:
         self.pipeline.reconfigure(new)
         self.config = new
         self.worker.lookahead_s = new.player.lookahead_s
+        self.worker.failover = new.failover
         self.player.reconfigure(new.player)
         for hook in self.on_config:
             with contextlib.suppress(Exception):

@@ -102,6 +102,27 @@ class FiltersConfig(Section):
         return self
 
 
+class FailoverConfig(Section):
+    """When the primary engine counts as broken, and how often it is retried meanwhile."""
+
+    # Consecutive failed lines after which the primary counts as broken: rebuilt once, and
+    # failing again, replaced by engine.fallback. One bad text must not cost the voice.
+    fail_limit: int = Field(3, ge=1, le=100)
+    # While the fallback speaks, the primary is retried after retry_first_s, the wait doubling
+    # up to retry_max_s (a reload retries at once).
+    retry_first_s: float = Field(60.0, ge=1.0, le=86_400.0)
+    retry_max_s: float = Field(900.0, ge=1.0, le=86_400.0)
+
+    @model_validator(mode="after")
+    def _order(self) -> FailoverConfig:
+        if self.retry_max_s < self.retry_first_s:
+            raise ValueError(
+                f"retry_max_s ({self.retry_max_s:g}) is shorter than retry_first_s "
+                f"({self.retry_first_s:g})"
+            )
+        return self
+
+
 class DedupeConfig(Section):
     window_s: float = Field(30.0, ge=0)  # 0 turns dedupe off
     max_entries: int = Field(5000, ge=1)
@@ -246,6 +267,7 @@ class Config(Section):
     log: LogConfig = LogConfig()
     connectors: list[PluginConfig] = []
     engine: PluginConfig = PluginConfig(type="f5")
+    failover: FailoverConfig = FailoverConfig()
     voices: dict[str, VoiceConfig] = {"default": VoiceConfig()}
     routing: RoutingConfig = RoutingConfig()
     speech: SpeechConfig = SpeechConfig()

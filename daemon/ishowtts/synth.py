@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 import structlog
 
+from .config import FailoverConfig
 from .engines import Engine, EngineBroken, Voice
 from .engines.faults import unrecoverable
 from .events import AudioChunk, Utterance
@@ -66,17 +67,7 @@ def _next_chunk(chunks: Iterator[np.ndarray]) -> Any:
     return next(chunks, _END)
 
 
-# Consecutive failed utterances after which the primary engine counts as broken (rebuilt once;
-# failing again, replaced by the fallback). One bad text must not cost the voice.
-FAIL_LIMIT = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Seconds between attempts to bring the primary engine back: first, doubling to most."""
-
-    first_s: float = 60.0
-    max_s: float = 900.0
+DEFAULT_FAILOVER = FailoverConfig()
 
 
 class WorkerState(str, Enum):
@@ -103,7 +94,7 @@ class SynthWorker:
         sink: Sink | None = None,  # the player; set once the engine's sample rate is known
         *,
         fallback_factory: Callable[[], Engine] | None = None,
-        retry: Backoff = Backoff(),
+        failover: FailoverConfig = DEFAULT_FAILOVER,  # when to fail over, when to retry
         passthrough: tuple[type[BaseException], ...] = (),  # start-up errors never failed over
         primary_name: str = "primary",
         fallback_name: str = "fallback",
@@ -112,7 +103,7 @@ class SynthWorker:
         self.primary_name = primary_name
         self._fallback_label = fallback_name
         self.fallback_factory = fallback_factory
-        self.retry = retry
+        self.failover = failover  # a reload replaces it; read afresh at each use
         self.passthrough: tuple[type[BaseException], ...] = (
             ValueError,
             *passthrough,
@@ -222,7 +213,7 @@ class SynthWorker:
 
     async def _recover(self) -> None:
         """While the fallback speaks: try the primary again, with backoff, until it loads."""
-        delay = self.retry.first_s
+        delay = self.failover.retry_first_s
         while self.speaking == "fallback" and self.fatal is None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._retry_now.wait(), delay)
@@ -239,8 +230,8 @@ class SynthWorker:
                     lambda line: self.log.debug("engine_retry_step", step=line),
                 )
             except Exception as exc:
-                self.log.warning("engine_retry_failed", error=_describe(exc), next_s=delay * 2)
-                delay = min(delay * 2, self.retry.max_s)
+                delay = min(delay * 2, self.failover.retry_max_s)
+                self.log.warning("engine_retry_failed", error=_describe(exc), next_s=delay)
                 continue
             self._primary = engine  # the worker swaps it in before its next utterance
             break
@@ -382,7 +373,7 @@ class SynthWorker:
         if unrecoverable(exc):
             self.fatal = f"unrecoverable device error: {_describe(exc)}"
             self.log.error("engine_device_lost", id=utterance.id, error=self.fatal)
-        elif not isinstance(exc, EngineBroken) and self._streak < FAIL_LIMIT:
+        elif not isinstance(exc, EngineBroken) and self._streak < self.failover.fail_limit:
             close()
             return
         elif not self._rebuilt:
