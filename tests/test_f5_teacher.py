@@ -50,7 +50,7 @@ def models(files):
     out = []
     for teacher in (False, True):
         cfm = loader.build_cfm(loader.STUDENT_MODEL, TINY_ARCH, vocab)
-        assert loader.load_weights(cfm, files[0], student=True, teacher=teacher) == SCALE
+        assert loader.load_weights(cfm, files[0], student=not teacher, teacher=teacher) == SCALE
         out.append(cfm.eval())
     return out
 
@@ -201,7 +201,7 @@ def test_half_precision_close_to_fp32_reference(files, models, request_, dtype, 
     halves = []
     for is_teacher in (False, True):
         cfm = loader.build_cfm(loader.STUDENT_MODEL, TINY_ARCH, vocab)
-        loader.load_weights(cfm, files[0], student=True, teacher=is_teacher)
+        loader.load_weights(cfm, files[0], student=not is_teacher, teacher=is_teacher)
         halves.append(fastdit.FastDiT(cfm.eval().to(dtype).transformer, guided=is_teacher,
                                       mel_scale=SCALE))  # fmt: skip
     fast, fast_t = halves

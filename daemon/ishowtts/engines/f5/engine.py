@@ -255,7 +255,7 @@ class F5Engine:
             loader.randomise(cfm, seed=1)  # not the student's weights
         else:
             progress(f"f5: loading the teacher from {path}")
-            teacher_scale = loader.load_weights(cfm, path, student=True, teacher=True)
+            teacher_scale = loader.load_weights(cfm, path, teacher=True)
             if teacher_scale != scale:
                 raise ValueError(f"{path}: teacher and student disagree on the mel scale")
         dit = cfm.transformer.eval().requires_grad_(False).to(self.device, self.dtype)

@@ -229,10 +229,11 @@ def read_student(path: Path, part: str = "student") -> tuple[dict[str, torch.Ten
 
 
 def has_teacher(path: Path) -> bool:
-    """Whether a DMOSpeech2 file keeps its teacher (only the file's index is read: mmap).
-    Files that cannot be read say True here: loading them reports what is wrong."""
+    """Whether a DMOSpeech2 file keeps its teacher. Only the file's index is read (mmap), so
+    this is cheap enough for config validation; files that cannot be mapped (legacy format,
+    unreadable) say True here, and loading them reports what is wrong."""
     try:
-        raw = _load_pt(path)
+        raw = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     except Exception:
         return True
     state = raw.get("model_state_dict") if isinstance(raw, Mapping) else None

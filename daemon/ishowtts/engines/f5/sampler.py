@@ -1,5 +1,6 @@
 """Fixed-step sampling of the flow: Euler with packed classifier-free guidance (F5), or the
-few-step student sampler of DMOSpeech 2 (no guidance; see ``sample_student_eager``).
+few-step student sampler of DMOSpeech 2 (no guidance; see ``sample_student_eager``), optionally
+after its teacher-guided start (a guided F5 teacher first; ``sample_guided_start_eager``).
 
 Two runners share one step function (``FastDiT.velocity``):
 - ``sample_eager``: any shape, any device (CPU tests, fidelity against upstream);
@@ -293,7 +294,9 @@ SILENCE = math.log(1e-5)  # log-mel floor: what the vocoder hears as silence
 class GraphRunner:
     """CUDA graphs for one (bucket length, batch): the per-request preparation (text embedding,
     condition projection), one Euler step (replayed ``steps`` times) and, optionally, the
-    vocoder over the whole bucket. Static buffers are filled before the first replay.
+    vocoder over the whole bucket. Static buffers are filled before the first replay. A
+    student's runner given a ``teacher`` also captures the teacher's preparation and one
+    teacher step (replayed once per teacher evaluation) for the teacher-guided start.
 
     The text is padded with filler tokens to the bucket length and embedded over the bucket:
     filler positions are masked to zero inside upstream's text embedding, so the frames that
