@@ -328,6 +328,7 @@ def test_engine_with_teacher_steps_captures_the_teacher_graphs(tmp_path):
     from ishowtts.engines.f5 import F5Engine, synthetic
     from tests.f5_tiny import TINY_ARCH, save_vocoder
 
+    torch._dynamo.reset()  # earlier tests' compiled variants must not fill the recompile limit
     student = synthetic.random_student(TINY_ARCH, seed=3, std=0.2)
     teacher = synthetic.random_student(TINY_ARCH, seed=4, std=0.2)
     path = synthetic.save_student(student, tmp_path / "s.pt", 1.7, teacher)
