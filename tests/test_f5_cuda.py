@@ -338,6 +338,9 @@ def test_engine_with_teacher_steps_captures_the_teacher_graphs(tmp_path):
     engine.load({"default": Voice("default")}, lambda s: None)
     engine.warmup(lambda s: None)
     assert engine.runners and all("teacher_step" in r.graphs for r in engine.runners.values())
+    # Every step count up to the largest runs in the graphs (2 steps needs 3 noise draws).
+    for r in engine.runners.values():
+        assert all(r.fits(s, engine._teacher_plan(s)) for s in (2, 3, 4))
     a = np.concatenate(list(engine.synthesize("主播666", "default")))
     b = np.concatenate(list(engine.synthesize("主播666", "default")))
     assert len(a) > 0 and np.isfinite(a).all() and np.array_equal(a, b)

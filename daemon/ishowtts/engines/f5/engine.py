@@ -393,7 +393,11 @@ class F5Engine:
         fast = self.fast
         steps_used = self._steps_used()
         max_steps = max(steps_used)
-        plans = {s: self._teacher_plan(s) for s in steps_used}
+        # A runner serves every step count up to its largest, so its teacher tables and noise
+        # draws are sized for the teacher plans of all of them (a benchmark or a per-call
+        # step count may ask for fewer steps than any voice).
+        start = o.student_start_step + 1 if self.teacher is not None else 1
+        plans = {s: self._teacher_plan(s) for s in range(start, max_steps + 1)}
         evals = max((p.evals for p in plans.values() if p is not None), default=0)
         draws = max((p.draws for p in plans.values() if p is not None), default=0)
         self.runners = {
