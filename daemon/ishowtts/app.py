@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from . import engines, logs, pending, registry
+from . import health_checks as checks
 from .api import resolve_token
 from .config import Config, ConfigError, load_config
 from .connectors import Connector, ConnectorContext, ConnectorState
@@ -32,15 +33,12 @@ from .pipeline import Pipeline
 from .player import Player, PlayerState
 from .reload import ReloadResult, changed_keys, missing_sections, needing_restart, plugin_view
 from .scheduler import Scheduler
-from .synth import SynthStats, SynthWorker, WorkerState
+from .synth import SynthStats, SynthWorker
 from .timeline import Timeline
 from .voices import voices_from
 
 log = structlog.get_logger("ishowtts")
 
-# The engine failing this many messages in a row (none spoken between) is a fault, not bad
-# luck with one text: /healthz says degraded until a message is spoken again.
-ENGINE_FAILURES_DEGRADED = 3
 AUDIBLE_TIMEOUT_S = 5.0  # at start-up, for the output to play (its settling gives up at 3 s)
 ENGINE_CLOSE_TIMEOUT_S = 5.0  # at shutdown, for the engine's thread to finish its call and close
 # The device is lost (a CUDA fault poisons the process): exit so that systemd starts a fresh
@@ -123,14 +121,15 @@ class Daemon:
         self.exit_code = 0
         self.health = Health()
         self.paid_lost = PaidLoss()
-        self.health.add_check("queue", self._queue_problem)
-        self._engine_failures = 0  # in a row
-        self.ledger.listeners.append(self._watch_engine)
+        self.health.add_check("queue", checks.queue_check(self.scheduler, self.paid_lost))
+        self.ledger.listeners.append(checks.EngineFailures(self.health))
         self.health.add_check("log", logs.problem)
-        self.health.add_check("engine", self._engine_problem)
-        self.health.add_check("player", self._player_problem)
+        self.health.add_check("engine", checks.engine_check(self.worker))
+        self.health.add_check(
+            "player", checks.player_check(lambda: self.player, lambda: self.config)
+        )
         for connector in self.connectors:
-            self.health.add_check(f"connector:{connector.name}", _connector_check(connector))
+            self.health.add_check(f"connector:{connector.name}", checks.connector_check(connector))
         self.metrics = Metrics(self)
         self.worker.on_stats = self._on_stats
 
@@ -150,15 +149,6 @@ class Daemon:
         log.error("restarting", reason=reason, exit_code=EXIT_RESTART)
         self.exit_code = EXIT_RESTART
         self.request_stop()
-
-    def _queue_problem(self) -> str | None:
-        s = self.scheduler
-        if s.paid < s.max_paid:
-            return None
-        return (
-            f"paid queue full ({s.paid} of queue.max_paid): new paid lines are lost "
-            f"({self.paid_lost.count} so far)"
-        )
 
     def _on_ledger(self, event: ChatEvent, state: Terminal | None, fields: dict[str, Any]) -> None:
         who = {"platform": event.platform, "user": event.user.name, "uid": event.user.id}
@@ -216,36 +206,6 @@ class Daemon:
             self.ledger.close(utt.id, Terminal.SPOKEN, text=utt.text, voice=utt.voice)
         else:
             self.ledger.close(utt.id, Terminal.REMOVED, rule="skip")
-
-    def _watch_engine(
-        self, event: ChatEvent, state: Terminal | None, fields: dict[str, Any]
-    ) -> None:
-        if state is Terminal.SPOKEN:
-            self._engine_failures = 0
-            self.health.clear("engine")
-        elif state is Terminal.FAILED and fields.get("rule") == "engine":
-            self._engine_failures += 1
-            if self._engine_failures >= ENGINE_FAILURES_DEGRADED:
-                self.health.report(
-                    "engine",
-                    f"{self._engine_failures} messages failed in a row, none spoken; "
-                    f"last: {str(fields.get('error', '?'))[:200]}",
-                )
-
-    def _engine_problem(self) -> str | None:
-        w = self.worker
-        if w.fatal is not None:
-            return f"{w.fatal}; restarting"
-        if w.state == WorkerState.BROKEN:
-            return "engine broken: its rebuild failed"
-        if w.speaking == "fallback":
-            return f"{w.fallback_name} speaks instead of {w.primary_name}: {w.primary_error}"
-        return None
-
-    def _player_problem(self) -> str | None:
-        if self.player is None or self.player.state != PlayerState.REOPENING:
-            return None
-        return f"no output stream on {self.config.player.device or 'default'}: reopening"
 
     def handle(self, item: ChatEvent | Retraction) -> None:
         """One item from a connector. Never raises: chat content must not kill the daemon."""
@@ -405,7 +365,7 @@ class Daemon:
         self._leaving = []
         for connector in added:
             self.connectors.append(connector)
-            self.health.add_check(f"connector:{connector.name}", _connector_check(connector))
+            self.health.add_check(f"connector:{connector.name}", checks.connector_check(connector))
             try:
                 await self._start_connector(connector)
             except Exception as exc:  # it reports its own state; the rest of the reload stands
@@ -657,15 +617,6 @@ class Daemon:
             None, self.worker.close, ENGINE_CLOSE_TIMEOUT_S
         )
         log.info("stopped", unfinished=left, **self.ledger.summary())
-
-
-def _connector_check(connector: Connector) -> Callable[[], str | None]:
-    def check() -> str | None:
-        if connector.state is ConnectorState.FAILED:
-            return f"connector {connector.name} ({connector.platform}) gave up; see its log"
-        return None
-
-    return check
 
 
 class StartupCancelled(Exception):
