@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -23,9 +22,10 @@ from .config import Config, ConfigError, load_config
 from .connectors import Connector, ConnectorContext, ConnectorState
 from .engines import Engine
 from .events import ChatEvent, Retraction, Utterance
-from .feed import EventFeed, clip
+from .feed import EventFeed
 from .health import Health
 from .ledger import Ledger, Terminal
+from .live_view import LiveView
 from .metrics import Metrics
 from .mutes import Mute, MuteList, default_path
 from .paidloss import PaidLoss
@@ -33,7 +33,7 @@ from .pipeline import Pipeline
 from .player import Player, PlayerState
 from .reload import ReloadResult, changed_keys, missing_sections, needing_restart, plugin_view
 from .scheduler import Scheduler
-from .synth import SynthStats, SynthWorker
+from .synth import SynthWorker
 from .timeline import Timeline
 from .voices import voices_from
 
@@ -77,7 +77,6 @@ class Daemon:
         # The console's live view: decisions and playback as they happen, and recent history.
         self.feed = EventFeed()
         self.timeline = Timeline()
-        self.ledger.listeners.append(self._on_ledger)
         mute_file = config.filters.mute_file
         self.mutes = MuteList(
             config.resolve(mute_file) if mute_file else default_path(config.base_dir)
@@ -104,7 +103,6 @@ class Daemon:
         self.worker.on_fatal = self._device_lost
         self.pending_file = pending.resolve(config.queue.pending_file, config.base_dir)
         self.player: Player | None = None
-        self.ttfa: deque[float] = deque(maxlen=1024)  # seconds, arrival → first sample out
         self.ready = asyncio.Event()
         self.stopping = asyncio.Event()  # set when shutdown begins: sd_notify, /healthz
         # Told when a reload begins (True) and ends (False): sd_notify RELOADING=1 / READY=1.
@@ -121,6 +119,10 @@ class Daemon:
         self.exit_code = 0
         self.health = Health()
         self.paid_lost = PaidLoss()
+        self.metrics = Metrics(self)  # after the parts it reads (it reads them at once)
+        self.live = LiveView(self.feed, self.timeline, self.metrics)
+        self.ttfa = self.live.ttfa
+        self.ledger.listeners.append(self.live.on_ledger)
         self.health.add_check("queue", checks.queue_check(self.scheduler, self.paid_lost))
         self.ledger.listeners.append(checks.EngineFailures(self.health))
         self.health.add_check("log", logs.problem)
@@ -130,8 +132,7 @@ class Daemon:
         )
         for connector in self.connectors:
             self.health.add_check(f"connector:{connector.name}", checks.connector_check(connector))
-        self.metrics = Metrics(self)
-        self.worker.on_stats = self._on_stats
+        self.worker.on_stats = self.live.on_stats
 
     # -- plumbing between the parts ------------------------------------------------------------
 
@@ -150,58 +151,11 @@ class Daemon:
         self.exit_code = EXIT_RESTART
         self.request_stop()
 
-    def _on_ledger(self, event: ChatEvent, state: Terminal | None, fields: dict[str, Any]) -> None:
-        who = {"platform": event.platform, "user": event.user.name, "uid": event.user.id}
-        if state is None:
-            self.feed.publish(
-                "received",
-                id=event.id,
-                kind=event.kind.value,
-                text=clip(event.text),
-                amount=round(event.amount, 2),
-                gift=clip(event.gift_name, 64),
-                **who,
-            )
-            return
-        self.timeline.outcome(state.value)
-        extra = {k: clip(str(v), 120) for k, v in fields.items() if k in ("rule", "error")}
-        self.feed.publish(
-            "terminal",
-            id=event.id,
-            state=state.value,
-            kind=event.kind.value,
-            text=clip(event.text),
-            **who,
-            **extra,
-        )
-
-    def _on_stats(self, stats: SynthStats) -> None:
-        self.metrics.observe_synth(stats)
-        if stats.audio_s > 0:
-            self.timeline.rtf(stats.rtf)
-
     def _on_started(self, utt: Utterance, at: float) -> None:
-        ttfa = at - utt.event.received_mono
-        self.ttfa.append(ttfa)
-        self.metrics.observe_ttfa(ttfa)
-        self.timeline.ttfa(ttfa)
-        log.info("speaking", id=utt.id, voice=utt.voice, ttfa_ms=round(ttfa * 1000, 1))
-        e = utt.event
-        self.feed.publish(
-            "speaking",
-            id=utt.id,
-            kind=e.kind.value,
-            user=e.user.name,
-            uid=e.user.id,
-            platform=e.platform,
-            text=clip(utt.text),
-            voice=utt.voice,
-            paid=e.is_paid,
-            amount=round(e.amount, 2),
-        )
+        self.live.started(utt, at)
 
     def _on_done(self, utt: Utterance, played: bool) -> None:
-        self.feed.publish("done", id=utt.id, played=played)
+        self.live.done(utt, played)
         if played:
             self.ledger.close(utt.id, Terminal.SPOKEN, text=utt.text, voice=utt.voice)
         else:
