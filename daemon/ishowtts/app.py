@@ -15,11 +15,12 @@ from typing import Any
 
 import structlog
 
-from . import engines, logs, pending, registry
+from . import engines, logs, pending
 from . import health_checks as checks
 from .api import resolve_token
 from .config import Config, ConfigError, load_config
-from .connectors import Connector, ConnectorContext, ConnectorState
+from .connector_set import ConnectorSet
+from .connectors import ConnectorState
 from .engines import Engine
 from .events import ChatEvent, Retraction, Utterance
 from .feed import EventFeed
@@ -31,7 +32,7 @@ from .mutes import Mute, MuteList, default_path
 from .paidloss import PaidLoss
 from .pipeline import Pipeline
 from .player import Player, PlayerState
-from .reload import ReloadResult, changed_keys, missing_sections, needing_restart, plugin_view
+from .reload import ReloadResult, changed_keys, missing_sections, needing_restart
 from .scheduler import Scheduler
 from .synth import SynthWorker
 from .timeline import Timeline
@@ -44,20 +45,6 @@ ENGINE_CLOSE_TIMEOUT_S = 5.0  # at shutdown, for the engine's thread to finish i
 # The device is lost (a CUDA fault poisons the process): exit so that systemd starts a fresh
 # process (EX_TEMPFAIL, "try again"; the units force a restart on it). Paid lines are saved.
 EXIT_RESTART = 75
-
-
-def build_connectors(config: Config) -> list[Connector]:
-    context = ConnectorContext(base_dir=config.base_dir)
-    out: list[Connector] = []
-    for entry in config.connectors:
-        if entry.enabled:
-            cls = registry.load(registry.CONNECTORS, entry.type)
-            out.append(cls(entry.name, entry.options, context))
-    if config.api.enabled and not any(c.platform == "http" for c in out):
-        # POST /say always has somewhere to go.
-        cls = registry.load(registry.CONNECTORS, "http")
-        out.append(cls("http", cls.Options(), context))
-    return out
 
 
 class Daemon:
@@ -83,7 +70,6 @@ class Daemon:
         )
         self.scheduler = Scheduler(config.queue, self._on_queue_terminal)
         self.pipeline = Pipeline(config, self.ledger, self.scheduler, self.mutes)
-        self.connectors = build_connectors(config)
         self.engine_factory = engine_factory or (
             lambda: engines.build(config.engine.type, config.engine.options)
         )
@@ -110,14 +96,14 @@ class Daemon:
         self._stop = asyncio.Event()
         self._reload_pending = False  # a SIGHUP during start-up: reload once ready
         self._spawned: set[asyncio.Future[Any]] = set()
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._pumps: dict[str, asyncio.Task[None]] = {}  # connector name → its intake task
-        self._leaving: list[Connector] = []  # a reload's connectors to stop
         self._reload_lock = asyncio.Lock()
         # Told the new config and API token when a reload is applied (the API takes the token).
         self.on_config: list[Callable[[Config, str | None], None]] = []
         self.exit_code = 0
         self.health = Health()
+        # handle() looked up per item: a probe may wrap it before start (tools/bench_daemon.py).
+        self.intake = ConnectorSet(config, self.health, lambda item: self.handle(item))
+        self.connectors = self.intake.connectors
         self.paid_lost = PaidLoss()
         self.metrics = Metrics(self)  # after the parts it reads (it reads them at once)
         self.live = LiveView(self.feed, self.timeline, self.metrics)
@@ -130,8 +116,6 @@ class Daemon:
         self.health.add_check(
             "player", checks.player_check(lambda: self.player, lambda: self.config)
         )
-        for connector in self.connectors:
-            self.health.add_check(f"connector:{connector.name}", checks.connector_check(connector))
         self.worker.on_stats = self.live.on_stats
 
     # -- plumbing between the parts ------------------------------------------------------------
@@ -206,7 +190,7 @@ class Daemon:
             self.player.volume = volume
 
     async def say(self, text: str, user: str = "", voice: str = "") -> ChatEvent:
-        http = next((c for c in self.connectors if c.platform == "http"), None)
+        http = self.intake.http()
         if http is None:
             raise RuntimeError("no http connector")
         return await http.say(text, user=user, voice=voice)  # type: ignore[attr-defined]
@@ -272,7 +256,7 @@ class Daemon:
             token = resolve_token(new.api)
             if any(k.startswith("player.") for k in changed):
                 self.player.check(new.player)
-            added = self._connectors_for(old, new)
+            swap = self.intake.plan(old, new)
             # The engine swaps its voices only when all load; until then it keeps the old.
             await self.worker.set_voices(voices_from(new))
         except ConfigError as exc:
@@ -290,45 +274,10 @@ class Daemon:
                 hook(new, token)
         if any(k.startswith("log.") for k in changed):
             logs.configure(new.log.level, new.log.format)
-        await self._swap_connectors(added)
+        await self.intake.swap(swap)
         self.worker.retry_primary()  # on the fallback: try the primary engine again now
         log.info("reloaded", changed=changed, voices=sorted(new.voices), path=str(new.path))
         return ReloadResult(True, changed)
-
-    def _connectors_for(self, old: Config, new: Config) -> list[Connector]:
-        """The connectors the new config adds or changes (built, not started); the unchanged
-        keep running, connected, with their counters."""
-        before = {c.name: plugin_view(c) for c in old.connectors}
-        fresh = [c for c in new.connectors if before.get(c.name) != plugin_view(c)]
-        names = {c.name for c in fresh}
-        dropped = {c.name for c in old.connectors} - {c.name for c in new.connectors}
-        self._leaving = [c for c in self.connectors if c.name in names | dropped]
-        built = build_connectors(new.model_copy(update={"connectors": fresh}))
-        return [c for c in built if c.name in names]
-
-    async def _swap_connectors(self, added: list[Connector]) -> None:
-        for connector in self._leaving:
-            with contextlib.suppress(Exception):
-                await connector.stop()
-            pump = self._pumps.pop(connector.name, None)
-            if pump is not None:
-                pump.cancel()
-            self.health.remove_check(f"connector:{connector.name}")
-            self.connectors.remove(connector)
-            log.info("connector_removed", connector=connector.name)
-        self._leaving = []
-        for connector in added:
-            self.connectors.append(connector)
-            self.health.add_check(f"connector:{connector.name}", checks.connector_check(connector))
-            try:
-                await self._start_connector(connector)
-            except Exception as exc:  # it reports its own state; the rest of the reload stands
-                log.error("connector_start_failed", connector=connector.name, error=repr(exc))
-            log.info("connector_added", connector=connector.name, platform=connector.platform)
-
-    async def _start_connector(self, connector: Connector) -> None:
-        await connector.start()
-        self._pumps[connector.name] = asyncio.create_task(self._pump(connector))
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -408,8 +357,7 @@ class Daemon:
         self.worker.sink = self.player
         self.worker.start()
         self._restore_pending()
-        for connector in self.connectors:
-            await self._start_connector(connector)
+        await self.intake.start_all()
         self.ready.set()
         if self._reload_pending:
             self._reload_pending = False
@@ -458,14 +406,6 @@ class Daemon:
             self.ledger.close(event.id, Terminal.REMOVED, rule="saved", path=str(self.pending_file))
         if n:
             log.warning("pending_saved", count=n, path=str(self.pending_file))
-
-    async def _pump(self, connector: Connector) -> None:
-        try:
-            async for item in connector:
-                self.handle(item)
-        except Exception as exc:  # handle() never raises; this is the last guard on intake
-            self.health.report(f"intake:{connector.name}", f"intake stopped: {exc!r}")
-            log.exception("intake_failed", connector=connector.name, error=repr(exc))
 
     def idle(self) -> bool:
         finished = (ConnectorState.FINISHED, ConnectorState.FAILED, ConnectorState.STOPPED)
@@ -537,11 +477,7 @@ class Daemon:
         what is queued or made ahead but not started is not played."""
         self.stopping.set()
         log.info("stopping", queued=len(self.scheduler))
-        for connector in self.connectors:
-            with contextlib.suppress(Exception):
-                await connector.stop()
-        for task in [*self._tasks, *self._pumps.values()]:
-            task.cancel()
+        await self.intake.stop_all()
         self.scheduler.clear("shutdown")
         deadline = time.monotonic() + self.shutdown_grace_s
         player = self.player
