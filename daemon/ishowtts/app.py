@@ -17,8 +17,7 @@ import structlog
 
 from . import engines, logs, pending
 from . import health_checks as checks
-from .api import resolve_token
-from .config import Config, ConfigError, load_config
+from .config import Config
 from .connector_set import ConnectorSet
 from .connectors import ConnectorState
 from .engines import Engine
@@ -32,7 +31,8 @@ from .mutes import Mute, MuteList, default_path
 from .paidloss import PaidLoss
 from .pipeline import Pipeline
 from .player import Player, PlayerState
-from .reload import ReloadResult, changed_keys, missing_sections, needing_restart
+from .reload import ReloadResult
+from .reloader import Reloader
 from .scheduler import Scheduler
 from .synth import SynthWorker
 from .timeline import Timeline
@@ -94,9 +94,6 @@ class Daemon:
         # Told when a reload begins (True) and ends (False): sd_notify RELOADING=1 / READY=1.
         self.on_reload: Callable[[bool], None] | None = None
         self._stop = asyncio.Event()
-        self._reload_pending = False  # a SIGHUP during start-up: reload once ready
-        self._spawned: set[asyncio.Future[Any]] = set()
-        self._reload_lock = asyncio.Lock()
         # Told the new config and API token when a reload is applied (the API takes the token).
         self.on_config: list[Callable[[Config, str | None], None]] = []
         self.exit_code = 0
@@ -117,6 +114,7 @@ class Daemon:
             "player", checks.player_check(lambda: self.player, lambda: self.config)
         )
         self.worker.on_stats = self.live.on_stats
+        self.reloader = Reloader(self)
 
     # -- plumbing between the parts ------------------------------------------------------------
 
@@ -220,82 +218,15 @@ class Daemon:
         return done
 
     async def reload(self) -> ReloadResult:
-        """Re-read the config file and apply it whole, or nothing of it (see reload.py). Ends
-        in exactly one log line: ``reloaded`` or ``reload_rejected``."""
-        async with self._reload_lock:  # SIGHUP and /reload may overlap
-            if self.on_reload is not None:
-                self.on_reload(True)
-            try:
-                return await self._reload()
-            finally:
-                if self.on_reload is not None:
-                    self.on_reload(False)
-
-    async def _reload(self) -> ReloadResult:
-        def rejected(problems: list[str], changed: list[str] | None = None) -> ReloadResult:
-            log.error("reload_rejected", error="; ".join(problems), changed=changed or [])
-            return ReloadResult(False, changed or [], problems)
-
-        if not self.ready.is_set() or self.player is None:
-            return rejected(["the daemon is still starting; reload once it is ready"])
-        old = self.config
-        # 1. Read and check everything; nothing changes yet.
-        try:
-            new = load_config(old.path)
-            changed = changed_keys(old, new)
-            if missing := missing_sections(old, new):
-                return rejected(
-                    [
-                        f"{', '.join(missing)}: in the running config but not in the file (cut "
-                        f"short?); write each out (e.g. `{missing[0]}: {{}}` for its defaults)"
-                    ],
-                    changed,
-                )
-            if restart := needing_restart(changed):
-                return rejected([f"needs a restart: {', '.join(restart)}"], changed)
-            token = resolve_token(new.api)
-            if any(k.startswith("player.") for k in changed):
-                self.player.check(new.player)
-            swap = self.intake.plan(old, new)
-            # The engine swaps its voices only when all load; until then it keeps the old.
-            await self.worker.set_voices(voices_from(new))
-        except ConfigError as exc:
-            return rejected(exc.problems)
-        except Exception as exc:  # any failure before the commit leaves everything as it was
-            return rejected([f"{type(exc).__name__}: {exc}"])
-        # 2. Commit: nothing below raises.
-        self.pipeline.reconfigure(new)
-        self.config = new
-        self.worker.lookahead_s = new.player.lookahead_s
-        self.worker.failover = new.failover
-        self.player.reconfigure(new.player)
-        for hook in self.on_config:
-            with contextlib.suppress(Exception):
-                hook(new, token)
-        if any(k.startswith("log.") for k in changed):
-            logs.configure(new.log.level, new.log.format)
-        await self.intake.swap(swap)
-        self.worker.retry_primary()  # on the fallback: try the primary engine again now
-        log.info("reloaded", changed=changed, voices=sorted(new.voices), path=str(new.path))
-        return ReloadResult(True, changed)
+        """Re-read the config file and apply it whole, or nothing of it (see reloader.py)."""
+        return await self.reloader.reload()
 
     def request_stop(self) -> None:
         self._stop.set()
 
-    def _spawn(self, coro: Any) -> None:
-        """Run ``coro`` as a task the loop keeps a reference to until it ends."""
-        task = asyncio.ensure_future(coro)
-        self._spawned.add(task)
-        task.add_done_callback(self._spawned.discard)
-
     def request_reload(self) -> None:
-        """SIGHUP. During start-up the reload waits for ready: telling systemd RELOADING and
-        READY then would declare the daemon ready before it is."""
-        if self.ready.is_set():
-            self._spawn(self.reload())
-        elif not self._reload_pending:
-            self._reload_pending = True
-            log.info("reload_deferred", reason="still starting; reloading once ready")
+        """SIGHUP (deferred during start-up: see reloader.py)."""
+        self.reloader.request()
 
     def status(self) -> dict[str, Any]:
         engine = self.worker.engine
@@ -359,9 +290,7 @@ class Daemon:
         self._restore_pending()
         await self.intake.start_all()
         self.ready.set()
-        if self._reload_pending:
-            self._reload_pending = False
-            self._spawn(self.reload())
+        self.reloader.ready()
         engine = self.worker.engine
         log.info(
             "ready",
