@@ -287,7 +287,7 @@ class Daemon:
             log.warning("output_not_playing_yet", waited_s=AUDIBLE_TIMEOUT_S)
         self.worker.sink = self.player
         self.worker.start()
-        self._restore_pending()
+        pending.restore(self.pending_file, self.handle)
         await self.intake.start_all()
         self.ready.set()
         self.reloader.ready()
@@ -309,32 +309,6 @@ class Daemon:
             startup_s=round(time.monotonic() - self.started_at, 2),
             engine_load_s=round(took, 2),
         )
-
-    def _restore_pending(self) -> None:
-        """Queue again the paid messages the last run saved, with their original ids."""
-        if self.pending_file is None:
-            return
-        events = pending.load(self.pending_file)
-        if events:
-            log.info("restoring", count=len(events), path=str(self.pending_file))
-        for event in events:
-            log.info("restored", id=event.id, kind=event.kind.value, user=event.user.name)
-            self.handle(event)
-
-    def _save_pending(self) -> None:
-        """At the end of shutdown: the paid messages not heard go to the pending file."""
-        if self.pending_file is None:
-            return
-        keep = [e for e in self.ledger.open.values() if e.is_paid]
-        try:
-            n = pending.save(self.pending_file, keep)
-        except OSError as exc:
-            log.error("pending_save_failed", path=str(self.pending_file), error=str(exc))
-            return
-        for event in keep[:n]:
-            self.ledger.close(event.id, Terminal.REMOVED, rule="saved", path=str(self.pending_file))
-        if n:
-            log.warning("pending_saved", count=n, path=str(self.pending_file))
 
     def idle(self) -> bool:
         finished = (ConnectorState.FINISHED, ConnectorState.FAILED, ConnectorState.STOPPED)
@@ -429,7 +403,7 @@ class Daemon:
                     break
                 await asyncio.sleep(0.05)
             await player.stop()
-        self._save_pending()
+        pending.save_unheard(self.pending_file, self.ledger)
         left = self.ledger.close_all(Terminal.REMOVED, rule="shutdown")
         # Bounded: an engine hung in a call (a wedged GPU) is abandoned, not waited for.
         await asyncio.get_running_loop().run_in_executor(

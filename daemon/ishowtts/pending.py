@@ -15,7 +15,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from .events import ChatEvent, Kind, User
+from .ledger import Ledger, Terminal
 
 log = structlog.get_logger("ishowtts.pending")
 
@@ -156,3 +157,33 @@ def _event(row: Any, now_wall: float, now_mono: float) -> ChatEvent:
         received_wall=wall,
         id=event_id,
     )
+
+
+def restore(path: Path | None, handle: Callable[[ChatEvent], None]) -> None:
+    """At start-up: queue again, through ``handle``, the paid messages the last run saved, with
+    their original ids."""
+    if path is None:
+        return
+    events = load(path)
+    if events:
+        log.info("restoring", count=len(events), path=str(path))
+    for event in events:
+        log.info("restored", id=event.id, kind=event.kind.value, user=event.user.name)
+        handle(event)
+
+
+def save_unheard(path: Path | None, ledger: Ledger) -> None:
+    """At the end of shutdown: the paid messages not heard go to the file, and their ledger
+    entries close as ``removed`` (rule ``saved``)."""
+    if path is None:
+        return
+    keep = [e for e in ledger.open.values() if e.is_paid]
+    try:
+        n = save(path, keep)
+    except OSError as exc:
+        log.error("pending_save_failed", path=str(path), error=str(exc))
+        return
+    for event in keep[:n]:
+        ledger.close(event.id, Terminal.REMOVED, rule="saved", path=str(path))
+    if n:
+        log.warning("pending_saved", count=n, path=str(path))
