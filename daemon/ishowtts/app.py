@@ -34,6 +34,7 @@ from .player import Player, PlayerState
 from .reload import ReloadResult
 from .reloader import Reloader
 from .scheduler import Scheduler
+from .status import snapshot
 from .synth import SynthWorker
 from .timeline import Timeline
 from .voices import voices_from
@@ -229,36 +230,7 @@ class Daemon:
         self.reloader.request()
 
     def status(self) -> dict[str, Any]:
-        engine = self.worker.engine
-        return {
-            "uptime_s": round(time.monotonic() - self.started_at, 1),
-            "ready": self.ready.is_set(),
-            "engine": {
-                "state": self.worker.state,
-                **(dict(engine.describe()) if engine is not None else {}),
-                "speaking": self.worker.speaking,  # primary | fallback | none
-                "primary": self.config.engine.type,
-                "fallback": self.config.engine.fallback,
-                "primary_error": self.worker.primary_error,
-                "failovers": self.worker.failovers,
-                "fatal": self.worker.fatal,
-            },
-            "player": {
-                "state": self.player.state if self.player else "stopped",
-                "now_playing": self.player.now_playing.id
-                if self.player and self.player.now_playing
-                else None,
-                "queued_audio_s": round(self.player.queued_seconds, 2) if self.player else 0.0,
-            },
-            "queue": self.scheduler.depth_by_kind(),
-            "connectors": {
-                c.name: {"state": str(c.state), "counters": dict(c.counters)}
-                for c in self.connectors
-            },
-            "ledger": self.ledger.summary(),
-            "health": self.health.problems(),
-            "paid_lost": self.paid_lost.status(),
-        }
+        return snapshot(self)
 
     # -- life cycle ----------------------------------------------------------------------------
 
