@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from . import engines, logs, pending
+from . import engines, logs, pending, startup
 from . import health_checks as checks
 from .config import Config
 from .connector_set import ConnectorSet
@@ -34,6 +34,7 @@ from .player import Player, PlayerState
 from .reload import ReloadResult
 from .reloader import Reloader
 from .scheduler import Scheduler
+from .startup import StartupCancelled
 from .status import snapshot
 from .synth import SynthWorker
 from .timeline import Timeline
@@ -41,7 +42,6 @@ from .voices import voices_from
 
 log = structlog.get_logger("ishowtts")
 
-AUDIBLE_TIMEOUT_S = 5.0  # at start-up, for the output to play (its settling gives up at 3 s)
 ENGINE_CLOSE_TIMEOUT_S = 5.0  # at shutdown, for the engine's thread to finish its call and close
 # The device is lost (a CUDA fault poisons the process): exit so that systemd starts a fresh
 # process (EX_TEMPFAIL, "try again"; the units force a restart on it). Paid lines are saved.
@@ -235,52 +235,25 @@ class Daemon:
     # -- life cycle ----------------------------------------------------------------------------
 
     async def start(self, progress: Callable[[str], None] | None = None) -> None:
-        report = progress or (lambda line: log.info("startup", step=line))
-
-        def step(line: str) -> None:
-            # Engines report between steps of their load and warm-up (from the synth thread):
-            # a stop asked for meanwhile ends the start-up there, not minutes later.
-            if self._stop.is_set():
-                raise StartupCancelled(line)
-            report(line)
-
+        step = startup.steps(progress, self._stop)
         step(f"loading engine {self.config.engine.type}")
         took = await self.worker.load(step)
-        loop = asyncio.get_running_loop()
         # player.device "none" (no sound card) gets an output paced like one, playing nowhere.
         self.player = Player(
-            self.config.player, self.worker.sample_rate, self._on_started, self._on_done, loop
+            self.config.player,
+            self.worker.sample_rate,
+            self._on_started,
+            self._on_done,
+            asyncio.get_running_loop(),
         )
-        await self.player.start()
-        # Ready means a line is heard at once: not before the fresh stream plays what it is
-        # given (PulseAudio: up to ~1.6 s after opening). Bounded: a stream that cannot open
-        # is reported by /healthz, and the daemon starts anyway (the player keeps retrying).
-        if not await self.player.wait_audible(AUDIBLE_TIMEOUT_S):
-            log.warning("output_not_playing_yet", waited_s=AUDIBLE_TIMEOUT_S)
+        await startup.until_audible(self.player)
         self.worker.sink = self.player
         self.worker.start()
         pending.restore(self.pending_file, self.handle)
         await self.intake.start_all()
         self.ready.set()
         self.reloader.ready()
-        engine = self.worker.engine
-        log.info(
-            "ready",
-            engine=self.config.engine.type,
-            speaking=self.worker.speaking,
-            speaking_engine=engine.name if engine is not None else None,
-            # Keys named below come from the daemon (the F5 engine's describe() has "voices").
-            **{
-                k: v
-                for k, v in (engine.describe() if engine else {}).items()
-                if k not in ("engine", "voices", "connectors", "output")
-            },
-            voices=sorted(self.worker.voices),
-            connectors=[f"{c.name}({c.platform})" for c in self.connectors],
-            output=str(self.config.player.device or "default"),
-            startup_s=round(time.monotonic() - self.started_at, 2),
-            engine_load_s=round(took, 2),
-        )
+        startup.log_ready(self.config, self.worker, self.connectors, self.started_at, took)
 
     def idle(self) -> bool:
         finished = (ConnectorState.FINISHED, ConnectorState.FAILED, ConnectorState.STOPPED)
@@ -302,31 +275,16 @@ class Daemon:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         try:
-            await self._start_unless_stopped(progress)
+            # A stop during start-up ends it (at the engine's next step, or after the grace).
+            await startup.unless_stopped(
+                self.start(progress), self._stop, self.shutdown_grace_s, lambda: self.worker.state
+            )
             await self._wait()
         except StartupCancelled as exc:
             log.info("startup_cancelled", at=str(exc))
         finally:
             await self.shutdown()
         return self.exit_code
-
-    async def _start_unless_stopped(self, progress: Callable[[str], None] | None) -> None:
-        """start(), but a stop asked for meanwhile ends it: at the engine's next load or
-        warm-up step, or, when a step hangs (a wedged GPU), after the shutdown grace."""
-        start = asyncio.ensure_future(self.start(progress))
-        stop = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait((start, stop), return_when=asyncio.FIRST_COMPLETED)
-            if not start.done():
-                await asyncio.wait((start,), timeout=self.shutdown_grace_s)
-            if not start.done():
-                start.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await start
-                raise StartupCancelled(f"hung while {self.worker.state}")
-            start.result()
-        finally:
-            stop.cancel()
 
     async def _wait(self) -> None:
         worker = self.worker._task
@@ -382,7 +340,3 @@ class Daemon:
             None, self.worker.close, ENGINE_CLOSE_TIMEOUT_S
         )
         log.info("stopped", unfinished=left, **self.ledger.summary())
-
-
-class StartupCancelled(Exception):
-    """A stop was asked for while the engine was loading or warming up."""
