@@ -30,10 +30,11 @@ from .metrics import Metrics
 from .mutes import Mute, MuteList, default_path
 from .paidloss import PaidLoss
 from .pipeline import Pipeline
-from .player import Player, PlayerState
+from .player import Player
 from .reload import ReloadResult
 from .reloader import Reloader
 from .scheduler import Scheduler
+from .shutdown import drain
 from .startup import StartupCancelled
 from .status import snapshot
 from .synth import SynthWorker
@@ -42,7 +43,6 @@ from .voices import voices_from
 
 log = structlog.get_logger("ishowtts")
 
-ENGINE_CLOSE_TIMEOUT_S = 5.0  # at shutdown, for the engine's thread to finish its call and close
 # The device is lost (a CUDA fault poisons the process): exit so that systemd starts a fresh
 # process (EX_TEMPFAIL, "try again"; the units force a restart on it). Paid lines are saved.
 EXIT_RESTART = 75
@@ -310,33 +310,12 @@ class Daemon:
         what is queued or made ahead but not started is not played."""
         self.stopping.set()
         log.info("stopping", queued=len(self.scheduler))
-        await self.intake.stop_all()
-        self.scheduler.clear("shutdown")
-        deadline = time.monotonic() + self.shutdown_grace_s
-        player = self.player
-
-        def heard() -> str | None:
-            utt = player.now_playing if player is not None else None
-            return utt.id if utt is not None else None
-
-        # The worker may still be making the later chunks of what is being heard.
-        while time.monotonic() < deadline and (
-            self.worker.current is not None and self.worker.current.id == heard()
-        ):
-            await asyncio.sleep(0.05)
-        await self.worker.stop()
-        if player is not None:
-            player.drop_pending()
-            # Not while the output is lost (a wedged sound server): nothing would finish.
-            while time.monotonic() < deadline and heard() is not None:
-                if player.state is PlayerState.REOPENING:
-                    break
-                await asyncio.sleep(0.05)
-            await player.stop()
-        pending.save_unheard(self.pending_file, self.ledger)
-        left = self.ledger.close_all(Terminal.REMOVED, rule="shutdown")
-        # Bounded: an engine hung in a call (a wedged GPU) is abandoned, not waited for.
-        await asyncio.get_running_loop().run_in_executor(
-            None, self.worker.close, ENGINE_CLOSE_TIMEOUT_S
+        await drain(
+            intake=self.intake,
+            scheduler=self.scheduler,
+            worker=self.worker,
+            player=self.player,
+            ledger=self.ledger,
+            pending_file=self.pending_file,
+            grace_s=self.shutdown_grace_s,
         )
-        log.info("stopped", unfinished=left, **self.ledger.summary())
