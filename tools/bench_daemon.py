@@ -5,11 +5,15 @@ for the F5 model and the DMOSpeech2 student in turn, in one process on one GPU.
     python tools/bench_daemon.py --random-weights               # both models, random weights
     python tools/bench_daemon.py --random-weights --models student --seconds 30
 
-Per kind it reports time to first audio (a chat event's arrival → its first sample leaving
-the mixer into the output): p50/p95 over all events and over those that found the daemon
-idle; and the gap between lines while a backlog waits (silence from the end of one
-utterance's audio to the start of the next, for utterances that had arrived before that
-silence began), p50/p95. Random weights cost the trained models' compute; the audio is noise.
+Per phase (quiet, busy) and kind it reports time to first audio (a chat event's arrival → its
+first sample leaving the mixer into the output): p50/p95 over all events and over those that
+found the daemon idle, and what became of them (spoken, dropped, expired...); and the gap
+between lines while a backlog waits (silence from the end of one utterance's audio to the start
+of the next, for utterances that had arrived before that silence began), p50/p95. Random
+weights cost the trained models' compute; the audio is noise.
+
+Each line of the chat log carries an id naming its phase (``quiet-3``, ``busy-17``): a gift
+folded into an earlier one is measured from that one's arrival, in that one's phase.
 """
 
 from __future__ import annotations
@@ -46,12 +50,20 @@ SUPER = ["主播加油，一直支持你！", "Thanks for the great stream, keep
 GIFTS = [("辣条", 1), ("小心心", 5), ("打call", 1), ("小电视飞船", 1)]
 
 
+# After a super chat the quiet phase waits longer: F5 reads one ("viewerN的醒目留言：..." plus a
+# sentence) in about 9 s, so the next event 6–9 s on found it still speaking (every quiet-phase
+# gift did: none was ever measured idle).
+QUIET_GAP_S = (6.0, 9.0)
+QUIET_GAP_AFTER_SUPER_CHAT_S = (12.0, 15.0)
+
+
 def chat_log(seconds: float, seed: int, quiet: float) -> list[dict[str, Any]]:
-    """First ``quiet`` seconds: one event every 6–9 s (danmaku, super chat, gift in turn),
-    each finding the daemon idle. Then busy chat: danmaku at about 1 a second with bursts of
-    8–15 in a second every ~15 s, a super chat every ~12 s, gifts in short runs of the same
-    gift by one user (merged by the daemon), an entry now and then: more than can be said,
-    so the queue's priorities and TTLs decide, and lines wait in a backlog."""
+    """First ``quiet`` seconds: one event every 6–9 s (12–15 s after a super chat; danmaku,
+    super chat, gift in turn), each finding the daemon idle. Then busy chat: danmaku at about
+    1 a second with bursts of 8–15 in a second every ~15 s, a super chat every ~12 s, gifts in
+    short runs of the same gift by one user (merged by the daemon while the first waits), an
+    entry now and then: more than can be said, so the queue's priorities and TTLs decide, and
+    lines wait in a backlog."""
     rnd = random.Random(seed)
     out: list[dict[str, Any]] = []
 
@@ -70,7 +82,8 @@ def chat_log(seconds: float, seed: int, quiet: float) -> list[dict[str, Any]]:
         else:
             ev.update(gift="辣条", count=1, amount=1)
         out.append(ev)
-        t, i = t + rnd.uniform(6, 9), i + 1
+        gap = QUIET_GAP_AFTER_SUPER_CHAT_S if kind == "super_chat" else QUIET_GAP_S
+        t, i = t + rnd.uniform(*gap), i + 1
     busy = quiet
     seconds += quiet
     t = busy + 0.5
@@ -100,7 +113,14 @@ def chat_log(seconds: float, seed: int, quiet: float) -> list[dict[str, Any]]:
         out.append({"t": t, "kind": "enter", "user": user()})
         t += rnd.uniform(3, 8)
     out.sort(key=lambda e: e["t"])
+    for n, ev in enumerate(out):
+        ev["id"] = f"{'quiet' if ev['t'] < quiet else 'busy'}-{n}"
     return out
+
+
+def phase_of(event: ChatEvent) -> str:
+    """The phase of the log line an event came from (its id's prefix)."""
+    return event.raw_id.split("-", 1)[0] or "unknown"
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -117,6 +137,8 @@ class Probe:
         self.started: list[tuple[Utterance, float]] = []
         self.audible: list[list[float]] = []  # [start, end] of non-silent output
         self.terminals: Counter[str] = Counter()
+        # (phase, kind) → terminal state → count
+        self.fates: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
         handle, on_started = daemon.handle, daemon._on_started
 
         def wrapped_handle(item: ChatEvent | Retraction) -> None:
@@ -133,12 +155,14 @@ class Probe:
 
         daemon.handle = wrapped_handle  # type: ignore[method-assign]
         daemon._on_started = wrapped_started  # type: ignore[method-assign]
-        daemon.ledger.listeners.append(lambda ev, state, fields: self._terminal(state))
+        daemon.ledger.listeners.append(lambda ev, state, fields: self._terminal(ev, state))
 
-    def _terminal(self, state: Terminal | None) -> None:
+    def _terminal(self, event: ChatEvent, state: Terminal | None) -> None:
         if state is None:  # the ledger also tells of openings
             return
-        self.terminals[str(getattr(state, "value", state))] += 1
+        name = str(getattr(state, "value", state))
+        self.terminals[name] += 1
+        self.fates[(phase_of(event), str(event.kind))][name] += 1
 
     def tap(self, buf: np.ndarray, now: float) -> None:
         nz = np.flatnonzero(buf)
@@ -151,28 +175,30 @@ class Probe:
             self.audible.append([start, end])
 
     def report(self) -> dict[str, Any]:
-        ttfa: dict[str, list[float]] = defaultdict(list)
-        idle: dict[str, list[float]] = defaultdict(list)
+        ttfa: dict[tuple[str, str], list[float]] = defaultdict(list)
+        idle: dict[tuple[str, str], list[float]] = defaultdict(list)
         gaps: list[float] = []
         for utt, at in self.started:
-            kind = str(utt.event.kind)
+            key = (phase_of(utt.event), str(utt.event.kind))
             t = at - utt.event.received_mono
-            ttfa[kind].append(t)
+            ttfa[key].append(t)
             if self.idle_at_arrival.get(utt.event.id):
-                idle[kind].append(t)
+                idle[key].append(t)
             # The silence just before this start: none if the audio ran on into it (the
             # stretch holding `at` began earlier), else since the last stretch ended.
             prev = [seg for seg in self.audible if seg[0] < at - 0.5 / self.sr]
             if prev and utt.event.received_mono < prev[-1][1]:
                 gaps.append(max(0.0, at - prev[-1][1]))
-        kinds = {
-            k: {"n": len(v), "p50_ms": pct(v, 50) * 1e3, "p95_ms": pct(v, 95) * 1e3,
-                "idle_n": len(idle[k]), "idle_p50_ms": pct(idle[k], 50) * 1e3,
-                "idle_p95_ms": pct(idle[k], 95) * 1e3}
-            for k, v in sorted(ttfa.items())
-        }  # fmt: skip
-        return {"ttfa": kinds, "gaps": {"n": len(gaps), "p50_ms": pct(gaps, 50) * 1e3,
-                                        "p95_ms": pct(gaps, 95) * 1e3},
+        phases: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for (phase, kind), fates in sorted(self.fates.items()):
+            v, w = ttfa[(phase, kind)], idle[(phase, kind)]
+            phases[phase][kind] = {
+                "n": len(v), "p50_ms": pct(v, 50) * 1e3, "p95_ms": pct(v, 95) * 1e3,
+                "idle_n": len(w), "idle_p50_ms": pct(w, 50) * 1e3,
+                "idle_p95_ms": pct(w, 95) * 1e3, "outcomes": dict(fates),
+            }  # fmt: skip
+        return {"ttfa": dict(phases), "gaps": {"n": len(gaps), "p50_ms": pct(gaps, 50) * 1e3,
+                                               "p95_ms": pct(gaps, 95) * 1e3},
                 "terminals": dict(self.terminals)}  # fmt: skip
 
 
@@ -225,12 +251,16 @@ async def run_one(path: Path) -> dict[str, Any]:
 
 def print_table(results: dict[str, dict[str, Any]]) -> None:
     print("\n## whole daemon: chat event → first sample out (player.device: none)")
-    print("| model | kind | n | TTFA p50 / p95 ms | idle n | idle TTFA p50 / p95 ms |")
-    print("|---|---|---|---|---|---|")
+    print("| model | phase | kind | heard | TTFA p50 / p95 ms | found idle "
+          "| idle TTFA p50 / p95 ms | outcomes |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for model, r in results.items():
-        for kind, k in r["ttfa"].items():
-            print(f"| {model} | {kind} | {k['n']} | {k['p50_ms']:.0f} / {k['p95_ms']:.0f} | "
-                  f"{k['idle_n']} | {k['idle_p50_ms']:.1f} / {k['idle_p95_ms']:.1f} |")  # fmt: skip
+        for phase in ("quiet", "busy"):
+            for kind, k in r["ttfa"].get(phase, {}).items():
+                fates = ", ".join(f"{n} {s}" for s, n in sorted(k["outcomes"].items()))
+                print(f"| {model} | {phase} | {kind} | {k['n']} | {k['p50_ms']:.0f} / "
+                      f"{k['p95_ms']:.0f} | {k['idle_n']} | {k['idle_p50_ms']:.1f} / "
+                      f"{k['idle_p95_ms']:.1f} | {fates} |")  # fmt: skip
     for model, r in results.items():
         g = r["gaps"]
         print(f"{model}: gap between lines with a backlog p50 {g['p50_ms']:.1f} ms, p95 "
