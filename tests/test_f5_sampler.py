@@ -125,3 +125,19 @@ def test_bucket_wide_preparation_matches_per_sample(setup):
     cond[0, : ref_mel.shape[0]] = ref_mel
     got = fast.prepare_padded(cond, padded_tokens, torch.tensor([frames]))
     assert rel(got[:, :frames], pre[:, :frames]) <= 1e-6
+
+
+@pytest.mark.parametrize("padding", ["center", "same"])
+def test_overlap_add_istft_is_vocos_istft(padding):
+    """The graph-safe inverse STFT gives what Vocos' own ISTFT (torch.istft for "center")
+    gives, at Vocos' 24 kHz shape."""
+    from vocos.spectral_ops import ISTFT
+
+    ref = ISTFT(n_fft=1024, hop_length=256, win_length=1024, padding=padding)
+    g = torch.Generator().manual_seed(0)
+    spec = torch.polar(torch.rand(2, 513, 40, generator=g) * 3,
+                       torch.rand(2, 513, 40, generator=g) * 6.3)  # fmt: skip
+    want = ref(spec)
+    got = sampler.ola_istft(spec, 1024, 256, ref.window, padding)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from . import convkernel
+from . import convkernel, fused
 from .upstream import UpstreamModule
 
 # Upstream's empirically pruned step schedules (t = index / 32), used when the count matches.
@@ -77,6 +77,18 @@ def _prefer(backends: list[SDPBackend]) -> contextlib.AbstractContextManager[Non
     return sdpa_kernel(backends)
 
 
+# Fusions a FastDiT may use (``fuse``): "residual": each block's last residual is added by the
+# next block in the kernel of its LayerNorm; "gelu": the feed-forward GELU in the GEMM epilogue
+# (``fused.linear_gelu``, CUDA); "rows": RoPE in the frames-major layout (``rope_rows``);
+# "rope": that rotation as one Triton kernel (``fused.rope_qk``; implies "rows").
+# Default: every one the device runs.
+FUSIONS = frozenset({"residual", "gelu", "rows", "rope"})
+
+
+def available_fusions(device: torch.device) -> frozenset[str]:
+    return frozenset({"residual", "rows"}) | fused.available(device)
+
+
 BlockWeights = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
 
 
@@ -92,6 +104,43 @@ def apply_rope(t: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     pairs = t.float().unflatten(-1, (-1, 2))
     a, b = pairs[..., 0], pairs[..., 1]
     return torch.stack((a * cos - b * sin, b * cos + a * sin), dim=-1).flatten(-2).to(t.dtype)
+
+
+def rope_heads_major(qkv: Tensor, cos: Tensor, sin: Tensor,
+                     rope_heads: int | None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """q, k (rotated) and v ``[B,H,N,dh]`` from ``qkv [B,N,3,H,dh]``, q and k written heads
+    major (the layout change happens in the rotation's kernel)."""
+    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+    if rope_heads is None:
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+    r = rope_heads
+    q = torch.cat((apply_rope(q[:, :r], cos, sin), q[:, r:]), dim=1)
+    k = torch.cat((apply_rope(k[:, :r], cos, sin), k[:, r:]), dim=1)
+    return q, k, v
+
+
+def rope_rows(qkv: Tensor, cos: Tensor, sin: Tensor,
+              rope_heads: int | None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """The same, rotated where they lie: q and k stay rows of frames (``[B,N,H,dh]``, seen
+    through ``[B,H,N,dh]`` views), so the rotation is a plain elementwise pass instead of a
+    transposing one, and the attention kernel, which takes strided heads, writes its output
+    in rows too (no copy before the output projection)."""
+    c, s = cos[:, None, None], sin[:, None, None]  # [N, 1, 1, dh/2] against [B,N,2,H,dh/2]
+    qk = qkv[:, :, :2]
+    if rope_heads is None:
+        qk = apply_rope(qk, c, s)
+    else:
+        r = rope_heads
+        qk = torch.cat((apply_rope(qk[:, :, :, :r], c, s), qk[:, :, :, r:]), dim=3)
+    return qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
+
+
+def rope_kernel(qkv: Tensor, cos: Tensor, sin: Tensor,
+                rope_heads: int | None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """``rope_rows`` as one Triton kernel (``fused.rope_qk``)."""
+    qk = torch.ops.ishowtts.rope_qk(qkv, cos, sin, qkv.shape[3] if rope_heads is None
+                                    else rope_heads)  # fmt: skip
+    return qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
 
 
 def grouped_conv(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
@@ -139,34 +188,55 @@ def embed(x: Tensor, pre: Tensor, w_x: Tensor, conv1_w: Tensor, conv1_b: Tensor,
     return h + y
 
 
-def block(h: Tensor, mod: Tensor, qkv_w: Tensor, qkv_b: Tensor, out_w: Tensor, out_b: Tensor,
-          ff1_w: Tensor, ff1_b: Tensor, ff2_w: Tensor, ff2_b: Tensor, cos: Tensor, sin: Tensor,
-          attn_mask: Tensor | None, heads: int,
-          rope_heads: int | None = None) -> Tensor:  # fmt: skip
+def linear_gelu(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    return F.gelu(F.linear(x, w, b), approximate="tanh")
+
+
+def block(h: Tensor, f: Tensor | None, g: Tensor | None, mod: Tensor, qkv_w: Tensor,
+          qkv_b: Tensor, out_w: Tensor, out_b: Tensor, ff1_w: Tensor, ff1_b: Tensor,
+          ff2_w: Tensor, ff2_b: Tensor, cos: Tensor, sin: Tensor, attn_mask: Tensor | None,
+          heads: int, rope_heads: int | None = None, defer: bool = False,
+          ff_in: Callable[..., Tensor] = linear_gelu,
+          rope: Callable[..., tuple[Tensor, Tensor, Tensor]] = rope_heads_major,
+          ) -> tuple[Tensor, Tensor | None]:  # fmt: skip
     """One DiT block. ``mod [6, D]``: shift, 1+scale, gate (attention), shift, 1+scale, gate
     (feed-forward). Weights come as plain tensors so one compiled graph serves every layer.
-    ``rope_heads``: rotate only the first heads (v0 models rotate one), None: all."""
+    ``rope_heads``: rotate only the first heads (v0 models rotate one), None: all.
+    ``defer``: return the feed-forward output unadded, ``(h, f)``; the next block (or the
+    head) adds ``g * f`` as it starts, in the same kernel as its LayerNorm: one pass over the
+    residual stream a layer fewer. ``f, g``: such a deferred output and its gate, or None.
+    ``ff_in``: the first feed-forward projection with its GELU (``linear_gelu``, or one GEMM
+    with the GELU in its epilogue). ``rope``: q, k (rotated) and v from the projection
+    (``rope_heads_major``, ``rope_rows`` or ``rope_kernel``)."""
+    if f is not None and g is not None:
+        h = h + g * f
     bsz, n, dim = h.shape
     x = F.layer_norm(h, (dim,), eps=1e-6) * mod[1] + mod[0]
     qkv = F.linear(x, qkv_w, qkv_b).view(bsz, n, 3, heads, -1)
-    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-    if rope_heads is None:
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-    else:
-        r = rope_heads
-        q = torch.cat((apply_rope(q[:, :r], cos, sin), q[:, r:]), dim=1)
-        k = torch.cat((apply_rope(k[:, :r], cos, sin), k[:, r:]), dim=1)
+    q, k, v = rope(qkv, cos, sin, rope_heads)
     a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
     a = F.linear(a.transpose(1, 2).reshape(bsz, n, -1), out_w, out_b)
     h = h + mod[2] * a
     x = F.layer_norm(h, (dim,), eps=1e-6) * mod[4] + mod[3]
-    x = F.linear(F.gelu(F.linear(x, ff1_w, ff1_b), approximate="tanh"), ff2_w, ff2_b)
-    return h + mod[5] * x
+    x = F.linear(ff_in(x, ff1_w, ff1_b), ff2_w, ff2_b)
+    if defer:
+        return h, x
+    return h + mod[5] * x, None
 
 
-def head(h: Tensor, fmod: Tensor, out_w: Tensor, out_b: Tensor, cfg: Tensor | None) -> Tensor:
+def first_block(h: Tensor, *args: Any) -> tuple[Tensor, Tensor | None]:
+    """``block`` with nothing deferred into it. Its own code object, so that torch.compile
+    keeps one entry for the first layer and one for the rest instead of two guard sets on
+    one function (each distinct entry counts against dynamo's recompile limit)."""
+    return block(h, None, None, *args)
+
+
+def head(h: Tensor, f: Tensor | None, g: Tensor | None, fmod: Tensor, out_w: Tensor,
+         out_b: Tensor, cfg: Tensor | None) -> Tensor:  # fmt: skip
     """Final modulation, projection to mel and guidance (``cfg`` None: an unguided model, one
-    half): the velocity ``[B,N,mel]`` in fp32."""
+    half): the velocity ``[B,N,mel]`` in fp32. ``f, g``: the last block's deferred output."""
+    if f is not None and g is not None:
+        h = h + g * f
     x = F.layer_norm(h, (h.shape[-1],), eps=1e-6) * fmod[0] + fmod[1]
     out = F.linear(x, out_w, out_b).float()
     if cfg is None:
@@ -180,10 +250,12 @@ class FastDiT:
 
     @torch.no_grad()
     def __init__(self, dit: UpstreamModule, fused_conv: bool = True, attention: str = "auto",
-                 guided: bool = True, mel_scale: float = 1.0) -> None:  # fmt: skip
+                 guided: bool = True, mel_scale: float = 1.0,
+                 fuse: frozenset[str] | None = None) -> None:  # fmt: skip
         """``guided``: classifier-free guidance packed into every step (F5); False for a
         distilled student, which runs the conditional half only. ``mel_scale``: the model
-        works on mel / scale (DMOSpeech2 students); samplers divide and multiply by it."""
+        works on mel / scale (DMOSpeech2 students); samplers divide and multiply by it.
+        ``fuse``: which of ``FUSIONS`` to use (None: all the device runs)."""
         dit.requires_grad_(False)  # inference only: no autograd history, no autograd wrappers
         self.dit = dit
         self.guided = guided
@@ -230,6 +302,20 @@ class FastDiT:
         self.out_w, self.out_b = dit.proj_out.weight, dit.proj_out.bias
         self.dtype = proj.weight.dtype
         self.device = proj.weight.device
+        self.ff_dim: int = self.blocks[0][4].shape[0]
+        self.conv_taps: int = conv[0].weight.shape[-1]
+        usable = available_fusions(self.device)
+        if fuse is not None and not fuse <= FUSIONS:
+            raise ValueError(f"unknown fusions {sorted(fuse - FUSIONS)}; known {sorted(FUSIONS)}")
+        self.fuse = usable if fuse is None else fuse & usable
+        self.ff_in: Callable[..., Tensor] = (
+            torch.ops.ishowtts.linear_gelu if "gelu" in self.fuse else linear_gelu
+        )
+        self.rope: Callable[..., tuple[Tensor, Tensor, Tensor]] = rope_heads_major
+        if "rows" in self.fuse:
+            self.rope = rope_rows
+        if "rope" in self.fuse:
+            self.rope = rope_kernel
         # Attention kernel choice: fixed at trace time in compiled code, so every call (warm-up
         # and capture included) runs under the same choice. "auto": cuDNN first on CUDA (3 %
         # faster a step than flash on an H100), torch's own choice elsewhere.
@@ -238,19 +324,33 @@ class FastDiT:
         self.attention = ATTENTION.get(attention)
         self.mark_dynamic = False  # set while compiling: sequence length stays symbolic
         self.embed_fn: Callable[..., Tensor] = embed
-        self.block_fn: Callable[..., Tensor] = block
+        self.block_fn: Callable[..., tuple[Tensor, Tensor | None]] = block
+        self.first_block_fn: Callable[..., tuple[Tensor, Tensor | None]] = first_block
+        self.prepare_fn: Callable[..., Tensor] = self._prepare_padded
         self.head_fn: Callable[..., Tensor] = head
 
     def compile(self, **kwargs: Any) -> None:
         """Compile the three step functions; the block is traced once for every layer, and the
         sequence length is symbolic, so one compilation serves every shape bucket."""
         self.embed_fn = torch.compile(embed, fullgraph=True, **kwargs)
+        # Every FastDiT in a process (F5, a student, tests) shares the compiled code objects;
+        # each distinct kernel choice or model is one more entry. Dynamo's default limit (8)
+        # then fails a fullgraph compile outright.
+        cfg = torch._dynamo.config
+        limit = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"
+        setattr(cfg, limit, max(getattr(cfg, limit), 64))
         self.block_fn = torch.compile(block, fullgraph=True, **kwargs)
+        self.first_block_fn = torch.compile(first_block, fullgraph=True, **kwargs)
+        # The text embedding's ~80 small kernels a request become a handful.
+        self.prepare_fn = torch.compile(self._prepare_padded, fullgraph=True, dynamic=True,
+                                        **kwargs)  # fmt: skip
         self.head_fn = torch.compile(head, fullgraph=True, **kwargs)
         self.mark_dynamic = True
 
     def uncompile(self) -> None:
         self.embed_fn, self.block_fn, self.head_fn = embed, block, head
+        self.first_block_fn = first_block
+        self.prepare_fn = self._prepare_padded
         self.mark_dynamic = False
 
     @torch.no_grad()
@@ -297,18 +397,21 @@ class FastDiT:
             halves.append(part)
         return torch.cat(halves, dim=0)
 
-    def text_embedding(self, tokens: Tensor, lengths: Tensor, drop: bool) -> Tensor:
+    def text_embedding(self, tokens: Tensor, lengths: Tensor, drop: Tensor | bool) -> Tensor:
         """Upstream's text embedding over a whole bucket, each sample's frame count given as a
         tensor, so one CUDA graph serves every length: what upstream computes for one sample at
         its exact length. Frames past a sample's length stay zero (the convolutions see the
         zero padding upstream's shorter sequence has); v1 models also zero filler tokens, v0
-        models keep them. The GRN norm runs over each sample's real frames, as upstream's."""
+        models keep them. The GRN norm runs over each sample's real frames, as upstream's.
+        ``drop``: the guidance pass's embedding (text dropped), for all or per sample."""
         te = self.dit.text_embed
         n = tokens.shape[1]
         text = tokens + 1  # -1 padding becomes the filler token 0
         frames = (torch.arange(n, device=tokens.device)[None, :] < lengths[:, None])[..., None]
         dead = (text == 0)[..., None] if te.mask_padding else ~frames
-        if drop:
+        if isinstance(drop, Tensor):
+            text = torch.where(drop[:, None], 0, text)
+        elif drop:
             text = torch.zeros_like(text)
         x = te.text_embed(text)
         if not te.extra_modeling:
@@ -327,12 +430,19 @@ class FastDiT:
     def prepare_padded(self, cond: Tensor, tokens: Tensor, lengths: Tensor) -> Tensor:
         """``prepare`` for a whole bucket at once (no per-sample shapes, so it can be a CUDA
         graph): ``tokens [B, n]`` padded with -1, ``lengths [B]`` frame counts."""
+        return self.prepare_fn(cond, tokens, lengths)
+
+    def _prepare_padded(self, cond: Tensor, tokens: Tensor, lengths: Tensor) -> Tensor:
         cond_part = F.linear(cond.to(self.dtype), self.w_c)
-        halves = [
-            F.linear(self.text_embedding(tokens, lengths, drop).to(self.dtype), self.w_t, self.b_in)
-            for drop in ((False, True) if self.guided else (False,))
-        ]
-        return torch.cat((halves[0] + cond_part, *halves[1:]), dim=0)
+        if not self.guided:
+            emb = self.text_embedding(tokens, lengths, False)
+            return F.linear(emb.to(self.dtype), self.w_t, self.b_in) + cond_part
+        # Both halves in one batch (half the kernels): the second drops the text.
+        bsz = tokens.shape[0]
+        drop = torch.arange(2 * bsz, device=tokens.device) >= bsz
+        emb = self.text_embedding(tokens.repeat(2, 1), lengths.repeat(2), drop)
+        both = F.linear(emb.to(self.dtype), self.w_t, self.b_in)
+        return torch.cat((both[:bsz] + cond_part, both[bsz:]), dim=0)
 
     def velocity(self, x: Tensor, pre: Tensor, mods: Tensor, fmod: Tensor, cos: Tensor,
                  sin: Tensor, mask: Tensor | None, cfg: Tensor | None) -> Tensor:  # fmt: skip
@@ -353,10 +463,22 @@ class FastDiT:
                 if t is not None:
                     torch._dynamo.maybe_mark_dynamic(t, dim)
         h = self.embed_fn(xin, pre, self.w_x, *self.conv, mask, self.groups, self.conv_fn)
+        defer = "residual" in self.fuse
+        f: Tensor | None = None  # a block's deferred feed-forward output (gate: its mod[5])
         for i, w in enumerate(self.blocks):
             if self.mark_dynamic:
-                torch._dynamo.maybe_mark_dynamic(h, 1)
-            h = self.block_fn(h, mods[i], *w, cos, sin, attn_mask, self.heads, self.rope_heads)
+                for t in (h, f):
+                    if t is not None:
+                        torch._dynamo.maybe_mark_dynamic(t, 1)
+            args = (mods[i], *w, cos, sin, attn_mask, self.heads, self.rope_heads, defer,
+                    self.ff_in, self.rope)  # fmt: skip
+            if f is None:
+                h, f = self.first_block_fn(h, *args)
+            else:
+                h, f = self.block_fn(h, f, mods[i - 1][5], *args)
         if self.mark_dynamic:
-            torch._dynamo.maybe_mark_dynamic(h, 1)
-        return self.head_fn(h, fmod, self.out_w, self.out_b, cfg)
+            for t in (h, f):
+                if t is not None:
+                    torch._dynamo.maybe_mark_dynamic(t, 1)
+        g = None if f is None else mods[-1][5]
+        return self.head_fn(h, f, g, fmod, self.out_w, self.out_b, cfg)

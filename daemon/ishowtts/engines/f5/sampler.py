@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .fastdit import FastDiT, rope_tables, sway_map, timesteps
@@ -277,6 +278,23 @@ def sample_guided_start_eager(fast: FastDiT, teacher: FastDiT, jobs: list[Job], 
     return [x1[i, : j.frames] * fast.mel_scale for i, j in enumerate(jobs)]
 
 
+def ola_istft(spec: Tensor, n_fft: int, hop: int, window: Tensor, padding: str) -> Tensor:
+    """Inverse STFT by overlap-add, ``spec [B, n_fft/2+1, T]`` complex → ``[B, L]``: what
+    Vocos' ISTFT computes for its ``padding`` ("center": ``torch.istft(center=True)``;
+    "same": trimmed by ``(n_fft - hop)/2``), without the host-side envelope check that keeps
+    ``torch.istft`` out of a CUDA graph (the trimmed envelope of a Hann window at Vocos' hop
+    is never near zero)."""
+    frames = torch.fft.irfft(spec, n_fft, dim=1) * window[None, :, None]
+    t = spec.shape[-1]
+    size = (t - 1) * hop + n_fft
+    y = F.fold(frames, (1, size), (1, n_fft), stride=(1, hop))[:, 0, 0]
+    squares = window.square()[None, :, None].expand(1, n_fft, t)
+    envelope = F.fold(squares, (1, size), (1, n_fft), stride=(1, hop))[0, 0, 0]
+    start = n_fft // 2 if padding == "center" else (n_fft - hop) // 2
+    length = hop * (t - 1) if padding == "center" else size - 2 * start
+    return y[:, start : start + length] / envelope[start : start + length]
+
+
 _SIDE: dict[int, torch.cuda.Stream] = {}
 
 
@@ -316,7 +334,7 @@ class GraphRunner:
         # Unmasked: every job fills the bucket exactly (durations quantised to the bucket grid),
         # so attention runs without a mask (a faster kernel) and nothing needs zeroing.
         self.masked = masked
-        self.spec: Tensor | None = None
+        self.audio: Tensor | None = None  # the vocode graph's output
         self.vocode_error = ""
         # A student draws fresh noise at every step: one slab per step, filled before replay.
         self.student = not fast.guided
@@ -406,8 +424,8 @@ class GraphRunner:
         self.idx.add_(1)
 
     def _vocode(self) -> None:
-        """Vocos up to its spectrum (the heavy part); the inverse STFT runs outside the graph
-        because ``torch.istft`` checks its window on the host."""
+        """Vocos over the whole bucket, its inverse STFT included (``ola_istft``: no host
+        check, so it stays in the graph)."""
         assert self.vocoder is not None
         # The whole bucket: reference mel, new mel, then silence; cut to the new part after.
         mel = torch.where(self.ref[..., None], self.cond, self.x)
@@ -415,17 +433,16 @@ class GraphRunner:
             mel = mel * self.fast.mel_scale
         if self.masked:
             mel = torch.where(self.mask[..., None], mel, SILENCE)
-        spec = self.vocoder.head.out(self.vocoder.backbone(mel.transpose(1, 2)))
-        if self.spec is None:
-            self.spec = spec
+        head = self.vocoder.head
+        spec = head.out(self.vocoder.backbone(mel.transpose(1, 2))).transpose(1, 2).float()
+        mag, phase = spec.chunk(2, dim=1)
+        istft = head.istft
+        audio = ola_istft(torch.polar(torch.exp(mag).clip(max=1e2), phase), istft.n_fft,
+                          istft.hop_length, istft.window, istft.padding)  # fmt: skip
+        if self.audio is None:
+            self.audio = audio
         else:
-            self.spec.copy_(spec)
-
-    def _istft(self) -> Tensor:
-        assert self.vocoder is not None and self.spec is not None
-        mag, phase = self.spec.transpose(1, 2).float().chunk(2, dim=1)
-        mag = torch.exp(mag).clip(max=1e2)
-        return self.vocoder.head.istft(torch.polar(mag, phase))
+            self.audio.copy_(audio)
 
     def _capture(self, name: str, fn: Callable[[], None]) -> None:
         stream = _side_stream()
@@ -444,7 +461,7 @@ class GraphRunner:
         self._capture("prepare", self._prepare)
         self._capture("step", self._step)
         head = getattr(self.vocoder, "head", None)
-        if hasattr(head, "out") and hasattr(head, "istft"):  # Vocos' ISTFT head
+        if hasattr(head, "out") and hasattr(getattr(head, "istft", None), "window"):  # Vocos
             try:
                 self._capture("vocode", self._vocode)
             except RuntimeError as exc:  # the vocoder then runs eagerly, after the graphs
@@ -533,13 +550,13 @@ class GraphRunner:
         audio_all = None
         if "vocode" in self.graphs:
             self.graphs["vocode"].replay()
-            audio_all = self._istft()
+            audio_all = self.audio
         out = []
         for i, j in enumerate(jobs):
             nref = j.cond.shape[0]
             new = self.x[i, nref : j.frames] * self.fast.mel_scale  # a copy, even at 1.0
             audio = None
-            if audio_all is not None:
-                audio = audio_all[i, nref * HOP : j.frames * HOP]
+            if audio_all is not None:  # a copy: the graph's buffer is reused by the next run
+                audio = audio_all[i, nref * HOP : j.frames * HOP].clone()
             out.append((new, audio))
         return out
