@@ -498,3 +498,25 @@ def test_sigterm_completes_while_the_sound_server_is_frozen(
     assert all(f["event"] == "removed" and f["rule"] == "shutdown" for f in fates.values()), fates
     assert d.event("player_output_abandoned")
     assert d.event("exit")["code"] == 0
+
+
+@pytest.mark.audio
+def test_a_thawed_sound_server_plays_the_rest(
+    tmp_path: Path, launch: Callable[..., DaemonProcess], frozen_pulse: PulseServer
+) -> None:
+    """The hung close is abandoned (one error line, however many reopen attempts wait behind
+    it), and once the server answers again the output reopens and every line is heard."""
+    config = write_config(tmp_path / "config.yaml", spc=0.08, lookahead=2)
+    d = launch(config, {"PULSE_SERVER": frozen_pulse.address, "PULSE_SINK": "obs_tts"})
+    d.event("ready")
+    ids = [d.http("POST", "/say", {"text": f"line {i} " + "la " * 40})[1]["id"] for i in range(3)]
+    d.event("speaking", id=ids[0])
+    os.kill(frozen_pulse.pid, signal.SIGSTOP)
+    assert d.event("player_output_abandoned")["call"] == "close"
+    d.event("player_reopen_failed")  # the reopen waits behind the stuck close, then gives up
+    os.kill(frozen_pulse.pid, signal.SIGCONT)
+    d.event("player_output_answered", call="close")
+    for i in ids:
+        d.event("spoken", id=i, timeout=60)
+    assert sum(ln.get("event") == "player_output_abandoned" for ln in d.lines) == 1
+    assert d.stop() == 0

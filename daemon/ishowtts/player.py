@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import threading
 from collections.abc import Callable
 from enum import Enum
@@ -107,7 +108,9 @@ class Player:
         # Opens and closes, one at a time in order: a call stuck in a wedged backend holds up
         # only the later ones (each waited for with a deadline), never the loop or the exit.
         self._io: DaemonExecutor | None = None  # made on first use
-        self._busy: str | None = None  # the output call running there
+        self._busy: tuple[int, str] | None = None  # the output call running there
+        self._serials = itertools.count()
+        self._reported = -1  # the serial of the last call logged as hung
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -302,12 +305,16 @@ class Player:
         if self._io is None:
             self._io = DaemonExecutor("player-io")
 
+        serial = next(self._serials)
+
         def run() -> None:
-            self._busy = call
+            self._busy = (serial, call)
             try:
                 fn()
             finally:
                 self._busy = None
+                if serial == self._reported:  # its hang was logged: so is its end
+                    log.info("player_output_answered", call=call)
 
         future = self._io.submit(run)
         waiter = asyncio.wrap_future(future)
@@ -316,9 +323,13 @@ class Player:
         done, _ = await asyncio.wait({waiter}, timeout=timeout)
         if not done:
             future.cancel()  # never started (stuck behind a hung call): it never will
-            log.error(
+            stuck, stuck_call = self._busy or (serial, call)  # maybe an earlier call
+            # One error per stuck call, not one per reopen attempt queued behind it.
+            report = log.debug if stuck == self._reported else log.error
+            self._reported = stuck
+            report(
                 "player_output_abandoned",
-                call=self._busy or call,  # the call stuck, maybe an earlier one
+                call=stuck_call,
                 waited_s=timeout,
                 device=str(self.cfg.device or "default"),
                 hint="the sound server does not answer; "
