@@ -141,3 +141,53 @@ def test_overlap_add_istft_is_vocos_istft(padding):
     got = sampler.ola_istft(spec, 1024, 256, ref.window, padding)
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_vocode_window_bounds():
+    ctx = sampler.VOCODE_CONTEXT
+    # A runner for references of >= 60 frames in a 200-frame bucket vocodes 172 frames.
+    width = 200 - 60 + ctx
+    assert sampler.vocode_window(60, 200, 200, width) == 60 - ctx
+    assert sampler.vocode_window(100, 200, 200, width) == 200 - width  # more context, same end
+    assert sampler.vocode_window(10, 150, 200, 200) == 0
+    assert sampler.vocode_window(59, 200, 200, width) is None  # a shorter clip than promised
+
+
+@pytest.mark.parametrize("nref, frames", [(60, 96), (75, 96), (60, 80)])
+def test_windowed_vocoder_gives_the_whole_bucket_audio(nref, frames):
+    """The graph's vocoder pass over a window (the new frames plus VOCODE_CONTEXT of
+    reference) gives the audio of the new frames that vocoding the whole bucket gives, with
+    Vocos' real depth (8 ConvNeXt blocks); also with silence after a shorter job."""
+    from ishowtts.engines.f5 import loader
+    from tests.f5_tiny import TINY_VOCOS
+
+    cfg = {**TINY_VOCOS, "backbone": {**TINY_VOCOS["backbone"]}}
+    # Layer scale 1 (not Vocos' 1/8 at init) so that far frames matter as in a trained model.
+    init = {"num_layers": 8, "layer_scale_init_value": 1.0}
+    cfg["backbone"]["init_args"] = {**cfg["backbone"]["init_args"], **init}
+    torch.manual_seed(0)
+    voc = loader.load_vocoder("", None, random_config=cfg)
+    fast = fastdit.FastDiT(tiny_cfm().transformer)
+    n = 96
+    g = torch.Generator().manual_seed(1)
+    mel = torch.randn(1, n, fast.mel_dim, generator=g)
+    audio = []
+    for min_ref in (0, 60):
+        runner = sampler.GraphRunner(fast, n, 1, 4, vocoder=voc, masked=True, min_ref=min_ref)
+        runner.x.copy_(mel)
+        runner.cond[0, :nref] = mel[0, :nref] * 0.5
+        runner.ref[0, :nref] = True
+        runner.mask.zero_()
+        runner.mask[0, :frames] = True
+        start = sampler.vocode_window(nref, frames, n, runner.vwidth)
+        assert start is not None
+        runner.vstart[0] = start
+        with torch.no_grad():
+            runner._vocode()
+        assert runner.audio is not None
+        assert runner.audio.shape[-1] == (runner.vwidth - 1) * sampler.HOP
+        audio.append(runner.audio[0, (nref - start) * sampler.HOP : (frames - start) * sampler.HOP])
+    whole, window = audio
+    assert runner.vwidth < n
+    # Exact up to float rounding: with 8 frames of context instead the error is ~1e-6.
+    torch.testing.assert_close(window, whole, rtol=0, atol=1e-7)

@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             fast = FastDiT(dit, fuse=fuse)
             if not a.no_compile:
                 fast.compile()
-            runner = GraphRunner(fast, n, 1, a.steps, vocoder=vocoder, masked=False)
+            runner = GraphRunner(fast, n, 1, a.steps, vocoder=vocoder, masked=False, min_ref=nref)
             runner.capture()
             schedules = Schedules(fast)
             runner.run([job], a.steps, 2.0, -1.0, schedules)

@@ -413,15 +413,20 @@ class F5Engine:
         plans = {s: self._teacher_plan(s) for s in range(start, max_steps + 1)}
         evals = max((p.evals for p in plans.values() if p is not None), default=0)
         draws = max((p.draws for p in plans.values() if p is not None), default=0)
+        # The vocoder's window in each graph leaves out reference frames no voice lacks: a
+        # shorter clip (a reload) needs new graphs.
+        min_ref = min((v.frames for v in self.voices.values()), default=0)
         self.runners = {
-            n: r for n, r in self.runners.items() if all(r.fits(s, p) for s, p in plans.items())
+            n: r
+            for n, r in self.runners.items()
+            if all(r.fits(s, p) for s, p in plans.items()) and r.min_ref <= min_ref
         }
         pool = torch.cuda.graph_pool_handle() if o.share_graph_pool else None
         sizes = self.buckets()
 
         def runner_for(n: int) -> GraphRunner:
             return GraphRunner(fast, n, 1, max_steps, pool, self.vocoder, not o.quantise_duration,
-                               self.teacher, evals, draws)  # fmt: skip
+                               self.teacher, evals, draws, min_ref)  # fmt: skip
 
         for i, n in enumerate(sizes):
             if n in self.runners:

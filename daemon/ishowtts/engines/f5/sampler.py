@@ -278,6 +278,23 @@ def sample_guided_start_eager(fast: FastDiT, teacher: FastDiT, jobs: list[Job], 
     return [x1[i, : j.frames] * fast.mel_scale for i, j in enumerate(jobs)]
 
 
+# Frames of reference the vocoder sees before the new ones: more than its receptive field
+# (Vocos: a 7-tap embedding and eight 7-tap ConvNeXt blocks, 27 frames each side; the ISTFT
+# overlap-adds 4 frames), so the new audio is what vocoding the whole bucket gives.
+VOCODE_CONTEXT = 32
+
+
+def vocode_window(nref: int, frames: int, n: int, width: int) -> int | None:
+    """First frame of the vocoder's ``width``-frame window for a job whose new frames are
+    ``[nref, frames)`` in a bucket of ``n``: at least ``VOCODE_CONTEXT`` frames before the
+    new ones (or from 0) and as many after (or to ``n``); None when no window of that width
+    has both (a reference shorter than the runner was made for)."""
+    start = max(0, min(nref - VOCODE_CONTEXT, n - width))
+    if start + width < min(frames + VOCODE_CONTEXT, n):
+        return None
+    return start
+
+
 def ola_istft(spec: Tensor, n_fft: int, hop: int, window: Tensor, padding: str) -> Tensor:
     """Inverse STFT by overlap-add, ``spec [B, n_fft/2+1, T]`` complex → ``[B, L]``: what
     Vocos' ISTFT computes for its ``padding`` ("center": ``torch.istft(center=True)``;
@@ -324,10 +341,12 @@ class GraphRunner:
     def __init__(self, fast: FastDiT, n: int, batch: int, max_steps: int,
                  pool: Any = None, vocoder: UpstreamModule | None = None,
                  masked: bool = True, teacher: FastDiT | None = None, teacher_evals: int = 0,
-                 teacher_draws: int = 0) -> None:  # fmt: skip
+                 teacher_draws: int = 0, min_ref: int = 0) -> None:  # fmt: skip
         """``teacher``: a student runner that can also run the teacher-guided start (two more
         graphs: the teacher's preparation and one teacher step), for plans of at most
-        ``teacher_evals`` evaluations and ``teacher_draws`` noise draws."""
+        ``teacher_evals`` evaluations and ``teacher_draws`` noise draws. ``min_ref``: the
+        shortest reference it will see (frames); the vocoder then runs over a window of the
+        bucket that leaves out the rest of the reference (see ``vocode_window``)."""
         dev, mel, d = fast.device, fast.mel_dim, fast.dim
         self.fast, self.n, self.batch, self.max_steps = fast, n, batch, max_steps
         self.vocoder = vocoder
@@ -335,6 +354,12 @@ class GraphRunner:
         # so attention runs without a mask (a faster kernel) and nothing needs zeroing.
         self.masked = masked
         self.audio: Tensor | None = None  # the vocode graph's output
+        # The vocoder's window: the new frames and VOCODE_CONTEXT frames of reference before
+        # them; where it starts is set per request.
+        self.min_ref = min_ref
+        self.vwidth = min(n, n - min_ref + VOCODE_CONTEXT)
+        self.vstart = torch.zeros(batch, 1, dtype=torch.long, device=fast.device)
+        self.vframes = torch.arange(self.vwidth, device=fast.device)
         self.vocode_error = ""
         # A student draws fresh noise at every step: one slab per step, filled before replay.
         self.student = not fast.guided
@@ -424,7 +449,7 @@ class GraphRunner:
         self.idx.add_(1)
 
     def _vocode(self) -> None:
-        """Vocos over the whole bucket, its inverse STFT included (``ola_istft``: no host
+        """Vocos over the bucket's window, its inverse STFT included (``ola_istft``: no host
         check, so it stays in the graph)."""
         assert self.vocoder is not None
         # The whole bucket: reference mel, new mel, then silence; cut to the new part after.
@@ -433,6 +458,9 @@ class GraphRunner:
             mel = mel * self.fast.mel_scale
         if self.masked:
             mel = torch.where(self.mask[..., None], mel, SILENCE)
+        if self.vwidth < self.n:
+            frames = (self.vstart + self.vframes)[..., None].expand(-1, -1, mel.shape[-1])
+            mel = torch.gather(mel, 1, frames)
         head = self.vocoder.head
         spec = head.out(self.vocoder.backbone(mel.transpose(1, 2))).transpose(1, 2).float()
         mag, phase = spec.chunk(2, dim=1)
@@ -547,8 +575,12 @@ class GraphRunner:
         step = self.graphs["step"]
         for _ in range(first, steps):
             step.replay()
+        windows = [vocode_window(j.cond.shape[0], j.frames, self.n, self.vwidth) for j in jobs]
+        starts = [w for w in windows if w is not None]
         audio_all = None
-        if "vocode" in self.graphs:
+        if "vocode" in self.graphs and len(starts) == len(jobs):  # else the caller vocodes
+            for i, start in enumerate(starts):
+                self.vstart[i] = start
             self.graphs["vocode"].replay()
             audio_all = self.audio
         out = []
@@ -557,6 +589,7 @@ class GraphRunner:
             new = self.x[i, nref : j.frames] * self.fast.mel_scale  # a copy, even at 1.0
             audio = None
             if audio_all is not None:  # a copy: the graph's buffer is reused by the next run
-                audio = audio_all[i, nref * HOP : j.frames * HOP].clone()
+                audio = audio_all[i, (nref - starts[i]) * HOP : (j.frames - starts[i]) * HOP]
+                audio = audio.clone()
             out.append((new, audio))
         return out
