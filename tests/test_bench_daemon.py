@@ -9,6 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from ishowtts import logs
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,7 +41,11 @@ def test_the_quiet_phase_leaves_room_after_a_super_chat_and_ids_name_the_phase()
         assert after["t"] - before["t"] >= least, (before, after)
 
 
-def test_the_report_is_per_phase_and_every_quiet_event_is_found_idle(tmp_path: Path) -> None:
+def test_the_report_is_per_phase_and_every_quiet_event_is_found_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tool sets the process's logging to warnings only; later tests capture info lines.
+    monkeypatch.setattr(logs, "configure", lambda *args, **kwargs: None)
     out = tmp_path / "results.json"
     args = ["--random-weights", "--tone", "--models", "tone", "--quiet", "24", "--seconds", "3"]
     assert _tool().main([*args, "--json", str(out)]) == 0
