@@ -20,6 +20,7 @@ from . import health_checks as checks
 from .config import Config
 from .connector_set import ConnectorSet
 from .connectors import ConnectorState
+from .controls import OperatorControls
 from .engines import Engine
 from .events import ChatEvent, Retraction, Utterance
 from .feed import EventFeed
@@ -27,7 +28,7 @@ from .health import Health
 from .ledger import Ledger, Terminal
 from .live_view import LiveView
 from .metrics import Metrics
-from .mutes import Mute, MuteList, default_path
+from .mutes import MuteList, default_path
 from .paidloss import PaidLoss
 from .pipeline import Pipeline
 from .player import Player
@@ -48,7 +49,7 @@ log = structlog.get_logger("ishowtts")
 EXIT_RESTART = 75
 
 
-class Daemon:
+class Daemon(OperatorControls):
     def __init__(
         self,
         config: Config,
@@ -167,56 +168,7 @@ class Daemon:
                     n += 1
         return n
 
-    # -- control (signals, API) ----------------------------------------------------------------
-
-    def skip(self) -> str | None:
-        utt = self.player.skip() if self.player else None
-        return utt.id if utt else None
-
-    def pause(self) -> None:
-        if self.player:
-            self.player.pause()
-
-    def resume(self) -> None:
-        if self.player:
-            self.player.resume()
-
-    def clear(self, reason: str = "cleared") -> int:
-        return self.scheduler.clear(reason)
-
-    def set_volume(self, volume: float) -> None:
-        if self.player:
-            self.player.volume = volume
-
-    async def say(self, text: str, user: str = "", voice: str = "") -> ChatEvent:
-        http = self.intake.http()
-        if http is None:
-            raise RuntimeError("no http connector")
-        return await http.say(text, user=user, voice=voice)  # type: ignore[attr-defined]
-
-    def remove_queued(self, utterance_id: str) -> bool:
-        """Take one waiting utterance out of the queue (the console's ✕)."""
-        return self.scheduler.remove(lambda u: u.id == utterance_id, reason="operator") == 1
-
-    def mute(self, platform: str, uid: str, name: str) -> tuple[Mute, int]:
-        """Mute a user from now on (and across restarts); what of theirs waits is removed."""
-        mute = self.mutes.add(platform, uid, name)
-        n = self.scheduler.remove(
-            lambda u: mute.covers(
-                u.event.platform, (u.event.user.id, *u.event.user.alt_ids), u.event.user.name
-            ),
-            reason="muted",
-        )
-        log.info("muted", platform=mute.platform, uid=mute.uid, user=mute.name, removed=n)
-        self.feed.publish("mutes", count=len(self.mutes))
-        return mute, n
-
-    def unmute(self, platform: str, uid: str, name: str) -> bool:
-        done = self.mutes.remove(platform, uid, name)
-        if done:
-            log.info("unmuted", platform=platform, uid=uid, user=name)
-            self.feed.publish("mutes", count=len(self.mutes))
-        return done
+    # -- control (signals, API; the operator's actions are in controls.py) ----------------------
 
     async def reload(self) -> ReloadResult:
         """Re-read the config file and apply it whole, or nothing of it (see reloader.py)."""
