@@ -1,5 +1,7 @@
 """The daemon: wires connectors → pipeline → scheduler → synth worker → player, one asyncio loop.
 
+The composition root: it builds the parts, connects their callbacks and runs start-up, the run
+loop and shutdown in order; each job it wires is a module of its own (README, "Layout").
 Data flows one way. Control (skip, pause, reload, stop) comes from signals and the control API
 and acts on the parts directly; every received event ends in one terminal ledger line.
 """
@@ -62,10 +64,18 @@ class Daemon(OperatorControls):
         self.until_idle = until_idle
         self.shutdown_grace_s = shutdown_grace_s
         self.started_at = time.monotonic()
+        self.exit_code = 0
+        self.ready = asyncio.Event()
+        self.stopping = asyncio.Event()  # set when shutdown begins: sd_notify, /healthz
+        self._stop = asyncio.Event()
+        # Told when a reload begins (True) and ends (False): sd_notify RELOADING=1 / READY=1.
+        self.on_reload: Callable[[bool], None] | None = None
+        # Told the new config and API token when a reload is applied (the API takes the token).
+        self.on_config: list[Callable[[Config, str | None], None]] = []
+
+        # The data path: connectors → pipeline → scheduler → synth worker → player → ledger.
         self.ledger = Ledger()
-        # The console's live view: decisions and playback as they happen, and recent history.
-        self.feed = EventFeed()
-        self.timeline = Timeline()
+        self.health = Health()
         mute_file = config.filters.mute_file
         self.mutes = MuteList(
             config.resolve(mute_file) if mute_file else default_path(config.base_dir)
@@ -89,33 +99,29 @@ class Daemon(OperatorControls):
             fallback_name=fallback or "none",
         )
         self.worker.on_fatal = self._device_lost
+        self.player: Player | None = None  # built at start-up, at the engine's sample rate
         self.pending_file = pending.resolve(config.queue.pending_file, config.base_dir)
-        self.player: Player | None = None
-        self.ready = asyncio.Event()
-        self.stopping = asyncio.Event()  # set when shutdown begins: sd_notify, /healthz
-        # Told when a reload begins (True) and ends (False): sd_notify RELOADING=1 / READY=1.
-        self.on_reload: Callable[[bool], None] | None = None
-        self._stop = asyncio.Event()
-        # Told the new config and API token when a reload is applied (the API takes the token).
-        self.on_config: list[Callable[[Config, str | None], None]] = []
-        self.exit_code = 0
-        self.health = Health()
+        self.paid_lost = PaidLoss()
         # handle() looked up per item: a probe may wrap it before start (tools/bench_daemon.py).
         self.intake = ConnectorSet(config, self.health, lambda item: self.handle(item))
         self.connectors = self.intake.connectors
-        self.paid_lost = PaidLoss()
+
+        # What watches it: the console's live view (decisions and playback as they happen,
+        # recent history), the metrics, the health checks.
+        self.feed = EventFeed()
+        self.timeline = Timeline()
         self.metrics = Metrics(self)  # after the parts it reads (it reads them at once)
         self.live = LiveView(self.feed, self.timeline, self.metrics)
         self.ttfa = self.live.ttfa
+        self.worker.on_stats = self.live.on_stats
         self.ledger.listeners.append(self.live.on_ledger)
-        self.health.add_check("queue", checks.queue_check(self.scheduler, self.paid_lost))
         self.ledger.listeners.append(checks.EngineFailures(self.health))
+        self.health.add_check("queue", checks.queue_check(self.scheduler, self.paid_lost))
         self.health.add_check("log", logs.problem)
         self.health.add_check("engine", checks.engine_check(self.worker))
         self.health.add_check(
             "player", checks.player_check(lambda: self.player, lambda: self.config)
         )
-        self.worker.on_stats = self.live.on_stats
         self.reloader = Reloader(self)
 
     # -- plumbing between the parts ------------------------------------------------------------
