@@ -88,6 +88,9 @@ class F5Options(Section):
     compile_mode: str | None = None  # e.g. max-autotune-no-cudagraphs (slower start)
     cuda_graphs: bool = True  # one CUDA graph per bucket (CUDA only)
     fused_conv: bool = True  # the position embedding's convolutions as one Triton kernel (CUDA)
+    # the step's fused passes (fastdit.FUSIONS: GELU in the GEMM epilogue, RoPE as one Triton
+    # kernel, residuals added in the next LayerNorm); false: the plain torch block
+    fused_step: bool = True
     # Attention kernel: auto = cuDNN first on CUDA (falling back where it cannot run a shape)
     attention: Literal["auto", "default", "flash", "cudnn", "efficient", "math"] = "auto"
     compile_cache: str | None = "~/.cache/ishowtts/inductor"  # inductor's on-disk cache
@@ -232,7 +235,7 @@ class F5Engine:
             o.vocoder, o.hub_cache, loader.VOCOS_MEL_24KHZ if o.random_weights else None
         )
         self.vocoder = vocoder.eval().requires_grad_(False).to(self.device)
-        self.fast = FastDiT(self.cfm.transformer, o.fused_conv, o.attention,
+        self.fast = FastDiT(self.cfm.transformer, o.fused_conv, o.attention, fuse=self._fuse(o),
                             guided=not self.student, mel_scale=scale)  # fmt: skip
         self.schedules = Schedules(self.fast)
         if self.student and o.teacher_steps:
@@ -259,7 +262,8 @@ class F5Engine:
             if teacher_scale != scale:
                 raise ValueError(f"{path}: teacher and student disagree on the mel scale")
         dit = cfm.transformer.eval().requires_grad_(False).to(self.device, self.dtype)
-        return FastDiT(dit, o.fused_conv, o.attention, guided=True, mel_scale=scale)
+        return FastDiT(dit, o.fused_conv, o.attention, guided=True, mel_scale=scale,
+                       fuse=self._fuse(o))  # fmt: skip
 
     def _teacher_plan(self, steps: int) -> TeacherPlan | None:
         if self.teacher_schedules is None:
@@ -267,6 +271,10 @@ class F5Engine:
         o = self.options
         return self.teacher_schedules.teacher(o.teacher_steps, steps, o.sway, o.teacher_eta,
                                               o.student_start_step)  # fmt: skip
+
+    @staticmethod
+    def _fuse(o: F5Options) -> frozenset[str] | None:
+        return None if o.fused_step else frozenset()  # None: every fusion the device runs
 
     @staticmethod
     def _limits(o: F5Options) -> ClipLimits:
