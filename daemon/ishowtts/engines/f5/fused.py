@@ -29,24 +29,28 @@ if not hasattr(torch.library, "triton_op"):  # torch < 2.6 (older JetPack wheels
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 
-@torch.library.custom_op("ishowtts::linear_gelu", mutates_args=())
-def linear_gelu(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
-    """``gelu_tanh(x @ w.T + b)`` over the last dimension of ``x``."""
-    flat = x.reshape(-1, x.shape[-1])
-    out = torch._addmm_activation(b, flat, w.t(), use_gelu=True)
-    return out.view(*x.shape[:-1], w.shape[0])
+# torch.library.custom_op arrived in torch 2.4; older JetPack wheels run the unfused GELU.
+CUSTOM_OPS = hasattr(torch.library, "custom_op")
 
+if CUSTOM_OPS:
 
-@linear_gelu.register_fake
-def _(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
-    return x.new_empty(*x.shape[:-1], w.shape[0])
+    @torch.library.custom_op("ishowtts::linear_gelu", mutates_args=())
+    def linear_gelu(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+        """``gelu_tanh(x @ w.T + b)`` over the last dimension of ``x``."""
+        flat = x.reshape(-1, x.shape[-1])
+        out = torch._addmm_activation(b, flat, w.t(), use_gelu=True)
+        return out.view(*x.shape[:-1], w.shape[0])
+
+    @linear_gelu.register_fake
+    def _(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+        return x.new_empty(*x.shape[:-1], w.shape[0])
 
 
 def available(device: torch.device) -> frozenset[str]:
     """The fusions of this module that run on ``device``."""
     if device.type != "cuda":
         return frozenset()
-    return frozenset({"gelu", "rope"}) if triton is not None else frozenset({"gelu"})
+    return frozenset({"gelu"} if CUSTOM_OPS else ()) | frozenset({"rope"} if triton else ())
 
 
 if triton is not None:
