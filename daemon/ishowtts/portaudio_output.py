@@ -74,7 +74,7 @@ def _exit_need_not_wait() -> Iterator[None]:
     """While a stream is being opened or closed, take sounddevice's exit handler away: it
     terminates PortAudio, which waits for every stream's thread, so a call stuck on a wedged
     sound server (the player abandons it) would hang the process at exit. Put back once
-    no such call is in progress."""
+    no such call is in progress (then it runs first at exit: it only closes PortAudio)."""
     global _inside
     handler = getattr(sd, "_exit_handler", None)
     with _inside_lock:
