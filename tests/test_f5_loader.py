@@ -7,6 +7,7 @@ import socket
 import pytest
 import torch
 
+from ishowtts.engines import WeightsUnusable
 from ishowtts.engines.f5 import loader, upstream
 from tests.f5_tiny import TINY_ARCH, save_checkpoint, save_vocoder, tiny_cfm
 
@@ -32,7 +33,7 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path, reference
     path = save_checkpoint(reference, tmp_path / "c.safetensors")
     vocab = upstream.load_vocab(str(upstream.vocab_path()))
     cfm = loader.build_cfm("F5TTS_v1_Base", {**TINY_ARCH, "depth": 3}, vocab)
-    with pytest.raises(ValueError, match="does not fit the model architecture"):
+    with pytest.raises(WeightsUnusable, match=r"does not fit engine\.model F5TTS_v1_Base: missing"):
         loader.load_weights(cfm, path)
 
 
@@ -41,7 +42,8 @@ def test_checkpoint_of_another_width_names_the_shapes(tmp_path, reference):
     vocab = upstream.load_vocab(str(upstream.vocab_path()))
     cfm = loader.build_cfm("F5TTS_v1_Base", {**TINY_ARCH, "ff_mult": 4}, vocab)
     with pytest.raises(
-        ValueError, match=r"does not fit .*ff\.0\.0\.weight \(128, 64\) \(model \(256, 64\)\)"
+        WeightsUnusable,
+        match=r"does not fit .*shapes .*ff\.0\.0\.weight \(128, 64\) \(model \(256, 64\)\)",
     ):
         loader.load_weights(cfm, path)
 
@@ -51,7 +53,10 @@ def test_checkpoint_of_another_vocab_says_to_set_vocab(tmp_path, reference):
     vocab = upstream.load_vocab(str(upstream.vocab_path()))
     smaller = dict(list(vocab.items())[:-5])
     cfm = loader.build_cfm("F5TTS_v1_Base", TINY_ARCH, smaller)
-    with pytest.raises(ValueError, match=r"text tokens.*`vocab`"):
+    with pytest.raises(
+        WeightsUnusable,
+        match=r"trained with 2545 text tokens.*has 2540; set engine.vocab to the vocab.txt",
+    ):
         loader.load_weights(cfm, path)
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ishowtts.engines import Voice
+from ishowtts.engines import Voice, WeightsUnusable
 from ishowtts.engines.f5 import F5Engine, duration, fastdit, loader, sampler, synthetic, upstream
 from tests.f5_tiny import TINY_ARCH, save_checkpoint, save_vocoder, tiny_cfm
 
@@ -79,10 +79,10 @@ def test_checkpoint_layout_and_scale(student_file, loaded):
 def test_wrong_model_for_the_file_is_named(student_file, tmp_path):
     vocab = upstream.load_vocab(str(upstream.vocab_path()))
     f5 = loader.build_cfm("F5TTS_Base", TINY_ARCH, vocab)
-    with pytest.raises(ValueError, match="model: DMOSpeech2"):
+    with pytest.raises(WeightsUnusable, match="model: DMOSpeech2"):
         loader.load_weights(f5, student_file)
     plain = save_checkpoint(tiny_cfm(0, "F5TTS_Base"), tmp_path / "f5.pt", "plain-pt")
-    with pytest.raises(ValueError, match="no student weights"):
+    with pytest.raises(WeightsUnusable, match="no student weights"):
         loader.load_weights(f5, plain, student=True)
 
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ishowtts.engines import Voice
+from ishowtts.engines import Voice, WeightsUnusable
 from ishowtts.engines.f5 import F5Engine, fastdit, loader, sampler, synthetic, upstream
 from tests.f5_tiny import TINY_ARCH, save_vocoder
 
@@ -325,7 +325,7 @@ def test_a_file_without_a_teacher_is_a_clear_error(files, vocoder):
     e = F5Engine(engine_options(files[0], vocoder, teacher_steps=4))
     # As if the hub had handed over this file (model_copy skips validation).
     e.options = e.options.model_copy(update={"checkpoint": str(files[1])})
-    with pytest.raises(ValueError, match=r"no teacher weights .*teacher_steps: 0"):
+    with pytest.raises(WeightsUnusable, match=r"no teacher weights .*teacher_steps: 0"):
         e.load({"default": Voice("default")}, lambda s: None)
     assert loader.has_teacher(files[0]) and not loader.has_teacher(files[1])
 

@@ -51,6 +51,13 @@ def _load(path: Path | None, voices: bool = True, fallback: bool = False) -> Con
         raise SystemExit(EXIT_BROKEN_INSTALL) from None
 
 
+def unusable_line(config: Config, exc: Exception) -> str:
+    """The one line for weights that cannot work, as check-config words it: the key, why and
+    the fix, and where the key is."""
+    option = getattr(exc, "option", "checkpoint")
+    return f"config error: engine.{option}: {exc} ({config.where('engine', option)})"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .app import Daemon
     from .service import serve
@@ -76,7 +83,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         missing = check_engine_files(config)  # not an error: the fallback will speak
         for problem in missing:
             print(f"  warning: {problem}")
-        speaks = " (it will speak: the engine's files are missing)" if missing else ""
+        speaks = " (it will speak: the engine's files are missing or unusable)" if missing else ""
         print(f"  fallback: {config.engine.fallback}{speaks}")
     print(f"  connectors: {names}")
     device = config.player.device
@@ -128,6 +135,9 @@ def cmd_say(args: argparse.Namespace) -> int:
     progress = lambda line: print(line, file=sys.stderr)  # noqa: E731
     try:
         engine.load(voices_from(config), progress)
+    except engines.WeightsUnusable as exc:  # found only by loading (NaN weights, a hub file)
+        print(unusable_line(config, exc), file=sys.stderr)
+        return EXIT_CONFIG  # the file is wrong for this config: trying again cannot help
     except engines.WeightsUnavailable as exc:  # the message says what to do; no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -15,7 +15,7 @@ import structlog
 
 from .api import ApiError, ControlApi, resolve_token
 from .app import Daemon
-from .engines import WeightsUnavailable
+from .engines import WeightsUnavailable, WeightsUnusable
 from .notify import (
     Notifier,
     feed_watchdog,
@@ -153,6 +153,11 @@ async def serve(daemon: Daemon, notifier: Notifier | None = None) -> int:
     code = 1
     try:
         code = await daemon.run(progress)
+    except WeightsUnusable as exc:  # a wrong file (found only by loading it): as check-config
+        option = f"engine.{exc.option}"
+        log.error("daemon_failed", key=option, error=str(exc),
+                  where=daemon.config.where("engine", exc.option))  # fmt: skip
+        code = EXIT_CONFIG  # a restart cannot fix the file: systemd must not loop on it
     except WeightsUnavailable as exc:  # its message says what to do: no traceback to wade through
         log.error("daemon_failed", error=str(exc))
         code = 1  # not 2: the hub may be reachable again on the next start

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import registry
-from .base import Engine, EngineBroken, EngineError, Voice, WeightsUnavailable
+from .base import Engine, EngineBroken, EngineError, Voice, WeightsUnavailable, WeightsUnusable
 
 __all__ = [
     "Engine",
@@ -13,6 +13,7 @@ __all__ = [
     "EngineError",
     "Voice",
     "WeightsUnavailable",
+    "WeightsUnusable",
     "available",
     "build",
     "check_files",

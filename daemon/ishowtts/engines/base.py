@@ -25,6 +25,18 @@ class WeightsUnavailable(EngineError):
     speak with a fallback engine instead."""
 
 
+class WeightsUnusable(EngineError):
+    """The engine's weights are there but cannot work with this config: not a checkpoint, a
+    truncated file, another model's or another vocabulary's weights. No restart fixes it, so
+    without a fallback it is a config error (exit 2); ``option`` names the engine key to change
+    and the message says how. Not a ValueError: those (a bad voice) stop a start even with a
+    fallback, while a fallback can speak in place of unusable weights."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
 @dataclass(frozen=True, slots=True)
 class Voice:
     """A voice to clone, as configured. Engines load and cache what they need from it."""

@@ -14,7 +14,7 @@ import torch
 from pydantic import Field, ValidationInfo, field_validator
 
 from ...confload import Section
-from ..base import EngineBroken, EngineError, Progress, Voice
+from ..base import EngineBroken, EngineError, Progress, Voice, WeightsUnusable
 from . import duration, loader, upstream
 from .fastdit import FastDiT
 from .sampler import (
@@ -227,7 +227,8 @@ class F5Engine:
             progress("f5: random weights (benchmark only)")
         else:
             progress(f"f5: loading checkpoint {path}")
-            scale = loader.load_weights(cfm, path, o.use_ema, self.student)
+            scale = loader.load_weights(cfm, path, o.use_ema, self.student, model=o.model,
+                                        arch=o.arch, vocab=o.vocab)  # fmt: skip
         _, _, MelSpec = upstream.classes()
         self._mel_spec = MelSpec(**loader.MEL)  # reference mels on the CPU, fp32
         self.cfm = cfm.eval().requires_grad_(False).to(self.device, self.dtype)
@@ -282,20 +283,32 @@ class F5Engine:
 
     @staticmethod
     def _checkpoint(o: F5Options) -> str:
-        student = loader.is_student(o.model)
-        return o.checkpoint or (
-            loader.DEFAULT_STUDENT_CHECKPOINT if student else loader.DEFAULT_CHECKPOINT
-        )
+        return o.checkpoint or loader.default_checkpoint(o.model)  # each config its own file
 
     @classmethod
     def check_files(cls, options: F5Options) -> dict[str, str]:
         """Model files that cannot be had: {option: why}. Local paths are checked by the
         options themselves; hub files only offline (online they are downloaded at start),
         where a file missing from the cache is a configuration problem, not a passing one."""
-        if options.random_weights or not loader.offline():
+        if options.random_weights:
+            return {}
+        try:
+            source = cls._checkpoint(options)
+        except WeightsUnusable as exc:
+            return {exc.option: str(exc)}
+        # A file at hand (local, or in the hub cache) is judged from its index: wrong model,
+        # vocab, a truncated download (checkpoint.py) are config errors found before a load.
+        path = loader.cached(source, options.hub_cache)
+        if path is not None:
+            try:
+                loader.check_checkpoint(path, options.model, options.arch, options.vocab,
+                                        options.use_ema)  # fmt: skip
+            except WeightsUnusable as exc:
+                return {exc.option: str(exc)}
+        if not loader.offline():
             return {}
         out = {}
-        wanted: list[tuple[str, str, str | None]] = [("checkpoint", cls._checkpoint(options), None)]
+        wanted: list[tuple[str, str, str | None]] = [("checkpoint", source, None)]
         if options.vocoder.startswith(loader.HUB_PREFIX):
             wanted += [("vocoder", options.vocoder, "config.yaml")]
         for option, source, filename in wanted:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,13 +17,19 @@ from urllib.parse import urlsplit
 import torch
 import yaml
 
-from ..base import WeightsUnavailable
-from . import upstream
+from ..base import WeightsUnavailable, WeightsUnusable
+from . import checkpoint, upstream
 from .upstream import UpstreamModule
 
 HUB_PREFIX = "hf://"
 PROBE_TIMEOUT_S = 3.0  # how long an uncached start waits to learn that the hub is unreachable
 DEFAULT_CHECKPOINT = "hf://SWivid/F5-TTS/F5TTS_v1_Base/model_1250000.safetensors"
+# The published F5 checkpoints, by the config each was trained with (v0 and v1 have the same
+# shapes but not the same model: each config needs its own file).
+PUBLISHED = {
+    "F5TTS_v1_Base": DEFAULT_CHECKPOINT,
+    "F5TTS_Base": "hf://SWivid/F5-TTS/F5TTS_Base/model_1200000.safetensors",
+}
 DEFAULT_VOCODER = "hf://charactr/vocos-mel-24khz"
 # DMOSpeech 2 (yl4579/DMOSpeech2, MIT): the distilled student (with its teacher) and the
 # GRPO-tuned duration predictor.
@@ -150,90 +156,77 @@ def probe(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
 
 
 def read_state_dict(path: Path, use_ema: bool = True) -> dict[str, torch.Tensor]:
-    """The CFM state dict from an upstream checkpoint: ``.safetensors`` (flat, EMA-prefixed or
-    not) or ``.pt`` (``ema_model_state_dict`` / ``model_state_dict`` / flat)."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        raw: Mapping[str, Any] = load_file(str(path), device="cpu")
-    else:
-        raw = torch.load(str(path), map_location="cpu", weights_only=True)
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"{path}: not a state dict")
-    if use_ema and "ema_model_state_dict" in raw:
-        raw = raw["ema_model_state_dict"]
-    elif "model_state_dict" in raw:
-        raw = raw["model_state_dict"]
-    elif "ema_model_state_dict" in raw:
-        raw = raw["ema_model_state_dict"]
-    out: dict[str, torch.Tensor] = {}
-    for key, value in raw.items():
-        if key in ("initted", "step") or not isinstance(value, torch.Tensor):
-            continue
-        key = key.removeprefix("module.").removeprefix("ema_model.").removeprefix("module.")
-        if key.startswith("mel_spec."):  # old checkpoints carried mel buffers
-            continue
-        if not key.startswith("transformer."):
-            key = "transformer." + key
-        out[key] = value
-    if not out:
-        raise ValueError(f"{path}: no model weights found")
-    return out
+    """The CFM state dict (``transformer.*`` keys) of an F5 checkpoint in any layout
+    ``checkpoint`` reads; a ``WeightsUnusable`` (a ValueError) says why not."""
+    return checkpoint.open_state(path, use_ema)
 
 
 def is_student(model: str) -> bool:
     return model.lower() == STUDENT_MODEL.lower()
 
 
-def _load_pt(path: Path) -> Any:
-    # mmap: a student file also holds its teacher and a critic (three DiTs, ~4 GB in fp32);
-    # only the tensors we take are read from disk.
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # legacy (non-zip) files cannot be mapped
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+def default_checkpoint(model: str) -> str:
+    """The published checkpoint of ``model``; a config without one needs engine.checkpoint."""
+    if is_student(model):
+        return DEFAULT_STUDENT_CHECKPOINT
+    if model in PUBLISHED:
+        return PUBLISHED[model]
+    raise WeightsUnusable(
+        "checkpoint",
+        f"engine.model {model} has no published checkpoint to default to; set "
+        f"engine.checkpoint to its file (published: "
+        f"{', '.join(f'{k} {v}' for k, v in PUBLISHED.items())})",
+    )
 
 
-def read_student(path: Path, part: str = "student") -> tuple[dict[str, torch.Tensor], float]:
+def read_student(
+    path: Path, part: str = "student", meta: bool = False
+) -> tuple[dict[str, torch.Tensor], float]:
     """The weights of one DiT of a DMOSpeech2 checkpoint (``model_state_dict`` of its UniModel
     plus ``scale``), as ``transformer.*`` keys, and the mel ``scale``. ``part``: ``student``
     (``feedforward_model.*``) or ``teacher`` (``guidance_model.real_unet.*``, the F5 model the
-    student was distilled from, used by the teacher-guided start)."""
+    student was distilled from, used by the teacher-guided start). A student file also holds
+    its teacher and a critic (three DiTs, ~4 GB in fp32): it is memory-mapped, so only the
+    tensors taken are read."""
     prefix = STUDENT_PREFIX if part == "student" else TEACHER_PREFIX
-    if path.suffix == ".safetensors":
-        raise ValueError(f"{path}: a DMOSpeech2 checkpoint is a .pt file")
-    raw = _load_pt(path)
+    raw = checkpoint.open_raw(path, meta)
     if not isinstance(raw, Mapping) or not isinstance(raw.get("model_state_dict"), Mapping):
-        raise ValueError(f"{path}: not a DMOSpeech2 checkpoint (no model_state_dict)")
+        raise WeightsUnusable(
+            "model" if isinstance(raw, Mapping) else "checkpoint",
+            f"{path} is not a DMOSpeech2 checkpoint (no model_state_dict); an F5 checkpoint "
+            f"needs engine.model: F5TTS_v1_Base (or F5TTS_Base), not {STUDENT_MODEL}",
+        )
     scale = raw.get("scale", 1.0)
     scale = float(scale.item() if isinstance(scale, torch.Tensor) else scale)
     if not (scale > 0 and scale < float("inf")):
-        raise ValueError(f"{path}: mel scale {scale} is not a positive number")
+        raise WeightsUnusable("checkpoint", f"{path}: mel scale {scale} is not a positive number")
     out = {
         "transformer." + k[len(prefix) :]: v
         for k, v in raw["model_state_dict"].items()
         if k.startswith(prefix) and isinstance(v, torch.Tensor)
     }
     if not out and part == "teacher":
-        raise ValueError(
+        raise WeightsUnusable(
+            "teacher_steps",
             f"{path}: no teacher weights ({TEACHER_PREFIX}*) in this file, which the engine "
             f"option `teacher_steps` needs; set `teacher_steps: 0` or use a checkpoint that "
-            f"keeps its teacher (the published {DEFAULT_STUDENT_CHECKPOINT} does)"
+            f"keeps its teacher (the published {DEFAULT_STUDENT_CHECKPOINT} does)",
         )
     if not out:
-        raise ValueError(
+        raise WeightsUnusable(
+            "model",
             f"{path}: no student weights ({STUDENT_PREFIX}*); an F5 checkpoint needs "
-            f"model: F5TTS_v1_Base (or F5TTS_Base), not {STUDENT_MODEL}"
+            f"engine.model: F5TTS_v1_Base (or F5TTS_Base), not {STUDENT_MODEL}",
         )
     return out, scale
 
 
 def has_teacher(path: Path) -> bool:
     """Whether a DMOSpeech2 file keeps its teacher. Only the file's index is read (mmap), so
-    this is cheap enough for config validation; files that cannot be mapped (legacy format,
-    unreadable) say True here, and loading them reports what is wrong."""
+    this is cheap enough for config validation; files that cannot be read say True here, and
+    the checkpoint check reports what is wrong with them."""
     try:
-        raw = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        raw = checkpoint.open_raw(path, meta=True)
     except Exception:
         return True
     state = raw.get("model_state_dict") if isinstance(raw, Mapping) else None
@@ -257,49 +250,105 @@ def build_cfm(
     return CFM(transformer=dit, mel_spec_module=MelSpec(**mel), vocab_char_map=dict(vocab))
 
 
+def _meta_state(model: str, arch: Mapping[str, Any], tokens: int) -> dict[str, torch.Tensor]:
+    """``model``'s state dict as meta tensors: shapes without memory or initialisation."""
+    with torch.device("meta"):
+        cfm = build_cfm(model, arch, {" ": 0, **{str(i): i for i in range(1, tokens)}})
+    return {k: v for k, v in cfm.state_dict().items() if not k.startswith("mel_spec.")}
+
+
+def _alternatives(
+    arch: Mapping[str, Any], tokens: int
+) -> Callable[[], dict[str, dict[str, torch.Tensor]]]:
+    return lambda: {name: _meta_state(name, arch, tokens) for name in upstream.shipped_configs()}
+
+
+def _fit(
+    state: Mapping[str, torch.Tensor],
+    own: Mapping[str, torch.Tensor],
+    path: Path,
+    model: str,
+    arch: Mapping[str, Any],
+    vocab: str,
+) -> None:
+    tokens = own[checkpoint.TEXT_EMBED].shape[0] - 1 if checkpoint.TEXT_EMBED in own else 1
+    checkpoint.fit(
+        state,
+        own,
+        path,
+        model,
+        vocab,
+        _alternatives(arch, tokens),
+        check_name=not is_student(model),
+    )
+
+
 def load_weights(
     cfm: UpstreamModule,
     path: Path,
     use_ema: bool = True,
     student: bool = False,
     teacher: bool = False,
+    model: str = "F5TTS_v1_Base",
+    arch: Mapping[str, Any] | None = None,
+    vocab: str | None = None,
 ) -> float:
     """Load an F5 checkpoint (or a DMOSpeech2 student's DiT, or with ``teacher`` its
-    teacher's) into ``cfm``; returns the mel scale the model works at (1.0 for F5)."""
+    teacher's) into ``cfm``, built for ``model``, ``arch`` and ``vocab`` (named in errors);
+    returns the mel scale the model works at (1.0 for F5)."""
     scale = 1.0
     if student or teacher:
         state, scale = read_student(path, "teacher" if teacher else "student")
     else:
         state = read_state_dict(path, use_ema)
-        if any(k.startswith("transformer." + STUDENT_PREFIX) for k in state):
-            raise ValueError(
-                f"{path}: a DMOSpeech2 student checkpoint; set the engine option "
-                f"`model: {STUDENT_MODEL}`"
-            )
-    own = cfm.state_dict()
-    vocab_key = "transformer.text_embed.text_embed.weight"
-    if vocab_key in state and vocab_key in own and state[vocab_key].shape != own[vocab_key].shape:
-        raise ValueError(
-            f"{path}: the checkpoint was trained with {state[vocab_key].shape[0] - 1} text "
-            f"tokens, the vocab has {own[vocab_key].shape[0] - 1}: set the engine option "
-            f"`vocab` to the vocab.txt that came with the checkpoint"
-        )
-    wrong = [
-        f"{k} {tuple(v.shape)} (model {tuple(own[k].shape)})"
-        for k, v in state.items()
-        if k in own and v.shape != own[k].shape
-    ]
-    missing = [k for k in own if k not in state and not k.startswith("mel_spec.")]
-    unexpected = [k for k in state if k not in own]
-    if wrong or missing or unexpected:
-        raise ValueError(
-            f"{path}: checkpoint does not fit the model architecture of engine option `model` "
-            f"(and `arch`): shapes {wrong[:2]}, missing {missing[:3]}, unexpected "
-            f"{unexpected[:3]}; a checkpoint of another F5 variant needs its config "
-            f"(e.g. model: F5TTS_Base for v0 checkpoints)"
-        )
+    own = {k: v for k, v in cfm.state_dict().items() if not k.startswith("mel_spec.")}
+    vocab_file = str(upstream.vocab_path(vocab))
+    _fit(state, own, path, STUDENT_MODEL if student or teacher else model, arch or {}, vocab_file)
+    checkpoint.check_finite(state, path)
     cfm.load_state_dict(state, strict=False)
     return scale
+
+
+def check_checkpoint(
+    path: Path, model: str, arch: Mapping[str, Any], vocab: str | None, use_ema: bool = True
+) -> None:
+    """What ``load_weights`` would refuse in the file at ``path``, from its index alone (no
+    tensor data is read, no model memory allocated): a ``WeightsUnusable`` naming the key."""
+    vocab_file = upstream.vocab_path(vocab)
+    try:
+        tokens = len(upstream.load_vocab(str(vocab_file)))
+    except ValueError as exc:
+        raise WeightsUnusable("vocab", str(exc)) from None
+    if is_student(model):
+        state, _ = read_student(path, "student", meta=True)
+    else:
+        state = checkpoint.open_state(path, use_ema, meta=True)
+    own = _meta_state(model, arch, tokens)
+    _fit(state, own, path, model, arch, str(vocab_file))
+
+
+def cached(source: str, cache_dir: str | None) -> Path | None:
+    """The local file for ``source`` if there is one without the network (a local path, or
+    a hub file in the cache), else None."""
+    if not source.startswith(HUB_PREFIX):
+        path = Path(source).expanduser()
+        return path if path.is_file() else None
+    parts = source[len(HUB_PREFIX) :].strip("/").split("/")
+    if len(parts) < 3:
+        return None
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(
+            hf_hub_download(
+                repo_id="/".join(parts[:2]),
+                filename="/".join(parts[2:]),
+                cache_dir=cache_dir,
+                local_files_only=True,
+            )
+        )
+    except Exception:
+        return None
 
 
 def randomise(cfm: UpstreamModule, seed: int = 0, std: float = 0.02) -> None:

@@ -90,6 +90,22 @@ def model_config(name_or_path: str) -> dict[str, Any]:
     return model
 
 
+@cache
+def shipped_configs() -> tuple[str, ...]:
+    """The DiT configs packaged with f5-tts (``F5TTS_Base``, ``F5TTS_v1_Base``, ...)."""
+    names = []
+    for path in sorted((package_dir() / "configs").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        model = data.get("model") if isinstance(data, dict) else None
+        if isinstance(model, dict) and model.get("backbone", "DiT") == "DiT":
+            names.append(path.stem)
+    return tuple(names)
+
+
+def is_shipped(name: str) -> bool:
+    return name in shipped_configs()
+
+
 def vocab_path(override: str | None = None) -> Path:
     path = Path(override) if override else package_dir() / "infer" / "examples" / "vocab.txt"
     if not path.is_file():
