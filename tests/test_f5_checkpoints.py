@@ -240,3 +240,32 @@ def test_nan_weights_are_refused_at_load(trained, tmp_path):
     cfm = loader.build_cfm(V1, TINY_ARCH, _vocab())
     with pytest.raises(WeightsUnusable, match=r"hold NaN or inf, e\.g\. transformer\.proj_out"):
         loader.load_weights(cfm, tmp_path / "nan.safetensors")
+
+
+def test_check_files_judges_a_hub_cached_file_and_names_the_key(trained, tmp_path, monkeypatch):
+    """check-config's engine check: a file in the hub cache is looked into without the
+    network; a model without a published file needs engine.checkpoint."""
+    from ishowtts.engines.f5 import F5Engine
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    snapshot = tmp_path / "models--SWivid--F5-TTS" / "snapshots" / ("0" * 40)
+    (snapshot / "F5TTS_v1_Base").mkdir(parents=True)
+    (snapshot / "F5TTS_v1_Base" / "model_1250000.safetensors").write_bytes(
+        trained["ema_st"].read_bytes()
+    )
+    (tmp_path / "models--SWivid--F5-TTS" / "refs").mkdir()
+    (tmp_path / "models--SWivid--F5-TTS" / "refs" / "main").write_text("0" * 40)
+
+    def check(**options):
+        opts = F5Engine.Options(arch=TINY_ARCH, hub_cache=str(tmp_path),
+                                vocoder=str(save_vocoder(tmp_path / "vocos")), **options)  # fmt: skip
+        return F5Engine.check_files(opts)
+
+    assert check(model=V1) == {}  # the default v1 file, from the cache
+    wrong = check(model=V0, checkpoint=loader.DEFAULT_CHECKPOINT)
+    assert list(wrong) == ["model"] and wrong["model"].endswith("set engine.model: F5TTS_v1_Base")
+    missing = check(model=V0)  # its own default (the v0 file) is not cached
+    assert list(missing) == ["checkpoint"] and "F5TTS_Base/model_1200000" in missing["checkpoint"]
+    small = check(model="F5TTS_Small")
+    assert list(small) == ["checkpoint"] and "no published checkpoint" in small["checkpoint"]
