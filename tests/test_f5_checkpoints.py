@@ -219,6 +219,12 @@ def _broken_files(root: Path, good: Path) -> dict[str, tuple[Path, str]]:
     out["a pickled module"] = (root / "module.pt", "holds Python objects besides tensors")
     torch.save({"model_state_dict": {"encoder.weight": torch.zeros(2)}}, root / "foreign.pt")
     out["another network"] = (root / "foreign.pt", "holds no F5 DiT weights")
+    from f5_tts.model.backbones.unett import UNetT
+    from f5_tts.model.cfm import CFM
+
+    e2 = CFM(transformer=UNetT(dim=64, depth=2, heads=2, ff_mult=2, text_num_embeds=10))
+    torch.save({"ema_model_state_dict": e2.state_dict()}, root / "e2.pt")
+    out["an E2-TTS model"] = (root / "e2.pt", "is an E2-TTS checkpoint (UNetT backbone)")
     voc = save_vocoder(root / "vocos") / "pytorch_model.bin"
     out["a vocoder"] = (voc, "is a Vocos vocoder, not an F5 model; it belongs in engine.vocoder")
     return out

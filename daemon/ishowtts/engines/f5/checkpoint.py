@@ -240,6 +240,14 @@ def fit(
             f"{path} holds no F5 DiT weights (its tensors are named "
             f"like {keys}); set engine.checkpoint to an F5-TTS checkpoint",
         )
+    if any(k.startswith("transformer.layers.") for k in state) and not any(
+        k.startswith("transformer.transformer_blocks.") for k in state
+    ):
+        raise unusable(
+            "checkpoint",
+            f"{path} is an E2-TTS checkpoint (UNetT backbone); ishowtts runs F5-TTS (DiT) "
+            f"models only: set engine.checkpoint to an F5-TTS file",
+        )
     if not _fits(state, own):
         wrong = [
             f"{k} {tuple(v.shape)} (model {tuple(own[k].shape)})"
