@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from structlog.testing import capture_logs
 
 from ishowtts.engines import WeightsUnusable
 from ishowtts.engines.f5 import checkpoint, loader, upstream
@@ -96,7 +97,10 @@ def test_pruned_and_exported_files_load(trained, name, use_ema):
     """EMA-only files load under use_ema: false too (upstream's own loader fails on them:
     no model_state_dict); the trained-only export loads under use_ema: true."""
     want = trained["online"] if name == "plain_st" else trained["ema"]
-    same(load(trained[name], use_ema=use_ema), want)
+    with capture_logs() as logs:
+        same(load(trained[name], use_ema=use_ema), want)
+    ignored = [x for x in logs if x["event"] == "f5_use_ema_ignored"]
+    assert len(ignored) == (2 if not use_ema and name != "plain_st" else 0)  # check + load
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
