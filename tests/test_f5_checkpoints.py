@@ -229,6 +229,12 @@ def _broken_files(root: Path, good: Path) -> dict[str, tuple[Path, str]]:
     e2 = CFM(transformer=UNetT(dim=64, depth=2, heads=2, ff_mult=2, text_num_embeds=10))
     torch.save({"ema_model_state_dict": e2.state_dict()}, root / "e2.pt")
     out["an E2-TTS model"] = (root / "e2.pt", "is an E2-TTS checkpoint (UNetT backbone)")
+    (root / "folder").mkdir()
+    (root / "folder" / "model_100.pt").write_bytes(b"")
+    out["a folder"] = (
+        root / "folder",
+        "is a folder (it holds model_100.pt); set engine.checkpoint",
+    )
     voc = save_vocoder(root / "vocos") / "pytorch_model.bin"
     out["a vocoder"] = (voc, "is a Vocos vocoder, not an F5 model; it belongs in engine.vocoder")
     return out

@@ -56,8 +56,17 @@ def _again(path: Path) -> str:
 def sniff(path: Path) -> str:
     """``safetensors``, ``zip`` or ``pickle``, from the first bytes; anything else is refused
     with what the file looks like instead."""
-    with open(path, "rb") as f:
-        head = f.read(64)
+    if path.is_dir():
+        found = sorted(p.name for p in path.iterdir() if p.suffix in (".safetensors", ".pt"))
+        hint = f" (it holds {', '.join(found[:3])})" if found else ""
+        raise unusable("checkpoint", f"{path} is a folder{hint}; set engine.checkpoint to the "
+                       f"checkpoint file itself")  # fmt: skip
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as exc:  # e.g. the service's user may not read a file in someone's home
+        raise unusable("checkpoint", f"{path} cannot be opened ({exc.strerror or exc}); make "
+                       f"it readable by the user the daemon runs as") from None  # fmt: skip
     if not head:
         raise unusable(
             "checkpoint",
@@ -194,10 +203,6 @@ def named_model(path: Path | str) -> str | None:
             if low == name.lower() or low.startswith(name.lower() + "_"):
                 return name
     return None
-
-
-def _shapes(cfm: Any) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in cfm.state_dict().items() if not k.startswith("mel_spec.")}
 
 
 def _fits(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> bool:

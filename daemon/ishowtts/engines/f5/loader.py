@@ -332,7 +332,7 @@ def cached(source: str, cache_dir: str | None) -> Path | None:
     a hub file in the cache), else None."""
     if not source.startswith(HUB_PREFIX):
         path = Path(source).expanduser()
-        return path if path.is_file() else None
+        return path if path.exists() else None  # a folder too: the check says what to set
     parts = source[len(HUB_PREFIX) :].strip("/").split("/")
     if len(parts) < 3:
         return None
