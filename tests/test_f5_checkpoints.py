@@ -285,3 +285,27 @@ def test_check_files_judges_a_hub_cached_file_and_names_the_key(trained, tmp_pat
     assert list(missing) == ["checkpoint"] and "F5TTS_Base/model_1200000" in missing["checkpoint"]
     small = check(model="F5TTS_Small")
     assert list(small) == ["checkpoint"] and "no published checkpoint" in small["checkpoint"]
+
+
+def test_a_broken_vocoder_names_engine_vocoder(tmp_path):
+    """A truncated vocoder file is found by check-config; one of another size at load."""
+    from ishowtts.engines.f5 import F5Engine
+
+    folder = save_vocoder(tmp_path / "vocos")
+    weights = folder / "pytorch_model.bin"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    opts = F5Engine.Options(random_weights=False, checkpoint=None, vocoder=str(folder))
+    assert list(F5Engine.check_files(opts)) == ["vocoder"]
+    with pytest.raises(
+        WeightsUnusable, match=r"truncated or corrupt; .*set engine\.vocoder"
+    ) as err:
+        loader.load_vocoder(str(folder), None)
+    assert err.value.option == "vocoder"
+    other = save_vocoder(tmp_path / "other")
+    (other / "config.yaml").write_text(
+        (other / "config.yaml").read_text().replace("dim: 32", "dim: 48")
+    )
+    with pytest.raises(WeightsUnusable, match=r"does not fit .*config\.yaml") as err:
+        loader.load_vocoder(str(other), None)
+    assert err.value.option == "vocoder"

@@ -49,28 +49,28 @@ def unusable(option: str, message: str) -> WeightsUnusable:
     return WeightsUnusable(option, message)
 
 
-def _again(path: Path) -> str:
-    return f"download or copy {path.name} again, or set engine.checkpoint to another file"
+def _again(path: Path, option: str = "checkpoint") -> str:
+    return f"download or copy {path.name} again, or set engine.{option} to another file"
 
 
-def sniff(path: Path) -> str:
+def sniff(path: Path, option: str = "checkpoint") -> str:
     """``safetensors``, ``zip`` or ``pickle``, from the first bytes; anything else is refused
     with what the file looks like instead."""
     if path.is_dir():
         found = sorted(p.name for p in path.iterdir() if p.suffix in (".safetensors", ".pt"))
         hint = f" (it holds {', '.join(found[:3])})" if found else ""
-        raise unusable("checkpoint", f"{path} is a folder{hint}; set engine.checkpoint to the "
+        raise unusable(option, f"{path} is a folder{hint}; set engine.{option} to the "
                        f"checkpoint file itself")  # fmt: skip
     try:
         with open(path, "rb") as f:
             head = f.read(64)
     except OSError as exc:  # e.g. the service's user may not read a file in someone's home
-        raise unusable("checkpoint", f"{path} cannot be opened ({exc.strerror or exc}); make "
+        raise unusable(option, f"{path} cannot be opened ({exc.strerror or exc}); make "
                        f"it readable by the user the daemon runs as") from None  # fmt: skip
     if not head:
         raise unusable(
-            "checkpoint",
-            f"{path} is empty (0 bytes): an interrupted download or copy; {_again(path)}",
+            option,
+            f"{path} is empty (0 bytes): an interrupted download or copy; {_again(path, option)}",
         )
     if head.startswith(b"PK\x03\x04"):
         return "zip"
@@ -84,17 +84,17 @@ def sniff(path: Path) -> str:
         what = "an HTML page (a failed download?)"
     else:
         what = f"neither safetensors nor a torch file (it starts with {head[:8]!r})"
-    raise unusable("checkpoint", f"{path} is not a checkpoint: {what}; {_again(path)}")
+    raise unusable(option, f"{path} is not a checkpoint: {what}; {_again(path, option)}")
 
 
 def _meta(shape: list[int], dtype: str) -> torch.Tensor:
     return torch.empty(shape, dtype=_SAFETENSORS_DTYPES.get(dtype, torch.uint8), device="meta")
 
 
-def open_raw(path: Path, meta: bool = False) -> Any:
+def open_raw(path: Path, meta: bool = False, option: str = "checkpoint") -> Any:
     """The file's top-level object. ``meta``: safetensors as meta tensors (header only); torch
     files memory-mapped where they can be, so only what is used is ever read."""
-    kind = sniff(path)
+    kind = sniff(path, option)
     try:
         if kind == "safetensors":
             from safetensors import safe_open
@@ -109,25 +109,25 @@ def open_raw(path: Path, meta: bool = False) -> Any:
         return torch.load(str(path), map_location="cpu", weights_only=True, mmap=kind == "zip")
     except pickle.UnpicklingError as exc:
         if "Weights only load failed" not in str(exc):
-            raise _corrupt(path, kind, exc) from None
+            raise _corrupt(path, kind, exc, option) from None
         # A pickled nn.Module or trainer object: unpickling would run code from the file.
         raise unusable(
-            "checkpoint",
+            option,
             f"{path} holds Python objects besides tensors (a pickled model?), which are not "
             f"loaded for safety; save its state_dict() instead "
             f"(torch.save(model.state_dict(), path)) or use the published file",
         ) from None
     except Exception as exc:  # truncated, corrupt, a zip of something else
-        raise _corrupt(path, kind, exc) from None
+        raise _corrupt(path, kind, exc, option) from None
 
 
-def _corrupt(path: Path, kind: str, exc: BaseException) -> WeightsUnusable:
+def _corrupt(path: Path, kind: str, exc: BaseException, option: str) -> WeightsUnusable:
     what = {"safetensors": "safetensors", "zip": "torch zip", "pickle": "torch"}[kind]
     why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
     return unusable(
-        "checkpoint",
+        option,
         f"{path} looks like a {what} file but cannot be read ({why}): it is truncated or "
-        f"corrupt; {_again(path)}",
+        f"corrupt; {_again(path, option)}",
     )
 
 

@@ -305,6 +305,10 @@ class F5Engine:
                                         options.use_ema)  # fmt: skip
             except WeightsUnusable as exc:
                 return {exc.option: str(exc)}
+        try:
+            loader.check_vocoder(options.vocoder)
+        except WeightsUnusable as exc:
+            return {exc.option: str(exc)}
         if not loader.offline():
             return {}
         out = {}

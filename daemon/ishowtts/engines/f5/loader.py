@@ -364,6 +364,33 @@ def randomise(cfm: UpstreamModule, seed: int = 0, std: float = 0.02) -> None:
             layer.bias.copy_(torch.randn(layer.bias.shape, generator=g) * std)
 
 
+def _vocoder_files(source: str, cache_dir: str | None) -> tuple[Path, Path]:
+    """(config.yaml, weights) of a Vocos folder, file or hub repo."""
+    local = Path(source).expanduser()
+    if not source.startswith(HUB_PREFIX) and local.is_file():
+        return local.parent / "config.yaml", local
+    config = resolve(source, "config.yaml", "vocoder", "vocoder", cache_dir)
+    weights_name = "pytorch_model.bin"
+    if not source.startswith(HUB_PREFIX) and (local / "model.safetensors").is_file():
+        weights_name = "model.safetensors"
+    return config, resolve(source, weights_name, "vocoder", "vocoder", cache_dir)
+
+
+def check_vocoder(source: str) -> None:
+    """A local Vocos folder's weights file read from its index (check-config): an empty,
+    truncated or foreign file is a ``WeightsUnusable`` naming engine.vocoder. A missing file
+    is the options' check; hub repos are checked when loaded."""
+    if source.startswith(HUB_PREFIX):
+        return
+    try:
+        _, weights = _vocoder_files(source, None)
+    except WeightsUnavailable:
+        return  # said elsewhere, with its fix
+    if not isinstance(checkpoint.open_raw(weights, meta=True, option="vocoder"), Mapping):
+        raise WeightsUnusable("vocoder", f"{weights} holds no Vocos weights; set "
+                              f"engine.vocoder to a Vocos folder")  # fmt: skip
+
+
 def load_vocoder(
     source: str, cache_dir: str | None, random_config: Mapping | None = None
 ) -> UpstreamModule:
@@ -378,24 +405,16 @@ def load_vocoder(
             return Vocos.from_hparams(str(tmp)).eval()
         finally:
             tmp.unlink(missing_ok=True)
-    local = Path(source).expanduser()
-    if not source.startswith(HUB_PREFIX) and local.is_file():
-        config, weights = local.parent / "config.yaml", local
-    else:
-        config = resolve(source, "config.yaml", "vocoder", "vocoder", cache_dir)
-        weights_name = "pytorch_model.bin"
-        if not source.startswith(HUB_PREFIX) and (local / "model.safetensors").is_file():
-            weights_name = "model.safetensors"
-        weights = resolve(source, weights_name, "vocoder", "vocoder", cache_dir)
+    config, weights = _vocoder_files(source, cache_dir)
     vocoder = Vocos.from_hparams(str(config))
-    if weights.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(weights), device="cpu")
-    else:
-        state = torch.load(str(weights), map_location="cpu", weights_only=True)
+    state = checkpoint.open_raw(weights, option="vocoder")  # corrupt files: one line
+    if not isinstance(state, Mapping):
+        raise WeightsUnusable("vocoder", f"{weights} holds a {type(state).__name__}, not Vocos "
+                              f"weights; set engine.vocoder to a Vocos folder")  # fmt: skip
     try:
         vocoder.load_state_dict(state)
     except RuntimeError as exc:
-        raise ValueError(f"{weights}: does not fit {config}: {str(exc)[:300]}") from None
+        why = " ".join(str(exc).split())[:300]
+        raise WeightsUnusable("vocoder", f"{weights} does not fit {config}: {why}; set "
+                              f"engine.vocoder to a Vocos folder") from None  # fmt: skip
     return vocoder.eval()
