@@ -99,3 +99,19 @@ def tiny_files(root: Path, seed: int = 0, fmt: str = "ema-safetensors",
         "compile": False,
         "cuda_graphs": False,
     }
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Relative error of ``a`` against ``b`` (Frobenius norms)."""
+    return ((a - b).norm() / b.norm()).item()
+
+
+def sample_request(seed: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
+    """A reference mel ``[frames, 100]`` (1 s of noise through upstream's mel) and the tokens of
+    a short bilingual line in the packaged vocab."""
+    g = torch.Generator().manual_seed(seed)
+    _, _, MelSpec = upstream.classes()
+    ref = MelSpec(**loader.MEL)(torch.randn(1, 24000, generator=g) * 0.1)[0].T
+    chars = upstream.to_pinyin_tokens(["Hello there, 你好世界。"])[0]
+    vocab = upstream.load_vocab(str(upstream.vocab_path()))
+    return ref, torch.tensor([vocab.get(c, 0) for c in chars])

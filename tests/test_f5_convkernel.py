@@ -4,13 +4,11 @@ there is a GPU, at F5's real shape."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 import torch.nn.functional as F
+
+from tests.triton_interpret import assert_passes_in_interpreter
 
 pytest.importorskip("triton")
 
@@ -33,10 +31,7 @@ print("ok")
 
 
 def test_kernel_matches_the_torch_path_in_the_interpreter():
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    run = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True,
-                         timeout=600)  # fmt: skip
-    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
+    assert_passes_in_interpreter(CHECK)
 
 
 def test_conv_matches_cudnn_reference():

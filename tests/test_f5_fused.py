@@ -4,15 +4,12 @@ and a whole fused step on CUDA when there is a GPU."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from ishowtts.engines.f5 import fastdit
+from tests.triton_interpret import assert_passes_in_interpreter
 
 pytest.importorskip("triton")
 
@@ -36,10 +33,7 @@ print("ok")
 
 
 def test_rope_kernel_matches_the_torch_path_in_the_interpreter():
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    run = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True,
-                         timeout=600)  # fmt: skip
-    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
+    assert_passes_in_interpreter(CHECK)
 
 
 def test_unknown_fusion_is_refused():

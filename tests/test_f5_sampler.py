@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ishowtts.engines.f5 import fastdit, sampler, upstream
-from tests.f5_tiny import tiny_cfm
+from tests.f5_tiny import rel, tiny_cfm
 
 
 # v1 (the default) and v0 (F5TTS_Base: RoPE on one head, unmasked text fillers), which many
@@ -33,10 +33,6 @@ def upstream_mel(cfm, ref_mel, chars, frames, steps, seed=123):
         cfg_strength=2.0, sway_sampling_coef=-1.0, seed=seed,
     )  # fmt: skip
     return out[0].float()
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).norm() / b.norm()).item()
 
 
 @pytest.mark.parametrize("steps", [7, 16, 32, 9])

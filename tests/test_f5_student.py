@@ -15,13 +15,9 @@ import torch.nn.functional as F
 
 from ishowtts.engines import Voice, WeightsUnusable
 from ishowtts.engines.f5 import F5Engine, duration, fastdit, loader, sampler, synthetic, upstream
-from tests.f5_tiny import TINY_ARCH, save_checkpoint, save_vocoder, tiny_cfm
+from tests.f5_tiny import TINY_ARCH, rel, sample_request, save_checkpoint, save_vocoder, tiny_cfm
 
 SCALE = 1.7  # a mel scale other than 1, so dividing and multiplying by it is tested
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).norm() / b.norm()).item()
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +38,7 @@ def loaded(student_file):
 
 @pytest.fixture(scope="module")
 def request_():
-    g = torch.Generator().manual_seed(7)
-    _, _, MelSpec = upstream.classes()
-    ref = MelSpec(**loader.MEL)(torch.randn(1, 24000, generator=g) * 0.1)[0].T
-    chars = upstream.to_pinyin_tokens(["Hello there, 你好世界。"])[0]
-    vocab = upstream.load_vocab(str(upstream.vocab_path()))
-    tokens = torch.tensor([vocab.get(c, 0) for c in chars])
-    return ref, tokens
+    return sample_request()
 
 
 def reference_student(dit, ref, tokens, frames, noise, scale, sway=-1.0):

@@ -22,14 +22,10 @@ import torch.nn.functional as F
 
 from ishowtts.engines import Voice, WeightsUnusable
 from ishowtts.engines.f5 import F5Engine, fastdit, loader, sampler, synthetic, upstream
-from tests.f5_tiny import TINY_ARCH, save_vocoder
+from tests.f5_tiny import TINY_ARCH, rel, sample_request, save_vocoder
 
 SCALE = 1.7
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).norm() / b.norm()).item()
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +53,14 @@ def models(files):
 
 @pytest.fixture(scope="module")
 def request_():
-    g = torch.Generator().manual_seed(7)
-    _, _, MelSpec = upstream.classes()
-    ref = MelSpec(**loader.MEL)(torch.randn(1, 24000, generator=g) * 0.1)[0].T
-    chars = upstream.to_pinyin_tokens(["Hello there, 你好世界。"])[0]
-    vocab = upstream.load_vocab(str(upstream.vocab_path()))
-    return ref, torch.tensor([vocab.get(c, 0) for c in chars])
+    return sample_request()
+
+
+def fast_pair(models) -> tuple[fastdit.FastDiT, fastdit.FastDiT]:
+    """Our student (unguided) and teacher (guided) over the loaded models."""
+    student, teacher = models
+    return (fastdit.FastDiT(student.transformer, guided=False, mel_scale=SCALE),
+            fastdit.FastDiT(teacher.transformer, guided=True, mel_scale=SCALE))  # fmt: skip
 
 
 def reference_generate(teacher, student, ref, tokens, frames, y0, noise_seq, student_noise,
@@ -171,10 +169,8 @@ def test_fp32_guided_start_matches_reference(models, request_, teacher_steps, re
 
 def test_padded_batch_matches_single(models, request_):
     """Two requests of different lengths in one batch (the shorter one masked)."""
-    student, teacher = models
     ref, tokens = request_
-    fast = fastdit.FastDiT(student.transformer, guided=False, mel_scale=SCALE)
-    fast_t = fastdit.FastDiT(teacher.transformer, guided=True, mel_scale=SCALE)
+    fast, fast_t = fast_pair(models)
     plan = sampler.Schedules(fast_t).teacher(4, 4, -1.0, 1.0)
     short = sampler.Job(ref, tokens, ref.shape[0] + 40, seed=5)
     long = sampler.Job(ref, tokens, ref.shape[0] + 73, seed=6)
@@ -224,10 +220,8 @@ def test_the_teacher_is_read_from_its_own_keys(files, models):
 
 
 def test_samplers_refuse_the_wrong_models(models, request_):
-    student, teacher = models
     ref, tokens = request_
-    fast = fastdit.FastDiT(student.transformer, guided=False, mel_scale=SCALE)
-    fast_t = fastdit.FastDiT(teacher.transformer, guided=True, mel_scale=SCALE)
+    fast, fast_t = fast_pair(models)
     plan = sampler.Schedules(fast_t).teacher(4, 4, -1.0, 1.0)
     job = sampler.Job(ref, tokens, ref.shape[0] + 9, seed=1)
     with pytest.raises(ValueError, match="unguided student and a guided teacher"):
