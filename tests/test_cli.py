@@ -29,9 +29,11 @@ voices:
 """
 
 
-def ishowtts(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def ishowtts(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ishowtts", *args], capture_output=True, text=True, cwd=cwd
+        [sys.executable, "-m", "ishowtts", *args], capture_output=True, text=True, cwd=cwd, env=env
     )
 
 
@@ -128,12 +130,7 @@ def test_offline_a_checkpoint_missing_from_the_hub_cache_is_a_config_error(tmp_p
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     for command in (["check-config"], ["run"], ["say", "hello", "--out", str(tmp_path / "a.wav")]):
-        result = subprocess.run(
-            [sys.executable, "-m", "ishowtts", *command, "-c", str(config)],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
+        result = ishowtts(*command, "-c", str(config), env=env)
         assert result.returncode == 2, (command, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert [line.split(":")[1].strip() for line in lines] == [
@@ -158,12 +155,7 @@ def test_an_unreachable_hub_at_load_is_one_line_not_a_traceback(tmp_path: Path) 
     }
     env.pop("HF_HUB_OFFLINE", None)
     for command in (["say", "hello", "--out", str(tmp_path / "a.wav")], ["run"]):
-        result = subprocess.run(
-            [sys.executable, "-m", "ishowtts", *command, "-c", str(config)],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
+        result = ishowtts(*command, "-c", str(config), env=env)
         assert result.returncode == 1, (command, result.stderr)
         assert "Traceback" not in result.stderr, result.stderr
         assert "cannot get 'model.safetensors' from the hub repo 'nobody/nothing'" in result.stderr

@@ -82,14 +82,23 @@ def test_student_times_are_the_reference_steps():
     assert torch.allclose(t, 1 - torch.cos(math.pi / 2 * torch.tensor([0, 0.25, 0.5, 0.75])))
 
 
+def reference_case(loaded, request_, new: int, steps: int, seed: int):
+    """(frames, per-step noise, the reference sampler's mel) for ``new`` frames after the
+    reference clip."""
+    cfm, scale = loaded
+    ref, tokens = request_
+    frames = ref.shape[0] + new
+    noise = torch.randn(steps, frames, 100, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        want = reference_student(cfm.transformer, ref, tokens, frames, noise, scale)
+    return frames, noise, want
+
+
 @pytest.mark.parametrize("steps", [4, 2])
 def test_fp32_student_matches_reference(loaded, request_, steps):
     cfm, scale = loaded
     ref, tokens = request_
-    frames = ref.shape[0] + 60
-    noise = torch.randn(steps, frames, 100, generator=torch.Generator().manual_seed(11))
-    with torch.no_grad():
-        want = reference_student(cfm.transformer, ref, tokens, frames, noise, scale)
+    frames, noise, want = reference_case(loaded, request_, 60, steps, seed=11)
     fast = fastdit.FastDiT(cfm.transformer, guided=False, mel_scale=scale)
     job = sampler.Job(ref, tokens, frames, noise=noise)
     got = sampler.sample_student_eager(fast, [job], steps, -1.0)[0]
@@ -102,10 +111,7 @@ def test_padded_student_batch_matches_reference(loaded, request_):
     """Two requests of different lengths in one batch (the shorter one masked)."""
     cfm, scale = loaded
     ref, tokens = request_
-    frames = ref.shape[0] + 40
-    noise = torch.randn(4, frames, 100, generator=torch.Generator().manual_seed(5))
-    with torch.no_grad():
-        want = reference_student(cfm.transformer, ref, tokens, frames, noise, scale)
+    frames, noise, want = reference_case(loaded, request_, 40, 4, seed=5)
     fast = fastdit.FastDiT(cfm.transformer, guided=False, mel_scale=scale)
     jobs = [sampler.Job(ref, tokens, frames, noise=noise), sampler.Job(ref, tokens, frames + 33)]
     got = sampler.sample_student_eager(fast, jobs, 4, -1.0)[0]
@@ -116,12 +122,9 @@ def test_padded_student_batch_matches_reference(loaded, request_):
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float16, 1e-2), (torch.bfloat16, 3e-2)])
 def test_half_precision_student_close_to_fp32_reference(loaded, request_, student_file, dtype,
                                                         tol):  # fmt: skip
-    cfm, scale = loaded
+    _, scale = loaded
     ref, tokens = request_
-    frames = ref.shape[0] + 50
-    noise = torch.randn(4, frames, 100, generator=torch.Generator().manual_seed(9))
-    with torch.no_grad():
-        want = reference_student(cfm.transformer, ref, tokens, frames, noise, scale)
+    frames, noise, want = reference_case(loaded, request_, 50, 4, seed=9)
     vocab = upstream.load_vocab(str(upstream.vocab_path()))
     half = loader.build_cfm(loader.STUDENT_MODEL, TINY_ARCH, vocab)
     loader.load_weights(half, student_file, student=True)

@@ -33,7 +33,7 @@ import torch  # noqa: E402
 
 from ishowtts.engines.base import Voice  # noqa: E402
 from ishowtts.engines.f5.engine import F5Engine  # noqa: E402
-from ishowtts.engines.f5.fastdit import conv_mish  # noqa: E402
+from ishowtts.engines.f5.fastdit import FastDiT, conv_mish  # noqa: E402
 from ishowtts.engines.f5.sampler import Job  # noqa: E402
 from ishowtts.engines.f5.voices import HOP, SAMPLE_RATE  # noqa: E402
 
@@ -68,21 +68,18 @@ def matmul_peak(dtype: torch.dtype = torch.float16) -> float:
     return best
 
 
-def step_flops(engine: F5Engine, n: int, fast: Any = None) -> float:
-    """Model FLOPs of one step over ``n`` real frames (both CFG halves when guided) of
-    ``fast`` (default: the engine's model)."""
-    f = fast or engine.fast
-    assert f is not None
-    bc = 2 if f.guided else 1
-    d, m = f.dim, bc * n
-    inner = f.blocks[0][0].shape[0] // 3
-    ff = f.blocks[0][4].shape[0]
+def step_flops(fast: FastDiT | None, n: int) -> float:
+    """Model FLOPs of one step of ``fast`` over ``n`` real frames (both CFG halves when
+    guided)."""
+    assert fast is not None
+    bc = 2 if fast.guided else 1
+    d, m = fast.dim, bc * n
+    inner, ff = fast.heads * fast.dim_head, fast.ff_dim
     per_layer = 2 * m * d * 3 * inner + 2 * m * inner * d + 2 * 2 * m * d * ff
     per_layer += 4 * bc * n * n * inner  # QK^T and PV
-    conv_w = f.conv[0]
-    conv = 2 * 2 * m * d * conv_w.shape[1] * conv_w.shape[2]
-    io = 2 * n * d * f.mel_dim + 2 * m * d * f.mel_dim
-    return f.depth * per_layer + conv + io
+    conv = 2 * 2 * m * d * (d // fast.groups) * fast.conv_taps
+    io = 2 * n * d * fast.mel_dim + 2 * m * d * fast.mel_dim
+    return fast.depth * per_layer + conv + io
 
 
 def text_for(engine: F5Engine, voice: str, seconds: float) -> str:
@@ -121,8 +118,8 @@ def run_flops(engine: F5Engine, n: int, steps: int) -> float:
     teacher's guided evaluations and the student's steps from its step 1."""
     plan = engine._teacher_plan(steps)
     if plan is None:
-        return step_flops(engine, n) * steps
-    return plan.evals * step_flops(engine, n, engine.teacher) + (steps - 1) * step_flops(engine, n)
+        return step_flops(engine.fast, n) * steps
+    return plan.evals * step_flops(engine.teacher, n) + (steps - 1) * step_flops(engine.fast, n)
 
 
 def bench_ours(engine: F5Engine, voice: str, total: int, steps: int, text: str,
@@ -224,7 +221,7 @@ def bench_upstream(engine: F5Engine, voice: str, total: int, steps: int, text: s
         "rtf": median(times) / gen_s,
         "ttfa_s": median(times),
         "out_s": len(audio) / SAMPLE_RATE,
-        "tflops": step_flops(engine, total) * steps / median(times) / 1e12,
+        "tflops": step_flops(engine.fast, total) * steps / median(times) / 1e12,
         "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
     }
 
@@ -380,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     step_ms = result["breakdown_5s_nfe16"].get("step_graph_ms")
     if step_ms:
-        result["step_tflops_5s"] = step_flops(engine, total5) / (step_ms / 1e3) / 1e12
+        result["step_tflops_5s"] = step_flops(engine.fast, total5) / (step_ms / 1e3) / 1e12
     for nfe in (16, 7):
         engine.steps = nfe
         result[f"danmaku_ttfa_nfe{nfe}"] = danmaku_ttfa(engine, "v", 10)
@@ -443,7 +440,7 @@ def bench_student(opts: dict[str, Any], seconds: list[float], steps_list: list[i
     out["breakdown_5s"] = breakdown(engine, "v", total5, steps_list[0], text_for(engine, "v", 5))
     step_ms = out["breakdown_5s"].get("step_graph_ms")
     if step_ms:
-        out["step_tflops_5s"] = step_flops(engine, total5) / (step_ms / 1e3) / 1e12
+        out["step_tflops_5s"] = step_flops(engine.fast, total5) / (step_ms / 1e3) / 1e12
     for steps in steps_list:
         engine.steps = steps
         out[f"danmaku_ttfa_{steps}"] = danmaku_ttfa(engine, "v", 10)

@@ -24,6 +24,9 @@ from typing import Any
 
 import torch
 
+# tools/ is on the path when this runs as a script: the FLOP count and peak are bench_engine's
+from bench_engine import matmul_peak, step_flops  # type: ignore[import-not-found]
+
 from ishowtts.engines.f5 import loader, upstream
 from ishowtts.engines.f5.fastdit import FUSIONS, FastDiT
 from ishowtts.engines.f5.sampler import GraphRunner, Job, Schedules
@@ -41,17 +44,6 @@ def kind_of(name: str) -> str:
         if any(k in low for k in keys):
             return kind
     return "elementwise/other"
-
-
-def step_flops(fast: FastDiT, n: int) -> float:
-    """Model FLOPs of one guided step over ``n`` frames (the same count as bench_engine)."""
-    bc = 2 if fast.guided else 1
-    d, m = fast.dim, bc * n
-    inner, ff = fast.heads * fast.dim_head, fast.ff_dim
-    per_layer = 2 * m * d * 3 * inner + 2 * m * inner * d + 2 * 2 * m * d * ff
-    per_layer += 4 * bc * n * n * inner
-    conv = 2 * 2 * m * d * (d // fast.groups) * fast.conv_taps
-    return fast.depth * per_layer + conv + 2 * n * d * fast.mel_dim + 2 * m * d * fast.mel_dim
 
 
 def replay_ms(graph: torch.cuda.CUDAGraph, runner: GraphRunner, reps: int) -> float:
@@ -175,7 +167,6 @@ def main(argv: list[str] | None = None) -> int:
     vocoder = loader.load_vocoder("", None, loader.VOCOS_MEL_24KHZ)
     vocoder = vocoder.eval().requires_grad_(False).to("cuda")
     plain_backbone = vocoder.backbone
-    from bench_engine import matmul_peak  # type: ignore[import-not-found]  # tools/ on the path
 
     peak = matmul_peak()
     print(f"# {torch.cuda.get_device_name()}, torch {torch.__version__}, fp16 peak {peak:.0f}")

@@ -119,6 +119,11 @@ def rope_heads_major(qkv: Tensor, cos: Tensor, sin: Tensor,
     return q, k, v
 
 
+def _heads(qk: Tensor, qkv: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """q, k from the rotated ``qk [B,N,2,H,dh]`` and v from ``qkv``, as ``[B,H,N,dh]`` views."""
+    return qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
+
+
 def rope_rows(qkv: Tensor, cos: Tensor, sin: Tensor,
               rope_heads: int | None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     """The same, rotated where they lie: q and k stay rows of frames (``[B,N,H,dh]``, seen
@@ -132,7 +137,7 @@ def rope_rows(qkv: Tensor, cos: Tensor, sin: Tensor,
     else:
         r = rope_heads
         qk = torch.cat((apply_rope(qk[:, :, :, :r], c, s), qk[:, :, :, r:]), dim=3)
-    return qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
+    return _heads(qk, qkv)
 
 
 def rope_kernel(qkv: Tensor, cos: Tensor, sin: Tensor,
@@ -140,7 +145,7 @@ def rope_kernel(qkv: Tensor, cos: Tensor, sin: Tensor,
     """``rope_rows`` as one Triton kernel (``fused.rope_qk``)."""
     qk = torch.ops.ishowtts.rope_qk(qkv, cos, sin, qkv.shape[3] if rope_heads is None
                                     else rope_heads)  # fmt: skip
-    return qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
+    return _heads(qk, qkv)
 
 
 def grouped_conv(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
@@ -397,22 +402,20 @@ class FastDiT:
             halves.append(part)
         return torch.cat(halves, dim=0)
 
-    def text_embedding(self, tokens: Tensor, lengths: Tensor, drop: Tensor | bool) -> Tensor:
+    def text_embedding(self, tokens: Tensor, lengths: Tensor, drop: Tensor | None = None) -> Tensor:
         """Upstream's text embedding over a whole bucket, each sample's frame count given as a
         tensor, so one CUDA graph serves every length: what upstream computes for one sample at
         its exact length. Frames past a sample's length stay zero (the convolutions see the
         zero padding upstream's shorter sequence has); v1 models also zero filler tokens, v0
         models keep them. The GRN norm runs over each sample's real frames, as upstream's.
-        ``drop``: the guidance pass's embedding (text dropped), for all or per sample."""
+        ``drop [B]`` bool: which samples are the guidance pass's (text dropped)."""
         te = self.dit.text_embed
         n = tokens.shape[1]
         text = tokens + 1  # -1 padding becomes the filler token 0
         frames = (torch.arange(n, device=tokens.device)[None, :] < lengths[:, None])[..., None]
         dead = (text == 0)[..., None] if te.mask_padding else ~frames
-        if isinstance(drop, Tensor):
+        if drop is not None:
             text = torch.where(drop[:, None], 0, text)
-        elif drop:
-            text = torch.zeros_like(text)
         x = te.text_embed(text)
         if not te.extra_modeling:
             return x
@@ -435,7 +438,7 @@ class FastDiT:
     def _prepare_padded(self, cond: Tensor, tokens: Tensor, lengths: Tensor) -> Tensor:
         cond_part = F.linear(cond.to(self.dtype), self.w_c)
         if not self.guided:
-            emb = self.text_embedding(tokens, lengths, False)
+            emb = self.text_embedding(tokens, lengths)
             return F.linear(emb.to(self.dtype), self.w_t, self.b_in) + cond_part
         # Both halves in one batch (half the kernels): the second drops the text.
         bsz = tokens.shape[0]
