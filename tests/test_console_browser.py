@@ -67,7 +67,9 @@ async def test_a_replayed_chat_shows_each_fate_and_strangers_text_stays_text(
         response = await page.goto(r.base + "/")
         assert response is not None
         assert "script-src 'self'" in (await response.all_headers())["content-security-policy"]
-        await until(lambda: r.daemon.ledger.summary()["spoken"] == 2, 30, "both lines spoken")
+        await until(
+            lambda: r.daemon.ledger.summary().get("spoken", 0) == 2, 30, "both lines spoken"
+        )
         await page.wait_for_function(
             "document.querySelectorAll('#decisions li:not([data-fate=pending])').length === 5"
         )

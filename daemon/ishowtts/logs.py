@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import sys
 from typing import Literal, TextIO, cast
 
@@ -55,6 +57,22 @@ class SafeStream:
 
 
 _stream: SafeStream | None = None
+
+
+def _settle_at_exit() -> None:
+    """At exit, Python flushes stderr once more, and a failure there turns the exit status
+    into 120 (a clean stop on a full disk read as a crash). Bytes a failed log write left in
+    the stream's buffer are lost either way: flush once, and if that fails, give the
+    interpreter a stream that can be flushed."""
+    if _stream is None or _stream.error is None or _stream.stream is not sys.stderr:
+        return
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115  # lives until the process ends
+
+
+atexit.register(_settle_at_exit)
 
 
 def problem() -> str | None:
