@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ishowtts.engines.f5 import graphs
+
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
@@ -44,7 +46,7 @@ def test_graph_runner_matches_eager(compiled, shared):
     vocoder = _vocoder()
     outs = []
     for n in (job.frames + 14, job.frames + 78):  # two buckets, one compiled graph
-        runner = sampler.GraphRunner(fast, n, 1, 32, pool, vocoder)
+        runner = graphs.GraphRunner(fast, n, 1, 32, pool, vocoder)
         runner.capture()
         assert set(runner.graphs) == {"prepare", "step", "vocode"}, runner.vocode_error
         outs.append(runner.run([job], 16, 2.0, -1.0, schedules)[0])
@@ -67,7 +69,7 @@ def test_v0_model_in_compiled_padded_graphs_matches_eager():
     schedules = sampler.Schedules(fast)
     want = sampler.sample_eager(fast, [job], 16, 2.0, -1.0, schedules)[0][job.cond.shape[0] :]
     fast.compile()
-    runner = sampler.GraphRunner(fast, job.frames + 20, 1, 16, None)
+    runner = graphs.GraphRunner(fast, job.frames + 20, 1, 16, None)
     runner.capture()
     got = runner.run([job], 16, 2.0, -1.0, schedules)[0][0]
     assert ((got - want).norm() / want.norm()).item() <= 1e-4
@@ -79,7 +81,7 @@ def test_unmasked_bucket_of_exact_length_matches_eager():
     schedules = sampler.Schedules(fast)
     want = sampler.sample_eager(fast, [job], 16, 2.0, -1.0, schedules)[0][job.cond.shape[0] :]
     fast.compile()
-    runner = sampler.GraphRunner(fast, job.frames, 1, 16, None, _vocoder(), masked=False)
+    runner = graphs.GraphRunner(fast, job.frames, 1, 16, None, _vocoder(), masked=False)
     runner.capture()
     got, audio = runner.run([job], 16, 2.0, -1.0, schedules)[0]
     assert ((got - want).norm() / want.norm()).item() <= 1e-4
@@ -93,7 +95,7 @@ def test_fp16_graph_is_finite_and_close():
     schedules = sampler.Schedules(fast)
     want = sampler.sample_eager(fast, [job], 16, 2.0, -1.0, schedules)[0]
     fast.compile()
-    runner = sampler.GraphRunner(fast, job.frames + 30, 1, 16, torch.cuda.graph_pool_handle())
+    runner = graphs.GraphRunner(fast, job.frames + 30, 1, 16, torch.cuda.graph_pool_handle())
     runner.capture()
     got = runner.run([job], 16, 2.0, -1.0, schedules)[0][0]
     want = want[job.cond.shape[0] :]
@@ -115,7 +117,7 @@ def test_fused_conv_kernel_gives_the_torch_path_result():
     got = sampler.sample_eager(fused, [job], 16, 2.0, -1.0, schedules)[0][job.cond.shape[0] :]
     assert ((got - want).norm() / want.norm()).item() <= 1e-5
     fused.compile()
-    runner = sampler.GraphRunner(fused, job.frames + 14, 1, 32, None)
+    runner = graphs.GraphRunner(fused, job.frames + 14, 1, 32, None)
     runner.capture()
     got = runner.run([job], 16, 2.0, -1.0, schedules)[0][0]
     assert ((got - want).norm() / want.norm()).item() <= 1e-4
@@ -132,7 +134,7 @@ def test_cudnn_attention_gives_the_flash_result_in_fp16():
     results = []
     for f in (fast, flash):
         f.compile()
-        runner = sampler.GraphRunner(f, job.frames, 1, 16, None, masked=False)
+        runner = graphs.GraphRunner(f, job.frames, 1, 16, None, masked=False)
         runner.capture()
         results.append(runner.run([job], 16, 2.0, -1.0, schedules)[0][0].float())
     got, want = results
@@ -208,7 +210,7 @@ def test_student_graphs_match_student_eager(compiled):
         fast.compile()
     tol = 1e-4 if compiled else 1e-5
     for n, masked in ((job.frames + 30, True), (job.frames, False)):
-        runner = sampler.GraphRunner(fast, n, 1, 4, None, _vocoder(), masked=masked)
+        runner = graphs.GraphRunner(fast, n, 1, 4, None, _vocoder(), masked=masked)
         runner.capture()
         assert set(runner.graphs) == {"prepare", "step", "vocode"}, runner.vocode_error
         for steps, j in jobs.items():
@@ -224,7 +226,7 @@ def test_student_fp16_graph_close_to_fp32():
     want = sampler.sample_student_eager(fast32, [job], 4, -1.0)[0][job.cond.shape[0] :]
     fast, _, _ = _student(torch.float16)
     fast.compile()
-    runner = sampler.GraphRunner(fast, job.frames, 1, 4, None, masked=False)
+    runner = graphs.GraphRunner(fast, job.frames, 1, 4, None, masked=False)
     runner.capture()
     got = runner.run([job], 4, 0.0, -1.0, sampler.Schedules(fast))[0][0]
     assert torch.isfinite(got).all()
@@ -282,7 +284,7 @@ def test_teacher_guided_graphs_match_eager(compiled):
     draws = max(p.draws for p in plans.values())
     frames = j4.frames
     for n, masked in ((frames + 30, True), (frames, False)):
-        runner = sampler.GraphRunner(fast, n, 1, 4, None, _vocoder(), masked, fast_t, evals,
+        runner = graphs.GraphRunner(fast, n, 1, 4, None, _vocoder(), masked, fast_t, evals,
                                      draws)  # fmt: skip
         runner.capture()
         assert set(runner.graphs) == {"prepare", "step", "vocode", "teacher_prepare",
@@ -311,7 +313,7 @@ def test_teacher_guided_fp16_graph_close_to_fp32():
     fast.compile()
     fast_t.compile()
     p = plans16[4, 1]
-    runner = sampler.GraphRunner(fast, job.frames, 1, 4, None, masked=False, teacher=fast_t,
+    runner = graphs.GraphRunner(fast, job.frames, 1, 4, None, masked=False, teacher=fast_t,
                                  teacher_evals=p.evals, teacher_draws=p.draws)  # fmt: skip
     runner.capture()
     got = runner.run([job], 4, 2.0, -1.0, sampler.Schedules(fast), p)[0][0]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ishowtts.engines.f5 import fastdit, sampler, upstream
+from ishowtts.engines.f5 import fastdit, graphs, sampler, upstream
 from tests.f5_tiny import rel, tiny_cfm
 
 
@@ -134,19 +134,19 @@ def test_overlap_add_istft_is_vocos_istft(padding):
     spec = torch.polar(torch.rand(2, 513, 40, generator=g) * 3,
                        torch.rand(2, 513, 40, generator=g) * 6.3)  # fmt: skip
     want = ref(spec)
-    got = sampler.ola_istft(spec, 1024, 256, ref.window, padding)
+    got = graphs.ola_istft(spec, 1024, 256, ref.window, padding)
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_vocode_window_bounds():
-    ctx = sampler.VOCODE_CONTEXT
+    ctx = graphs.VOCODE_CONTEXT
     # A runner for references of >= 60 frames in a 200-frame bucket vocodes 172 frames.
     width = 200 - 60 + ctx
-    assert sampler.vocode_window(60, 200, 200, width) == 60 - ctx
-    assert sampler.vocode_window(100, 200, 200, width) == 200 - width  # more context, same end
-    assert sampler.vocode_window(10, 150, 200, 200) == 0
-    assert sampler.vocode_window(59, 200, 200, width) is None  # a shorter clip than promised
+    assert graphs.vocode_window(60, 200, 200, width) == 60 - ctx
+    assert graphs.vocode_window(100, 200, 200, width) == 200 - width  # more context, same end
+    assert graphs.vocode_window(10, 150, 200, 200) == 0
+    assert graphs.vocode_window(59, 200, 200, width) is None  # a shorter clip than promised
 
 
 @pytest.mark.parametrize("nref, frames", [(60, 96), (75, 96), (60, 80)])
@@ -169,13 +169,13 @@ def test_windowed_vocoder_gives_the_whole_bucket_audio(nref, frames):
     mel = torch.randn(1, n, fast.mel_dim, generator=g)
     audio = []
     for min_ref in (0, 60):
-        runner = sampler.GraphRunner(fast, n, 1, 4, vocoder=voc, masked=True, min_ref=min_ref)
+        runner = graphs.GraphRunner(fast, n, 1, 4, vocoder=voc, masked=True, min_ref=min_ref)
         runner.x.copy_(mel)
         runner.cond[0, :nref] = mel[0, :nref] * 0.5
         runner.ref[0, :nref] = True
         runner.mask.zero_()
         runner.mask[0, :frames] = True
-        start = sampler.vocode_window(nref, frames, n, runner.vwidth)
+        start = graphs.vocode_window(nref, frames, n, runner.vwidth)
         assert start is not None
         runner.vstart[0] = start
         with torch.no_grad():

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ishowtts.engines import Voice, WeightsUnusable
-from ishowtts.engines.f5 import F5Engine, fastdit, loader, sampler, synthetic, upstream
+from ishowtts.engines.f5 import F5Engine, fastdit, graphs, loader, sampler, synthetic, upstream
 from tests.f5_tiny import TINY_ARCH, rel, sample_request, save_vocoder
 
 SCALE = 1.7
@@ -248,7 +248,7 @@ def test_graph_runner_bookkeeping_on_the_cpu(models, request_):
     frames = ref.shape[0] + 50
     g = torch.Generator().manual_seed(3)
     for n, masked in ((frames + 30, True), (frames, False)):
-        runner = sampler.GraphRunner(fast, n, 1, 4, None, None, masked, fast_t, evals, draws)
+        runner = graphs.GraphRunner(fast, n, 1, 4, None, None, masked, fast_t, evals, draws)
         bodies = {"prepare": runner._prepare, "step": runner._step,
                   "teacher_prepare": runner._teacher_prepare,
                   "teacher_step": runner._teacher_step}  # fmt: skip

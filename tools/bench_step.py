@@ -29,7 +29,8 @@ from bench_engine import matmul_peak, step_flops  # type: ignore[import-not-foun
 
 from ishowtts.engines.f5 import loader, upstream
 from ishowtts.engines.f5.fastdit import FUSIONS, FastDiT
-from ishowtts.engines.f5.sampler import GraphRunner, Job, Schedules
+from ishowtts.engines.f5.graphs import GraphRunner
+from ishowtts.engines.f5.sampler import Job, Schedules
 
 KINDS = (  # first match wins: (kind, substrings of the kernel name)
     ("attention", ("fmha", "flash", "attention", "cudnn", "sdpa")),

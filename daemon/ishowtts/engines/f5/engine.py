@@ -17,8 +17,8 @@ from ...confload import Section
 from ..base import EngineBroken, EngineError, Progress, Voice, WeightsUnusable
 from . import duration, loader, upstream
 from .fastdit import FastDiT
+from .graphs import GraphRunner
 from .sampler import (
-    GraphRunner,
     Job,
     Schedules,
     TeacherPlan,
