@@ -90,6 +90,38 @@ def test_unmasked_bucket_of_exact_length_matches_eager():
         runner.run([sampler.Job(job.cond, job.tokens, job.frames - 1)], 16, 2.0, -1.0, schedules)
 
 
+def test_noise_drawn_in_place_on_cuda_is_noise_for():
+    from ishowtts.engines.f5 import sampler
+
+    job = sampler.Job(torch.zeros(5, 100), torch.zeros(3, dtype=torch.long), 400, seed=11)
+    rows = torch.zeros(2, 448, 100, device="cuda")
+    sampler.draw_noise(rows[1, :400], job)
+    assert torch.equal(rows[1, :400], sampler.noise_for(job, 100, rows.device))
+
+
+def test_vocoder_graph_on_tf32_is_close_and_restores_the_flag():
+    """``vocoder_tf32``: the vocoder graph is captured with TF32 matmuls allowed (audio as
+    close as fp16's mantissa allows); the global flag is as it was afterwards."""
+    _, fast, job, sampler = _setup(torch.float16)
+    schedules = sampler.Schedules(fast)
+    vocoder = _vocoder()
+    seen: list[bool] = []
+    vocoder.backbone.register_forward_pre_hook(
+        lambda *_: seen.append(torch.backends.cuda.matmul.allow_tf32)
+    )
+    torch.backends.cuda.matmul.allow_tf32 = False
+    audio = {}
+    for tf32 in (False, True):
+        seen.clear()
+        runner = graphs.GraphRunner(fast, job.frames, 1, 16, None, vocoder, masked=False,
+                                    vocoder_tf32=tf32)  # fmt: skip
+        runner.capture()
+        assert seen and set(seen) == {tf32}
+        assert torch.backends.cuda.matmul.allow_tf32 is False
+        audio[tf32] = runner.run([job], 16, 2.0, -1.0, schedules)[0][1]
+    assert ((audio[True] - audio[False]).norm() / audio[False].norm()).item() <= 3e-3
+
+
 def test_fp16_graph_is_finite_and_close():
     _, fast, job, sampler = _setup(torch.float16)
     schedules = sampler.Schedules(fast)

@@ -69,12 +69,14 @@ def test_unknown_voice_is_an_engine_error(engine):
         list(engine.synthesize("hi", "nobody"))
 
 
-def test_nan_output_fails_the_utterance(files):
+@pytest.mark.parametrize("part", ["model", "vocoder"])
+def test_nan_output_fails_the_utterance_naming_the_part(files, part):
     e = F5Engine(files)
     e.load({"v": Voice("v")}, lambda s: None)
     with torch.no_grad():
-        e.fast.out_w.fill_(float("nan"))
-    with pytest.raises(EngineError, match="NaN"):
+        weight = e.fast.out_w if part == "model" else e.vocoder.head.out.weight
+        weight.fill_(float("nan"))
+    with pytest.raises(EngineError, match=f"the {part} produced NaN/inf"):
         list(e.synthesize("hello there", "v"))
 
 

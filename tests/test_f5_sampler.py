@@ -3,6 +3,8 @@ steps), through the real model classes."""
 
 from __future__ import annotations
 
+import types
+
 import pytest
 import torch
 
@@ -121,6 +123,48 @@ def test_bucket_wide_preparation_matches_per_sample(setup):
     cond[0, : ref_mel.shape[0]] = ref_mel
     got = fast.prepare_padded(cond, padded_tokens, torch.tensor([frames]))
     assert rel(got[:, :frames], pre[:, :frames]) <= 1e-6
+
+
+def test_noise_drawn_in_place_is_noise_for():
+    """``draw_noise`` gives ``noise_for``'s numbers, drawn in place into a contiguous row or
+    copied into a strided slab, and a job's own noise as given."""
+    cpu = torch.device("cpu")
+    job = sampler.Job(torch.zeros(5, 100), torch.zeros(3, dtype=torch.long), 40, seed=9)
+    rows = torch.zeros(2, 48, 100)
+    sampler.draw_noise(rows[1, :40], job)
+    assert torch.equal(rows[1, :40], sampler.noise_for(job, 100, cpu))
+    assert not rows[0].any() and not rows[1, 40:].any()
+    slabs = torch.zeros(4, 2, 48, 100)
+    sampler.draw_noise(slabs[:3, 1, :40], job)
+    assert torch.equal(slabs[:3, 1, :40], sampler.noise_for(job, 100, cpu, 3))
+    given = sampler.Job(job.cond, job.tokens, 40, noise=torch.randn(40, 100))
+    sampler.draw_noise(rows[0, :40], given)
+    assert torch.equal(rows[0, :40], given.noise)
+
+
+def test_runner_requests_in_a_row_each_match_eager(setup):
+    """One runner (its graphs replayed as plain calls) serving requests in a row, with
+    another voice's shorter reference, fewer tokens, fewer frames, another step count and
+    another guidance: each gives the eager result, nothing of the request before leaks into
+    it (staged sizes and tokens, the reference mel kept per voice, the tables kept per
+    schedule)."""
+    cfm, ref_mel, _, tokens = setup
+    fast = fastdit.FastDiT(cfm.transformer)
+    schedules = sampler.Schedules(fast)
+    n = ref_mel.shape[0] + 60
+    runner = graphs.GraphRunner(fast, n, 1, 16, masked=True)
+    bodies = {"prepare": runner._prepare, "step": runner._step}
+    runner.graphs = {k: types.SimpleNamespace(replay=f) for k, f in bodies.items()}  # type: ignore[misc]
+    other = ref_mel[:-20] * 0.5 + 1.0
+    cases = [(ref_mel, tokens, n, 16, 2.0), (other, tokens[:7], n - 30, 16, 2.0),
+             (other, tokens[:7], n - 30, 7, 2.0), (ref_mel, tokens, n, 7, 1.0),
+             (ref_mel, tokens, n, 16, 2.0)]  # fmt: skip
+    for cond, text, frames, steps, cfg in cases:
+        job = sampler.Job(cond, text, frames, seed=frames + steps)
+        want = sampler.sample_eager(fast, [job], steps, cfg, -1.0, schedules)[0]
+        got, audio = runner.run([job], steps, cfg, -1.0, schedules)[0]
+        assert audio is None
+        assert rel(got, want[cond.shape[0] :]) <= 1e-6, (frames, steps, cfg)
 
 
 @pytest.mark.parametrize("padding", ["center", "same"])

@@ -16,7 +16,9 @@ if [ ! -d /tmp/site ]; then
   PYTHONPATH=/tmp/site python3 -m pip install -q --no-deps --no-build-isolation --no-index \
     --target /tmp/site . || exit 1
 fi
-export PYTHONPATH=/tmp/site:$PWD
+# The working tree's packages first: a warm machine keeps /tmp/site from an earlier call, and
+# its installed copy of ishowtts may be older than the tree this call carried.
+export PYTHONPATH=$PWD/daemon:$PWD/plugins:/tmp/site:$PWD
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 for what in "$@"; do
   case $what in

@@ -17,7 +17,7 @@ from ...confload import Section
 from ..base import EngineBroken, EngineError, Progress, Voice, WeightsUnusable
 from . import duration, loader, upstream
 from .fastdit import FastDiT
-from .graphs import GraphRunner
+from .graphs import GraphRunner, fetch, tf32_matmuls
 from .sampler import (
     Job,
     Schedules,
@@ -91,6 +91,9 @@ class F5Options(Section):
     # the step's fused passes (fastdit.FUSIONS: GELU in the GEMM epilogue, RoPE as one Triton
     # kernel, residuals added in the next LayerNorm); false: the plain torch block
     fused_step: bool = True
+    # Vocos' fp32 matmuls on TF32 tensor cores (CUDA): its graph 0.85 → 0.49 ms for a 5 s
+    # line on an H200; the audio moves by ~4e-4 relative (TF32 keeps fp16's 10-bit mantissa)
+    vocoder_tf32: bool = True
     # Attention kernel: auto = cuDNN first on CUDA (falling back where it cannot run a shape)
     attention: Literal["auto", "default", "flash", "cudnn", "efficient", "math"] = "auto"
     compile_cache: str | None = "~/.cache/ishowtts/inductor"  # inductor's on-disk cache
@@ -451,7 +454,7 @@ class F5Engine:
 
         def runner_for(n: int) -> GraphRunner:
             return GraphRunner(fast, n, 1, max_steps, pool, self.vocoder, not o.quantise_duration,
-                               self.teacher, evals, draws, min_ref)  # fmt: skip
+                               self.teacher, evals, draws, min_ref, o.vocoder_tf32)  # fmt: skip
 
         for i, n in enumerate(sizes):
             if n in self.runners:
@@ -525,16 +528,19 @@ class F5Engine:
             else:
                 full = sample_eager(self.fast, [job], steps, o.cfg_strength, o.sway, self.schedules)
                 mel = full[0][voice.frames :]
-            if not bool(torch.isfinite(mel).all()):
-                raise EngineError("the model produced NaN/inf; utterance dropped")
             if wav is None:
+                if not bool(torch.isfinite(mel).all()):
+                    raise EngineError("the model produced NaN/inf; utterance dropped")
                 assert self.vocoder is not None
-                with torch.inference_mode():
+                with torch.inference_mode(), tf32_matmuls(o.vocoder_tf32):
                     wav = self.vocoder.decode(mel.T[None].float())[0]
+            # One wait for the GPU: both checks run there, beside the copy of the audio.
+            audio, mel_ok, audio_ok = fetch(wav, mel)
         except torch.cuda.OutOfMemoryError as exc:
             raise EngineBroken(f"out of GPU memory: {exc}") from None
-        audio = wav.float().cpu().numpy()
-        if not np.isfinite(audio).all():
+        if not mel_ok:
+            raise EngineError("the model produced NaN/inf; utterance dropped")
+        if not audio_ok:
             raise EngineError("the vocoder produced NaN/inf; utterance dropped")
         return audio
 

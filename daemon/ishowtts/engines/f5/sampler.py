@@ -139,6 +139,15 @@ def teacher_plan(teacher_steps: int, steps: int, sway: float | None, eta: float,
     return t, dt, dt * scale, slab
 
 
+def _generator(job: Job, device: torch.device) -> torch.Generator:
+    gen = torch.Generator(device=device)
+    if job.seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(job.seed)
+    return gen
+
+
 def noise_for(job: Job, mel: int, device: torch.device, draws: int | None = None) -> Tensor:
     """``[frames, mel]`` (``draws`` None), or ``[draws, frames, mel]``: the student's fresh
     noise for each step."""
@@ -147,12 +156,20 @@ def noise_for(job: Job, mel: int, device: torch.device, draws: int | None = None
         if tuple(job.noise.shape) != shape:
             raise ValueError(f"job noise of shape {tuple(job.noise.shape)}, need {shape}")
         return job.noise.to(device, torch.float32)
-    gen = torch.Generator(device=device)
-    if job.seed is None:
-        gen.seed()
+    return torch.randn(shape, generator=_generator(job, device), device=device,
+                       dtype=torch.float32)  # fmt: skip
+
+
+def draw_noise(out: Tensor, job: Job) -> None:
+    """``noise_for`` the job, of ``out``'s shape (``[frames, mel]`` or ``[draws, frames,
+    mel]``), written into ``out`` (fp32). Drawn in place when ``out`` is contiguous: ``randn``
+    is ``normal_`` on a fresh contiguous tensor, so the numbers are the same with one kernel
+    fewer."""
+    if job.noise is None and out.is_contiguous():
+        out.normal_(generator=_generator(job, out.device))
     else:
-        gen.manual_seed(job.seed)
-    return torch.randn(shape, generator=gen, device=device, dtype=torch.float32)
+        draws = None if out.dim() == 2 else out.shape[0]
+        out.copy_(noise_for(job, out.shape[-1], out.device, draws))
 
 
 def conditions(fast: FastDiT, jobs: list[Job], n: int) -> tuple[Tensor, Tensor, Tensor]:
