@@ -112,11 +112,12 @@ class GraphRunner:
     filler positions are masked to zero inside upstream's text embedding, so the frames that
     matter see exactly what an unpadded request sees.
 
-    A request launches few kernels before its first graph: after an idle wait the CPU is cold
-    and a launch costs ~50 µs instead of ~10 (the H200 host: 0.45 ms of set-up, not 0.15).
+    A request launches few kernels before its first graph, because after an idle wait the CPU
+    is slow to start: on the H200's host, 17 small launches took 0.45-0.8 ms instead of 0.15.
     Its sizes and tokens go in one host-to-device copy that the prepare graph unpacks, the
     reference mel is copied only when another voice's comes, the noise is drawn in place and
-    the schedule tables are copied only when they change.
+    the schedule tables are copied only when they change (the GPU then starts ~0.3 ms sooner
+    after idle; part of the delay is a fixed cost of the first calls, not per launch).
     """
 
     def __init__(self, fast: FastDiT, n: int, batch: int, max_steps: int,
