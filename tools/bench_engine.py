@@ -34,7 +34,6 @@ import torch  # noqa: E402
 from ishowtts.engines.base import Voice  # noqa: E402
 from ishowtts.engines.f5.engine import F5Engine  # noqa: E402
 from ishowtts.engines.f5.fastdit import FastDiT, conv_mish  # noqa: E402
-from ishowtts.engines.f5.graphs import fetch, tf32_matmuls  # noqa: E402
 from ishowtts.engines.f5.sampler import Job  # noqa: E402
 from ishowtts.engines.f5.voices import HOP, SAMPLE_RATE  # noqa: E402
 
@@ -125,47 +124,19 @@ def run_flops(engine: F5Engine, n: int, steps: int) -> float:
 
 def bench_ours(engine: F5Engine, voice: str, total: int, steps: int, text: str,
                repeats: int) -> dict[str, Any]:  # fmt: skip
-    """One chunk of exactly ``total`` frames (reference included), mel to audio on the host."""
-    from ishowtts.engines.f5.sampler import (
-        sample_eager,
-        sample_guided_start_eager,
-        sample_student_eager,
-    )
-
+    """One chunk of exactly ``total`` frames (reference included), mel to audio on the host,
+    through the engine's own ``render``."""
     v = engine.voices[voice]
-    assert engine.fast is not None and engine.schedules is not None and engine.vocoder
-    o = engine.options
     tokens = engine._tokens(v.ref_text + text)
     runner = engine.runners.get(engine.bucket(total))
-    plan = engine._teacher_plan(steps)
     totals = []
     torch.cuda.reset_peak_memory_stats()
     for i in range(repeats + 1):
         job = Job(v.mel, tokens, total, seed=i)
         torch.cuda.synchronize()
         t0 = time.perf_counter()
-        if runner is not None:
-            mel, wav = runner.run([job], steps, o.cfg_strength, o.sway, engine.schedules, plan)[0]
-        elif plan is not None:
-            assert engine.teacher is not None
-            mel = sample_guided_start_eager(engine.fast, engine.teacher, [job], steps, plan,
-                                            o.cfg_strength, o.sway,
-                                            engine.schedules)[0][v.frames :]  # fmt: skip
-            wav = None
-        elif engine.student:
-            mel = sample_student_eager(engine.fast, [job], steps, o.sway,
-                                       engine.schedules)[0][v.frames :]  # fmt: skip
-            wav = None
-        else:
-            mel = sample_eager(engine.fast, [job], steps, o.cfg_strength, o.sway,
-                               engine.schedules)[0][v.frames :]  # fmt: skip
-            wav = None
-        if wav is None:
-            with tf32_matmuls(engine.options.vocoder_tf32):
-                wav = engine.vocoder.decode(mel.T[None].float())[0]
-        audio, mel_ok, audio_ok = fetch(wav, mel)  # as the engine takes it to the host
+        audio = engine.render(job, steps)
         tt = time.perf_counter() - t0
-        assert mel_ok and audio_ok
         if i:  # the first run fills caches
             totals.append(tt)
     gen_s = (total - v.frames) / FPS
