@@ -89,6 +89,14 @@ def available_fusions(device: torch.device) -> frozenset[str]:
     return frozenset({"residual", "rows"}) | fused.available(device)
 
 
+def _dynamic(*dims: tuple[Tensor | None, int]) -> None:
+    """Mark these dimensions (the sequence length) symbolic for torch.compile: one compiled
+    graph serves every shape bucket. Absent tensors are skipped."""
+    for t, dim in dims:
+        if t is not None:
+            torch._dynamo.maybe_mark_dynamic(t, dim)
+
+
 BlockWeights = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
 
 
@@ -462,17 +470,13 @@ class FastDiT:
         keys = mask if mask is None or cfg is None else torch.cat((mask, mask))
         attn_mask = None if keys is None else keys[:, None, None, :]
         if self.mark_dynamic:
-            for t, dim in ((xin, 1), (pre, 1), (mask, 1), (cos, 0), (sin, 0), (attn_mask, 3)):
-                if t is not None:
-                    torch._dynamo.maybe_mark_dynamic(t, dim)
+            _dynamic((xin, 1), (pre, 1), (mask, 1), (cos, 0), (sin, 0), (attn_mask, 3))
         h = self.embed_fn(xin, pre, self.w_x, *self.conv, mask, self.groups, self.conv_fn)
         defer = "residual" in self.fuse
         f: Tensor | None = None  # a block's deferred feed-forward output (gate: its mod[5])
         for i, w in enumerate(self.blocks):
             if self.mark_dynamic:
-                for t in (h, f):
-                    if t is not None:
-                        torch._dynamo.maybe_mark_dynamic(t, 1)
+                _dynamic((h, 1), (f, 1))
             args = (mods[i], *w, cos, sin, attn_mask, self.heads, self.rope_heads, defer,
                     self.ff_in, self.rope)  # fmt: skip
             if f is None:
@@ -480,8 +484,6 @@ class FastDiT:
             else:
                 h, f = self.block_fn(h, f, mods[i - 1][5], *args)
         if self.mark_dynamic:
-            for t in (h, f):
-                if t is not None:
-                    torch._dynamo.maybe_mark_dynamic(t, 1)
+            _dynamic((h, 1), (f, 1))
         g = None if f is None else mods[-1][5]
         return self.head_fn(h, f, g, fmod, self.out_w, self.out_b, cfg)
