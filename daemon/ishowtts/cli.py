@@ -8,9 +8,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__, logs
 from .config import BrokenInstall, Config, ConfigError, load_config
+
+if TYPE_CHECKING:  # the engines package is imported only by the commands that need it
+    from .engines import WeightsUnusable
 
 EXIT_CONFIG = 2
 EXIT_USAGE = 2  # as argparse: the command line itself is wrong
@@ -30,18 +34,26 @@ def _load(path: Path | None, voices: bool = True, fallback: bool = False) -> Con
     problem is printed, one line each, and exits 2 — before a model is loaded. With
     ``fallback`` (the daemon) and ``engine.fallback`` set, model files that cannot be had are
     no error: the fallback engine speaks, and the start-up says so in its log."""
+    return _load_checked(path, voices, fallback)[0]
+
+
+def _load_checked(path: Path | None, voices: bool = True,
+                  fallback: bool = False) -> tuple[Config, list[str]]:  # fmt: skip
+    """``_load``, and the engine-file problems the fallback covers (checked once: judging a
+    checkpoint reads its index)."""
     path = path or default_config_path()
     try:
         config = load_config(path)
+        covered: list[str] = []
         if voices:
             from .voices import check_engine_files, check_voices
 
             files = check_engine_files(config)
             if files and fallback and config.engine.fallback:
-                files = []
+                covered, files = files, []
             if problems := files + check_voices(config):
                 raise ConfigError(problems)
-        return config
+        return config, covered
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)
@@ -51,11 +63,12 @@ def _load(path: Path | None, voices: bool = True, fallback: bool = False) -> Con
         raise SystemExit(EXIT_BROKEN_INSTALL) from None
 
 
-def unusable_line(config: Config, exc: Exception) -> str:
+def unusable_line(config: Config, exc: WeightsUnusable) -> str:
     """The one line for weights that cannot work, as check-config words it: the key, why and
     the fix, and where the key is."""
-    option = getattr(exc, "option", "checkpoint")
-    return f"config error: engine.{option}: {exc} ({config.where('engine', option)})"
+    from .voices import engine_key_problem
+
+    return f"config error: {engine_key_problem(config, exc.option, str(exc))}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -73,15 +86,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from .voices import check_engine_files
-
-    config = _load(args.config, fallback=True)
+    config, missing = _load_checked(args.config, fallback=True)
     names = ", ".join(f"{c.name} ({c.type})" for c in config.connectors) or "none"
     print(f"{config.path}: OK")
     print(f"  engine: {config.engine.type}; voices: {', '.join(config.voices)}")
     if config.engine.fallback:
-        missing = check_engine_files(config)  # not an error: the fallback will speak
-        for problem in missing:
+        for problem in missing:  # not an error: the fallback will speak
             print(f"  warning: {problem}")
         speaks = " (it will speak: the engine's files are missing or unusable)" if missing else ""
         print(f"  fallback: {config.engine.fallback}{speaks}")

@@ -38,6 +38,11 @@ def check_voices(config: Config) -> list[str]:
     return problems
 
 
+def engine_key_problem(config: Config, key: str, why: str) -> str:
+    """One config problem with an engine key: the key, why, and where it is set."""
+    return f"engine.{key}: {why} ({config.where('engine', key)})"
+
+
 def check_engine_files(config: Config) -> list[str]:
     files = engines.check_files(config.engine.type, config.engine.options)
-    return [f"engine.{k}: {why} ({config.where('engine', k)})" for k, why in files.items()]
+    return [engine_key_problem(config, k, why) for k, why in files.items()]
