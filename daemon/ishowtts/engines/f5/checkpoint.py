@@ -45,10 +45,6 @@ _SAFETENSORS_DTYPES = {  # the header's names
 }
 
 
-def unusable(option: str, message: str) -> WeightsUnusable:
-    return WeightsUnusable(option, message)
-
-
 def _again(path: Path, option: str = "checkpoint") -> str:
     return f"download or copy {path.name} again, or set engine.{option} to another file"
 
@@ -59,16 +55,16 @@ def sniff(path: Path, option: str = "checkpoint") -> str:
     if path.is_dir():
         found = sorted(p.name for p in path.iterdir() if p.suffix in (".safetensors", ".pt"))
         hint = f" (it holds {', '.join(found[:3])})" if found else ""
-        raise unusable(option, f"{path} is a folder{hint}; set engine.{option} to the "
+        raise WeightsUnusable(option, f"{path} is a folder{hint}; set engine.{option} to the "
                        f"checkpoint file itself")  # fmt: skip
     try:
         with open(path, "rb") as f:
             head = f.read(64)
     except OSError as exc:  # e.g. the service's user may not read a file in someone's home
-        raise unusable(option, f"{path} cannot be opened ({exc.strerror or exc}); make "
+        raise WeightsUnusable(option, f"{path} cannot be opened ({exc.strerror or exc}); make "
                        f"it readable by the user the daemon runs as") from None  # fmt: skip
     if not head:
-        raise unusable(
+        raise WeightsUnusable(
             option,
             f"{path} is empty (0 bytes): an interrupted download or copy; {_again(path, option)}",
         )
@@ -84,7 +80,7 @@ def sniff(path: Path, option: str = "checkpoint") -> str:
         what = "an HTML page (a failed download?)"
     else:
         what = f"neither safetensors nor a torch file (it starts with {head[:8]!r})"
-    raise unusable(option, f"{path} is not a checkpoint: {what}; {_again(path, option)}")
+    raise WeightsUnusable(option, f"{path} is not a checkpoint: {what}; {_again(path, option)}")
 
 
 def _meta(shape: list[int], dtype: str) -> torch.Tensor:
@@ -111,7 +107,7 @@ def open_raw(path: Path, meta: bool = False, option: str = "checkpoint") -> Any:
         if "Weights only load failed" not in str(exc):
             raise _corrupt(path, kind, exc, option) from None
         # A pickled nn.Module or trainer object: unpickling would run code from the file.
-        raise unusable(
+        raise WeightsUnusable(
             option,
             f"{path} holds Python objects besides tensors (a pickled model?), which are not "
             f"loaded for safety; save its state_dict() instead "
@@ -124,7 +120,7 @@ def open_raw(path: Path, meta: bool = False, option: str = "checkpoint") -> Any:
 def _corrupt(path: Path, kind: str, exc: BaseException, option: str) -> WeightsUnusable:
     what = {"safetensors": "safetensors", "zip": "torch zip", "pickle": "torch"}[kind]
     why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-    return unusable(
+    return WeightsUnusable(
         option,
         f"{path} looks like a {what} file but cannot be read ({why}): it is truncated or "
         f"corrupt; {_again(path, option)}",
@@ -149,7 +145,7 @@ def select(raw: Any, path: Path, use_ema: bool = True) -> dict[str, torch.Tensor
     """The CFM state dict (``transformer.*`` keys) in ``raw``: the EMA weights unless
     ``use_ema`` is false and the file has others (then the trained ones)."""
     if not isinstance(raw, Mapping):
-        raise unusable(
+        raise WeightsUnusable(
             "checkpoint", f"{path} holds a {type(raw).__name__}, not a state dict; {_again(path)}"
         )
     nested = {k: raw.get(k) for k in ("ema_model_state_dict", "model_state_dict")}
@@ -161,7 +157,7 @@ def select(raw: Any, path: Path, use_ema: bool = True) -> dict[str, torch.Tensor
             plain = raw
     for part in (plain, ema):
         if part is not None and any(str(k).startswith(STUDENT_MARKERS) for k in part):
-            raise unusable(
+            raise WeightsUnusable(
                 "model",
                 f"{path} is a DMOSpeech2 student checkpoint; set engine.model: DMOSpeech2",
             )
@@ -178,7 +174,7 @@ def select(raw: Any, path: Path, use_ema: bool = True) -> dict[str, torch.Tensor
     assert chosen is not None
     state = _normalise(chosen)
     if not state:
-        raise unusable(
+        raise WeightsUnusable(
             "checkpoint",
             f"{path} holds no model weights (top-level keys: "
             f"{', '.join(map(str, list(raw)[:5]))}); {_again(path)}",
@@ -234,13 +230,13 @@ def fit(
             for k in state
         )
         if vocoder:
-            raise unusable(
+            raise WeightsUnusable(
                 "checkpoint",
                 f"{path} is a Vocos vocoder, not an F5 model; it "
                 f"belongs in engine.vocoder (a folder with its config.yaml)",
             )
         keys = ", ".join(k.removeprefix("transformer.") for k in list(state)[:3])
-        raise unusable(
+        raise WeightsUnusable(
             "checkpoint",
             f"{path} holds no F5 DiT weights (its tensors are named "
             f"like {keys}); set engine.checkpoint to an F5-TTS checkpoint",
@@ -248,7 +244,7 @@ def fit(
     if any(k.startswith("transformer.layers.") for k in state) and not any(
         k.startswith("transformer.transformer_blocks.") for k in state
     ):
-        raise unusable(
+        raise WeightsUnusable(
             "checkpoint",
             f"{path} is an E2-TTS checkpoint (UNetT backbone); ishowtts runs F5-TTS (DiT) "
             f"models only: set engine.checkpoint to an F5-TTS file",
@@ -273,12 +269,12 @@ def fit(
         how = [f"{what} {', '.join(keys[:2])}" + (f" (+{len(keys) - 2})" if len(keys) > 2 else "")
                for what, keys in (("shapes", wrong), ("missing", missing),
                                   ("unexpected", unexpected)) if keys]  # fmt: skip
-        raise unusable(
+        raise WeightsUnusable(
             "model", f"{path} does not fit engine.model {model}: {'; '.join(how)}; {fix}"
         )
     bad = [k for k, v in state.items() if own[k].is_floating_point() and not v.is_floating_point()]
     if bad:
-        raise unusable(
+        raise WeightsUnusable(
             "checkpoint",
             f"{path}: {bad[0]} is {state[bad[0]].dtype} (a quantised "
             f"export?); only float weights load (fp32, fp16, bf16)",
@@ -286,14 +282,14 @@ def fit(
     have, want = state[TEXT_EMBED].shape[0], own[TEXT_EMBED].shape[0]
     if have != want:  # row 0 is the filler token: a vocab of n lines makes n + 1 rows
         note = " (an extended vocab, as finetuning on new characters makes)" if have > want else ""
-        raise unusable(
+        raise WeightsUnusable(
             "vocab",
             f"{path} was trained with {have - 1} text tokens{note}, engine.vocab ({vocab}) has "
             f"{want - 1}; set engine.vocab to the vocab.txt that came with the checkpoint",
         )
     named = named_model(path)
     if check_name and named and upstream.is_shipped(model) and named != model:
-        raise unusable(
+        raise WeightsUnusable(
             "model",
             f"{path} is an {named} checkpoint (its path says so) but engine.model is {model}: "
             f"the two have the same shapes but not the same attention and text padding, and "
@@ -305,7 +301,7 @@ def check_finite(state: Mapping[str, torch.Tensor], path: Path) -> None:
     """NaN/inf weights (a diverged run, an fp16 export that overflowed) speak noise."""
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
-        raise unusable(
+        raise WeightsUnusable(
             "checkpoint",
             f"{path}: {len(bad)} tensor(s) hold NaN or inf, e.g. "
             f"{bad[0]} (a diverged training run or an overflowing fp16 export); "

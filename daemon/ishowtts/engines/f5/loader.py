@@ -157,7 +157,7 @@ def probe(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
 
 def read_state_dict(path: Path, use_ema: bool = True) -> dict[str, torch.Tensor]:
     """The CFM state dict (``transformer.*`` keys) of an F5 checkpoint in any layout
-    ``checkpoint`` reads; a ``WeightsUnusable`` (a ValueError) says why not."""
+    ``checkpoint`` reads; a ``WeightsUnusable`` says why not."""
     return checkpoint.open_state(path, use_ema)
 
 
