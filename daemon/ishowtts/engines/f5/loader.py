@@ -87,14 +87,33 @@ def resolve(
             f"{what}: {path} does not exist; set the engine option `{option}` to a local file "
             f"or to {HUB_PREFIX}<owner>/<repo>/<file> on a machine with internet"
         )
+    hub = _hub_parts(source, filename)
+    if hub is None:
+        raise ValueError(f"{what}: {source!r} must be {HUB_PREFIX}<owner>/<repo>/<file>")
+    return _hub_file(*hub, what, option, cache_dir)
+
+
+def _hub_parts(source: str, filename: str | None) -> tuple[str, str] | None:
+    """(repo, file) of ``hf://owner/repo/file`` (or of ``hf://owner/repo`` and ``filename``);
+    None when the address names no file."""
     parts = source[len(HUB_PREFIX) :].strip("/").split("/")
-    if filename is None:
-        if len(parts) < 3:
-            raise ValueError(f"{what}: {source!r} must be {HUB_PREFIX}<owner>/<repo>/<file>")
-        repo, file = "/".join(parts[:2]), "/".join(parts[2:])
-    else:
-        repo, file = "/".join(parts), filename
-    return _hub_file(repo, file, what, option, cache_dir)
+    if filename is not None:
+        return "/".join(parts), filename
+    if len(parts) < 3:
+        return None
+    return "/".join(parts[:2]), "/".join(parts[2:])
+
+
+def _cached_hub_file(repo: str, file: str, cache_dir: str | None) -> Path | None:
+    """The hub cache's copy of ``file``, without the network; None if it has none."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(
+            hf_hub_download(repo_id=repo, filename=file, cache_dir=cache_dir, local_files_only=True)
+        )
+    except Exception:  # not cached (or a broken cache entry)
+        return None
 
 
 def _hub_file(repo: str, file: str, what: str, option: str, cache_dir: str | None) -> Path:
@@ -110,13 +129,10 @@ def _hub_file(repo: str, file: str, what: str, option: str, cache_dir: str | Non
             f"the hub cache, or set the engine option `{option}` to a local path"
         )
 
-    try:
-        return Path(
-            hf_hub_download(repo_id=repo, filename=file, cache_dir=cache_dir, local_files_only=True)
-        )
-    except Exception:  # not cached (or a broken cache entry): try the network
-        pass
-    if offline():
+    local = _cached_hub_file(repo, file, cache_dir)
+    if local is not None:
+        return local
+    if offline():  # not cached (or a broken cache entry): the network, unless offline
         raise missing("HF_HUB_OFFLINE is set and the file is not in the hub cache")
     unreachable = probe(constants.ENDPOINT)
     if unreachable is not None:
@@ -333,22 +349,8 @@ def cached(source: str, cache_dir: str | None) -> Path | None:
     if not source.startswith(HUB_PREFIX):
         path = Path(source).expanduser()
         return path if path.exists() else None  # a folder too: the check says what to set
-    parts = source[len(HUB_PREFIX) :].strip("/").split("/")
-    if len(parts) < 3:
-        return None
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return Path(
-            hf_hub_download(
-                repo_id="/".join(parts[:2]),
-                filename="/".join(parts[2:]),
-                cache_dir=cache_dir,
-                local_files_only=True,
-            )
-        )
-    except Exception:
-        return None
+    hub = _hub_parts(source, None)
+    return None if hub is None else _cached_hub_file(*hub, cache_dir)
 
 
 def randomise(cfm: UpstreamModule, seed: int = 0, std: float = 0.02) -> None:
