@@ -60,9 +60,7 @@ class OperatorControls:
         """Mute a user from now on (and across restarts); what of theirs waits is removed."""
         mute = self.mutes.add(platform, uid, name)
         n = self.scheduler.remove(
-            lambda u: mute.covers(
-                u.event.platform, (u.event.user.id, *u.event.user.alt_ids), u.event.user.name
-            ),
+            lambda u: mute.covers(u.event.platform, u.event.user.ids(), u.event.user.name),
             reason="muted",
         )
         log.info("muted", platform=mute.platform, uid=mute.uid, user=mute.name, removed=n)

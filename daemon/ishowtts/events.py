@@ -49,6 +49,10 @@ class User:
     # filter or a routing rule written with any of them matches.
     alt_ids: tuple[str, ...] = ()
 
+    def ids(self) -> tuple[str, ...]:
+        """Every id this user goes by (``id`` first, then ``alt_ids``)."""
+        return (self.id, *self.alt_ids)
+
     def names(self) -> tuple[str, ...]:
         """Every string a filter or routing rule may name this user by (empty ones left out)."""
         return tuple(n for n in (self.id, *self.alt_ids, self.name) if n)

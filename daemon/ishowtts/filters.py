@@ -80,9 +80,7 @@ class Filters:
         names = user.names()
         if any(n in self.block_users for n in names):
             return "blocked_user"
-        if self.muted is not None and self.muted.matches(
-            event.platform, (user.id, *user.alt_ids), user.name
-        ):
+        if self.muted is not None and self.muted.matches(event.platform, user.ids(), user.name):
             return "muted_user"
         # System messages (the operator's own /say) are no chat user's.
         if (
