@@ -12,11 +12,11 @@ from typing import Any
 
 import aiohttp
 
-from ishowtts.api import ControlApi, resolve_token
-from ishowtts.app import Daemon
+from ishowtts.app.daemon import Daemon
 from ishowtts.config import load_config
+from ishowtts.control.api import ControlApi, resolve_token
 from ishowtts.events import ChatEvent, Kind, User
-from ishowtts.ledger import Terminal
+from ishowtts.queue.ledger import Terminal
 
 TOKEN = "console-test-token-0123456789abcdef"
 

@@ -13,9 +13,9 @@ from structlog.testing import capture_logs
 
 from ishowtts.config import Config
 from ishowtts.events import ChatEvent, Kind, Retraction, User
-from ishowtts.ledger import Ledger, Terminal
-from ishowtts.pipeline import Pipeline
-from ishowtts.scheduler import Scheduler
+from ishowtts.pipeline.ingest import Pipeline
+from ishowtts.queue.ledger import Ledger, Terminal
+from ishowtts.queue.scheduler import Scheduler
 
 TERMINALS = {t.value for t in Terminal}
 PHRASES = [

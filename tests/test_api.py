@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from ishowtts.api import ApiError, is_loopback, resolve_token
 from ishowtts.config import ApiConfig
+from ishowtts.control.api import ApiError, is_loopback, resolve_token
 from tests.servers.control import Running, serve
 from tests.servers.util import until
 
@@ -204,7 +204,7 @@ def test_gpu_memory_is_exported_when_torch_uses_cuda(monkeypatch: pytest.MonkeyP
     from collections import Counter
     from types import SimpleNamespace
 
-    from ishowtts.metrics import Metrics
+    from ishowtts.control.metrics import Metrics
 
     cuda = SimpleNamespace(
         is_available=lambda: True,

@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from ishowtts.api import ControlApi
-from ishowtts.app import Daemon
+from ishowtts.app.daemon import Daemon
 from ishowtts.config import load_config
+from ishowtts.control.api import ControlApi
 from tests.servers.control import Running, serve
 from tests.servers.util import until
 from tests.test_api import TOKEN

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from ishowtts.config import Config, FiltersConfig, RoutingConfig
 from ishowtts.connectors import ConnectorContext, ConnectorState
 from ishowtts.events import ChatEvent, Kind, Retraction
-from ishowtts.filters import Filters
+from ishowtts.pipeline.filters import Filters
 from ishowtts_plugins.bilibili import BilibiliOpenConnector, BilibiliOpenOptions
 from ishowtts_plugins.bilibili.commands import MalformedCommand
 from ishowtts_plugins.bilibili.open_commands import OpenCommandMapper
@@ -289,9 +289,9 @@ def test_options() -> None:
 
 
 def test_a_deleted_super_chat_leaves_the_queue() -> None:
-    from ishowtts.ledger import Ledger
-    from ishowtts.pipeline import Pipeline
-    from ishowtts.scheduler import Scheduler
+    from ishowtts.pipeline.ingest import Pipeline
+    from ishowtts.queue.ledger import Ledger
+    from ishowtts.queue.scheduler import Scheduler
 
     cfg = Config()
     ledger = Ledger()

@@ -74,7 +74,7 @@ def test_good_config_values_and_defaults(tmp_path: Path) -> None:
 
 
 def test_voice_keys_beyond_the_common_ones_belong_to_the_engine(tmp_path: Path) -> None:
-    from ishowtts.app import voices_from
+    from ishowtts.app.daemon import voices_from
     from ishowtts.engines import Voice
     from ishowtts.engines.f5.voices import F5VoiceOptions, pick_default, voice_options
 

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
-from ishowtts.api import is_loopback
 from ishowtts.config import FiltersConfig
-from ishowtts.console import CSP, browser_refusal, host_name
+from ishowtts.control.api import is_loopback
+from ishowtts.control.console import CSP, browser_refusal, host_name
+from ishowtts.control.feed import EventFeed, FeedFull
+from ishowtts.control.timeline import Timeline
 from ishowtts.events import ChatEvent, Kind, User
-from ishowtts.feed import EventFeed, FeedFull
-from ishowtts.filters import Filters
-from ishowtts.mutes import MAX_FIELD, MuteError, MuteList, default_path
-from ishowtts.timeline import Timeline
+from ishowtts.pipeline.filters import Filters
+from ishowtts.pipeline.mutes import MAX_FIELD, MuteError, MuteList, default_path
 from tests.console_daemon import TOKEN, running
 from tests.servers import bilibili_samples as samples
 from tests.servers.bilibili_open import APP_ID, AUTH_CODE, KEY_ID, SECRET, OpenServer
@@ -102,7 +102,7 @@ def test_mute_requests_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         mutes.add("bilibili", "", "")
     with pytest.raises(MuteError):
         mutes.add("bilibili", "1", "x" * (MAX_FIELD + 1))
-    monkeypatch.setattr("ishowtts.mutes.MAX_MUTES", 2)
+    monkeypatch.setattr("ishowtts.pipeline.mutes.MAX_MUTES", 2)
     mutes.add("bilibili", "1", "a")
     mutes.add("bilibili", "2", "b")
     mutes.add("bilibili", "2", "b again")  # the same user: replaced, not counted twice
@@ -426,7 +426,7 @@ async def test_queue_removal_mutes_and_the_say_voice(tmp_path: Path, pulse: Any)
 
 
 def test_a_failing_ledger_listener_never_breaks_the_accounting() -> None:
-    from ishowtts.ledger import Ledger, Terminal
+    from ishowtts.queue.ledger import Ledger, Terminal
 
     ledger = Ledger()
     seen: list[str | None] = []
@@ -444,8 +444,8 @@ def test_a_failing_ledger_listener_never_breaks_the_accounting() -> None:
 def test_the_mixer_says_how_much_of_a_line_is_left() -> None:
     import numpy as np
 
+    from ishowtts.audio.mixer import Mixer
     from ishowtts.events import AudioChunk, Utterance
-    from ishowtts.mixer import Mixer
 
     mixer = Mixer(1000, fade_ms=1.0)
     event = ChatEvent("bilibili", "1", Kind.DANMAKU, User("1", "a"), text="hi")

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from ishowtts.config import DedupeConfig
-from ishowtts.dedupe import Deduper, canonical
 from ishowtts.events import ChatEvent, Kind, User
+from ishowtts.pipeline.dedupe import Deduper, canonical
 
 
 def ev(kind: Kind = Kind.DANMAKU, uid: str = "1", **kw: Any) -> ChatEvent:

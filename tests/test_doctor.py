@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ishowtts.doctor import Finding, Problem, Step, _release, report, run_checks
+from ishowtts.shell.doctor import Finding, Problem, Step, _release, report, run_checks
 
 
 def doctor(shadow: Path | None = None, *args: str) -> subprocess.CompletedProcess[str]:

@@ -18,8 +18,8 @@ from ishowtts.config import FailoverConfig, load_config
 from ishowtts.engines import EngineBroken, EngineError, Voice, build
 from ishowtts.engines.faults import DeviceLost, unrecoverable
 from ishowtts.engines.tone import ToneEngine, ToneOptions, tone_frequency
-from ishowtts.ledger import Ledger
-from ishowtts.synth import SynthWorker
+from ishowtts.queue.ledger import Ledger
+from ishowtts.synth.worker import SynthWorker
 from tests.audio_utils import dominant_frequency
 from tests.test_synth import QueueSource, RecordingSink, utterance, wait_for
 

@@ -8,7 +8,7 @@ import pytest
 
 from ishowtts.config import FiltersConfig
 from ishowtts.events import ChatEvent, Kind, User
-from ishowtts.filters import Filters, graphemes
+from ishowtts.pipeline.filters import Filters, graphemes
 
 ALICE = User(id="42", name="alice")
 

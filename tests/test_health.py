@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
+from ishowtts.control.health import Health
 from ishowtts.engines import Engine, EngineError
 from ishowtts.engines.tone import ToneEngine
-from ishowtts.health import Health
 from tests.servers.control import Running, serve
 from tests.servers.util import until
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import tomllib
 from packaging.requirements import Requirement
 
-from ishowtts.doctor import F5_UNUSED_AT_INFERENCE, _canonical
+from ishowtts.shell.doctor import F5_UNUSED_AT_INFERENCE, _canonical
 
 ROOT = Path(__file__).resolve().parent.parent
 JETPACK_PROVIDES = {"torch", "torchaudio"}

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ishowtts.audio.mixer import Finished, Mixer, Started, fade_curve
+from ishowtts.audio.output import Render
+from ishowtts.audio.player import Player, PlayerState
+from ishowtts.audio.portaudio_output import SETTLE_MAX_S, Settle, write_channels
 from ishowtts.config import PlayerConfig
 from ishowtts.events import AudioChunk, ChatEvent, Kind, User, Utterance
-from ishowtts.mixer import Finished, Mixer, Started, fade_curve
-from ishowtts.output import Render
-from ishowtts.player import Player, PlayerState
-from ishowtts.portaudio_output import SETTLE_MAX_S, Settle, write_channels
 from tests.servers.util import until
 
 SR = 1000

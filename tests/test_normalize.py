@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ishowtts.config import NormalizeConfig
-from ishowtts.normalize import Normalizer
+from ishowtts.pipeline.normalize import Normalizer
 
 DEFAULT = [
     # runs

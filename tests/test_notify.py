@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ishowtts.notify import Notifier, feed_watchdog, socket_address, watchdog_interval
+from ishowtts.shell.notify import Notifier, feed_watchdog, socket_address, watchdog_interval
 
 
 def parse(datagram: bytes) -> dict[str, str]:
@@ -114,9 +114,9 @@ async def test_watchdog_is_fed_from_the_loop_and_withheld_when_unhealthy(
 async def test_ready_is_retried_until_a_full_socket_queue_takes_it(tmp_path: Path) -> None:
     """systemd read its socket late (seen: 4 s) and the queue was full: READY=1 sent once was
     lost for good and the unit never became active. The service delivers it instead."""
-    from ishowtts.app import Daemon
+    from ishowtts.app.daemon import Daemon
     from ishowtts.config import load_config
-    from ishowtts.service import _announce
+    from ishowtts.shell.service import _announce
 
     path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ishowtts.app import Daemon
+from ishowtts.app.daemon import Daemon
+from ishowtts.audio.null_output import NullOutput, is_null_device
+from ishowtts.audio.player import Player
 from ishowtts.config import PlayerConfig, load_config
 from ishowtts.events import AudioChunk, ChatEvent, Kind, User, Utterance
-from ishowtts.null_output import NullOutput, is_null_device
-from ishowtts.player import Player
 
 SR = 24000
 
@@ -153,7 +153,7 @@ def test_the_daemon_imports_without_portaudio() -> None:
         "        if name == 'sounddevice':\n"
         "            raise ImportError('PortAudio library not found')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import ishowtts.app, ishowtts.player, ishowtts.cli\n"
+        "import ishowtts.app.daemon, ishowtts.audio.player, ishowtts.shell.cli\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr

@@ -9,11 +9,11 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from ishowtts.app import Daemon
+from ishowtts.app.daemon import Daemon
 from ishowtts.config import QueueConfig, load_config
 from ishowtts.events import ChatEvent, Kind, User, Utterance
-from ishowtts.ledger import Terminal
-from ishowtts.scheduler import Placed, Scheduler
+from ishowtts.queue.ledger import Terminal
+from ishowtts.queue.scheduler import Placed, Scheduler
 
 PRIO = {Kind.SYSTEM: 60, Kind.SUPER_CHAT: 50, Kind.GIFT: 30, Kind.DANMAKU: 20}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ishowtts import pending
+from ishowtts.app.daemon import pending
 from ishowtts.events import ChatEvent, Kind, User
 
 

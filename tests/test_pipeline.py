@@ -9,9 +9,9 @@ from structlog.testing import capture_logs
 
 from ishowtts.config import Config
 from ishowtts.events import ChatEvent, Kind, Retraction, User
-from ishowtts.ledger import Ledger
-from ishowtts.pipeline import Pipeline
-from ishowtts.scheduler import Scheduler
+from ishowtts.pipeline.ingest import Pipeline
+from ishowtts.queue.ledger import Ledger
+from ishowtts.queue.scheduler import Scheduler
 
 ALICE = User("42", "alice")
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+from ishowtts.audio.player import Player, PlayerError, list_output_devices
+from ishowtts.audio.portaudio_output import PortAudioOutput
 from ishowtts.config import PlayerConfig
 from ishowtts.events import AudioChunk, ChatEvent, Kind, User, Utterance
-from ishowtts.player import Player, PlayerError, list_output_devices
-from ishowtts.portaudio_output import PortAudioOutput
 from tests.audio_utils import (
     Recorder,
     clicks,

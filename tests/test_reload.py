@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import structlog
 
+from ishowtts.audio.null_output import NullOutput
+from ishowtts.audio.portaudio_output import PortAudioOutput
 from ishowtts.connectors import ConnectorState
 from ishowtts.engines import Engine
 from ishowtts.engines.tone import ToneEngine
-from ishowtts.null_output import NullOutput
-from ishowtts.portaudio_output import PortAudioOutput
 from tests.servers.control import Running, serve
 from tests.servers.util import until
 

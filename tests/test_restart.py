@@ -18,10 +18,9 @@ import pytest
 import torch
 from structlog.testing import capture_logs
 
-from ishowtts import pending
-from ishowtts.api import ControlApi
-from ishowtts.app import EXIT_RESTART, Daemon
+from ishowtts.app.daemon import EXIT_RESTART, Daemon, pending
 from ishowtts.config import load_config
+from ishowtts.control.api import ControlApi
 from ishowtts.engines.tone import ToneEngine, ToneOptions
 
 pytestmark = pytest.mark.audio

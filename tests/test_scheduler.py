@@ -11,8 +11,8 @@ import pytest
 
 from ishowtts.config import QueueConfig
 from ishowtts.events import ChatEvent, Kind, Retraction, User, Utterance
-from ishowtts.ledger import Terminal
-from ishowtts.scheduler import Merge, Placed, Scheduler
+from ishowtts.queue.ledger import Terminal
+from ishowtts.queue.scheduler import Merge, Placed, Scheduler
 
 PRIO = {Kind.SUPER_CHAT: 50, Kind.GUARD: 40, Kind.GIFT: 30, Kind.DANMAKU: 20, Kind.ENTER: 10}
 

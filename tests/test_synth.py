@@ -14,8 +14,8 @@ import pytest
 from ishowtts.engines import EngineBroken, EngineError, Voice
 from ishowtts.engines.tone import ToneEngine, ToneOptions
 from ishowtts.events import AudioChunk, ChatEvent, Kind, User, Utterance
-from ishowtts.ledger import Ledger, Terminal
-from ishowtts.synth import SynthWorker
+from ishowtts.queue.ledger import Ledger, Terminal
+from ishowtts.synth.worker import SynthWorker
 
 
 def utterance(text: str) -> Utterance:

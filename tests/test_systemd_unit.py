@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ishowtts import cli, service
-from ishowtts.app import EXIT_RESTART, Daemon
+from ishowtts.app.daemon import EXIT_RESTART, Daemon
+from ishowtts.shell import cli, service
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM = ROOT / "systemd" / "ishowtts.service"

@@ -33,11 +33,11 @@ import numpy as np
 import yaml
 
 from ishowtts import logs
-from ishowtts.app import Daemon
+from ishowtts.app.daemon import Daemon
+from ishowtts.audio.null_output import NullOutput
 from ishowtts.config import load_config
 from ishowtts.events import ChatEvent, Retraction, Utterance
-from ishowtts.ledger import Terminal
-from ishowtts.null_output import NullOutput
+from ishowtts.queue.ledger import Terminal
 
 DANMAKU = [
     "主播好厉害啊", "哈哈哈哈哈", "666", "这波操作我给满分", "主播能不能唱一首晴天",

@@ -22,9 +22,9 @@ import structlog
 
 from ishowtts.config import Config
 from ishowtts.events import ChatEvent, Kind, User, Utterance
-from ishowtts.ledger import Ledger, Terminal
-from ishowtts.pipeline import Pipeline
-from ishowtts.scheduler import Scheduler
+from ishowtts.pipeline.ingest import Pipeline
+from ishowtts.queue.ledger import Ledger, Terminal
+from ishowtts.queue.scheduler import Scheduler
 
 PHRASES = [
     "主播好厉害啊",

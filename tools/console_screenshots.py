@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ishowtts.api import ControlApi, resolve_token  # noqa: E402
-from ishowtts.app import Daemon  # noqa: E402
+from ishowtts.app.daemon import Daemon  # noqa: E402
 from ishowtts.config import load_config  # noqa: E402
+from ishowtts.control.api import ControlApi, resolve_token  # noqa: E402
 from tests.audio_utils import ensure_pulseaudio  # noqa: E402
 from tests.browser import launch  # noqa: E402
 

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     from ishowtts import registry
-    from ishowtts.app import voices_from
+    from ishowtts.app.daemon import voices_from
     from ishowtts.config import ConfigError, load_config
 
     def progress(line: str) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 
 import aiohttp
 
-from ishowtts.api import ControlApi, resolve_token
-from ishowtts.app import Daemon
+from ishowtts.app.daemon import Daemon
 from ishowtts.config import load_config
+from ishowtts.control.api import ControlApi, resolve_token
 from ishowtts.engines import Engine
 
 

@@ -1,0 +1,280 @@
+"""The daemon: wires connectors → pipeline → scheduler → synth worker → player, one asyncio loop.
+
+The composition root: it builds the parts, connects their callbacks and runs start-up, the run
+loop and shutdown in order; each job it wires is a module of its own (README, "Layout").
+Data flows one way. Control (skip, pause, reload, stop) comes from signals and the control API
+and acts on the parts directly; every received event ends in one terminal ledger line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from .. import engines, logs
+from ..audio.player import Player
+from ..config import Config
+from ..connectors import ConnectorState
+from ..control.feed import EventFeed
+from ..control.health import Health
+from ..control.live_view import LiveView
+from ..control.metrics import Metrics
+from ..control.status import snapshot
+from ..control.timeline import Timeline
+from ..engines import Engine
+from ..events import ChatEvent, Retraction, Utterance
+from ..pipeline.ingest import Pipeline
+from ..pipeline.mutes import MuteList, default_path
+from ..queue.ledger import Ledger, Terminal
+from ..queue.paidloss import PaidLoss
+from ..queue.scheduler import Scheduler
+from ..synth.voices import voices_from
+from ..synth.worker import SynthWorker
+from . import health_checks as checks
+from . import pending, startup
+from .connector_set import ConnectorSet
+from .controls import OperatorControls
+from .reload import ReloadResult
+from .reloader import Reloader
+from .shutdown import drain
+from .startup import StartupCancelled
+
+log = structlog.get_logger("ishowtts")
+
+# The device is lost (a CUDA fault poisons the process): exit so that systemd starts a fresh
+# process (EX_TEMPFAIL, "try again"; the units force a restart on it). Paid lines are saved.
+EXIT_RESTART = 75
+
+
+class Daemon(OperatorControls):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        until_idle: bool = False,
+        engine_factory: Callable[[], Engine] | None = None,
+        shutdown_grace_s: float = 15.0,
+    ) -> None:
+        self.config = config
+        self.until_idle = until_idle
+        self.shutdown_grace_s = shutdown_grace_s
+        self.started_at = time.monotonic()
+        self.exit_code = 0
+        self.ready = asyncio.Event()
+        self.stopping = asyncio.Event()  # set when shutdown begins: sd_notify, /healthz
+        self._stop = asyncio.Event()
+        # Told when a reload begins (True) and ends (False): sd_notify RELOADING=1 / READY=1.
+        self.on_reload: Callable[[bool], None] | None = None
+        # Told the new config and API token when a reload is applied (the API takes the token).
+        self.on_config: list[Callable[[Config, str | None], None]] = []
+
+        # The data path: connectors → pipeline → scheduler → synth worker → player → ledger.
+        self.ledger = Ledger()
+        self.health = Health()
+        mute_file = config.filters.mute_file
+        self.mutes = MuteList(
+            config.resolve(mute_file) if mute_file else default_path(config.base_dir)
+        )
+        self.scheduler = Scheduler(config.queue, self._on_queue_terminal)
+        self.pipeline = Pipeline(config, self.ledger, self.scheduler, self.mutes)
+        self.engine_factory = engine_factory or (
+            lambda: engines.build(config.engine.type, config.engine.options)
+        )
+        fallback = config.engine.fallback
+        self.worker = SynthWorker(
+            self.engine_factory,
+            voices_from(config),
+            self.scheduler,
+            self.ledger,
+            config.player.lookahead_s,
+            fallback_factory=(lambda: engines.build(fallback)) if fallback else None,
+            passthrough=(StartupCancelled,),
+            failover=config.failover,
+            primary_name=config.engine.type,
+            fallback_name=fallback or "none",
+        )
+        self.worker.on_fatal = self._device_lost
+        self.player: Player | None = None  # built at start-up, at the engine's sample rate
+        self.pending_file = pending.resolve(config.queue.pending_file, config.base_dir)
+        self.paid_lost = PaidLoss()
+        # handle() looked up per item: a probe may wrap it before start (tools/bench_daemon.py).
+        self.intake = ConnectorSet(config, self.health, lambda item: self.handle(item))
+        self.connectors = self.intake.connectors
+
+        # What watches it: the console's live view (decisions and playback as they happen,
+        # recent history), the metrics, the health checks.
+        self.feed = EventFeed()
+        self.timeline = Timeline()
+        self.metrics = Metrics(self)  # after the parts it reads (it reads them at once)
+        self.live = LiveView(self.feed, self.timeline, self.metrics)
+        self.ttfa = self.live.ttfa
+        self.worker.on_stats = self.live.on_stats
+        self.ledger.listeners.append(self.live.on_ledger)
+        self.ledger.listeners.append(checks.EngineFailures(self.health))
+        self.health.add_check("queue", checks.queue_check(self.scheduler, self.paid_lost))
+        self.health.add_check("log", logs.problem)
+        self.health.add_check("engine", checks.engine_check(self.worker))
+        self.health.add_check(
+            "player", checks.player_check(lambda: self.player, lambda: self.config)
+        )
+        self.reloader = Reloader(self)
+
+    # -- plumbing between the parts ------------------------------------------------------------
+
+    def _on_queue_terminal(self, utt: Utterance, state: Terminal, fields: dict[str, Any]) -> None:
+        if fields.get("rule") == "paid_overflow":
+            self.paid_lost.record(utt, self.scheduler.paid)
+        if fields.get("rule") == "shutdown" and utt.event.is_paid and self.pending_file:
+            return  # stays open: shutdown saves it for the next start
+        self.ledger.close(utt.id, state, **fields)
+
+    def _device_lost(self, reason: str) -> None:
+        """The synth worker lost the device for good: restart the process (systemd does)."""
+        if self.exit_code == EXIT_RESTART:
+            return
+        log.error("restarting", reason=reason, exit_code=EXIT_RESTART)
+        self.exit_code = EXIT_RESTART
+        self.request_stop()
+
+    def _on_started(self, utt: Utterance, at: float) -> None:
+        self.live.started(utt, at)
+
+    def _on_done(self, utt: Utterance, played: bool) -> None:
+        self.live.done(utt, played)
+        if played:
+            self.ledger.close(utt.id, Terminal.SPOKEN, text=utt.text, voice=utt.voice)
+        else:
+            self.ledger.close(utt.id, Terminal.REMOVED, rule="skip")
+
+    def handle(self, item: ChatEvent | Retraction) -> None:
+        """One item from a connector. Never raises: chat content must not kill the daemon."""
+        try:
+            if isinstance(item, Retraction):
+                self.retract(item)
+            else:
+                self.pipeline.ingest(item)
+        except Exception as exc:  # the pipeline closes its own failures; this is a last guard
+            log.exception("handle_failed", error=repr(exc))
+            if isinstance(item, ChatEvent):
+                self.ledger.close(item.id, Terminal.FAILED, rule="pipeline", error=repr(exc))
+
+    def retract(self, r: Retraction) -> int:
+        n = self.pipeline.retract(r)
+        # Also what is being made or played right now.
+        for utt in {self.worker.current, self.player.now_playing if self.player else None}:
+            if utt is not None and r.matches(utt.event):
+                if self.player is not None:
+                    self.player.cancel(utt.id)
+                if self.ledger.close(utt.id, Terminal.REMOVED, rule=r.reason):
+                    n += 1
+        return n
+
+    # -- control (signals, API; the operator's actions are in controls.py) ----------------------
+
+    async def reload(self) -> ReloadResult:
+        """Re-read the config file and apply it whole, or nothing of it (see reloader.py)."""
+        return await self.reloader.reload()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        """SIGHUP (deferred during start-up: see reloader.py)."""
+        self.reloader.request()
+
+    def status(self) -> dict[str, Any]:
+        return snapshot(self)
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    async def start(self, progress: Callable[[str], None] | None = None) -> None:
+        step = startup.steps(progress, self._stop)
+        step(f"loading engine {self.config.engine.type}")
+        took = await self.worker.load(step)
+        # player.device "none" (no sound card) gets an output paced like one, playing nowhere.
+        self.player = Player(
+            self.config.player,
+            self.worker.sample_rate,
+            self._on_started,
+            self._on_done,
+            asyncio.get_running_loop(),
+        )
+        await startup.until_audible(self.player)
+        self.worker.sink = self.player
+        self.worker.start()
+        pending.restore(self.pending_file, self.handle)
+        await self.intake.start_all()
+        self.ready.set()
+        self.reloader.ready()
+        startup.log_ready(self.config, self.worker, self.connectors, self.started_at, took)
+
+    def idle(self) -> bool:
+        finished = (ConnectorState.FINISHED, ConnectorState.FAILED, ConnectorState.STOPPED)
+        return (
+            all(c.state in finished for c in self.connectors if c.platform != "http")
+            and len(self.scheduler) == 0
+            and self.worker.current is None
+            and self.player is not None
+            and self.player.now_playing is None
+            and self.player.queued_seconds == 0
+            and not self.ledger.open
+        )
+
+    async def run(self, progress: Callable[[str], None] | None = None) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        try:
+            # A stop during start-up ends it (at the engine's next step, or after the grace).
+            await startup.unless_stopped(
+                self.start(progress), self._stop, self.shutdown_grace_s, lambda: self.worker.state
+            )
+            await self._wait()
+        except StartupCancelled as exc:
+            log.info("startup_cancelled", at=str(exc))
+        finally:
+            await self.shutdown()
+        return self.exit_code
+
+    async def _wait(self) -> None:
+        worker = self.worker._task
+        while not self._stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=0.1)
+            self.timeline.depth(len(self.scheduler))
+            if worker is not None and worker.done():
+                log.error("synth_worker_died", error=repr(worker.exception()))
+                self.exit_code = 1
+                return
+            if self.until_idle and self.idle():
+                failed = [c.name for c in self.connectors if c.state is ConnectorState.FAILED]
+                if failed:  # a batch run whose source failed must not look like a success
+                    log.error("idle", reason="a connector failed", failed=failed)
+                    self.exit_code = 1
+                else:
+                    log.info("idle", reason="every connector finished and the queue is empty")
+                return
+
+    async def shutdown(self) -> None:
+        """Stop intake, let the utterance being heard finish (bounded), account for the rest:
+        what is queued or made ahead but not started is not played."""
+        self.stopping.set()
+        log.info("stopping", queued=len(self.scheduler))
+        await drain(
+            intake=self.intake,
+            scheduler=self.scheduler,
+            worker=self.worker,
+            player=self.player,
+            ledger=self.ledger,
+            pending_file=self.pending_file,
+            grace_s=self.shutdown_grace_s,
+        )

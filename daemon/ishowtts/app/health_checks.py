@@ -1,0 +1,96 @@
+"""The daemon's parts as health checks: what makes ``/healthz`` say degraded, and why.
+
+Each check reads one part's state when asked (see health.py); the engine is also watched
+through the ledger, because a run of failed messages is a fault that no state shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..audio.player import Player, PlayerState
+from ..config import Config
+from ..connectors import Connector, ConnectorState
+from ..control.health import Check, Health
+from ..events import ChatEvent
+from ..queue.ledger import Terminal
+from ..queue.paidloss import PaidLoss
+from ..queue.scheduler import Scheduler
+from ..synth.worker import SynthWorker, WorkerState
+
+# The engine failing this many messages in a row (none spoken between) is a fault, not bad
+# luck with one text: /healthz says degraded until a message is spoken again.
+ENGINE_FAILURES_DEGRADED = 3
+
+
+class EngineFailures:
+    """A ledger listener: reports the engine degraded after a run of failed messages, and
+    clears it when one is spoken."""
+
+    def __init__(self, health: Health) -> None:
+        self.health = health
+        self.in_a_row = 0
+
+    def __call__(self, event: ChatEvent, state: Terminal | None, fields: dict[str, Any]) -> None:
+        if state is Terminal.SPOKEN:
+            self.in_a_row = 0
+            self.health.clear("engine")
+        elif state is Terminal.FAILED and fields.get("rule") == "engine":
+            self.in_a_row += 1
+            if self.in_a_row >= ENGINE_FAILURES_DEGRADED:
+                self.health.report(
+                    "engine",
+                    f"{self.in_a_row} messages failed in a row, none spoken; "
+                    f"last: {str(fields.get('error', '?'))[:200]}",
+                )
+
+
+def queue_check(scheduler: Scheduler, paid_lost: PaidLoss) -> Check:
+    def check() -> str | None:
+        if scheduler.paid < scheduler.max_paid:
+            return None
+        return (
+            f"paid queue full ({scheduler.paid} of queue.max_paid): new paid lines are lost "
+            f"({paid_lost.count} so far)"
+        )
+
+    return check
+
+
+def engine_check(worker: SynthWorker) -> Check:
+    def check() -> str | None:
+        if worker.fatal is not None:
+            return f"{worker.fatal}; restarting"
+        if worker.state == WorkerState.BROKEN:
+            return "engine broken: its rebuild failed"
+        if worker.speaking == "fallback":
+            return (
+                f"{worker.fallback_name} speaks instead of {worker.primary_name}: "
+                f"{worker.primary_error}"
+            )
+        return None
+
+    return check
+
+
+def player_check(player: Callable[[], Player | None], config: Callable[[], Config]) -> Check:
+    """``player`` and ``config`` are read at each check: the player is built at start-up, and
+    a reload replaces the config."""
+
+    def check() -> str | None:
+        p = player()
+        if p is None or p.state != PlayerState.REOPENING:
+            return None
+        return f"no output stream on {config().player.device or 'default'}: reopening"
+
+    return check
+
+
+def connector_check(connector: Connector) -> Check:
+    def check() -> str | None:
+        if connector.state is ConnectorState.FAILED:
+            return f"connector {connector.name} ({connector.platform}) gave up; see its log"
+        return None
+
+    return check

@@ -1,0 +1,1 @@
+"""Audio out: the mixer, the player that supervises it, and the outputs it plays on."""

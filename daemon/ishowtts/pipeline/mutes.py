@@ -1,0 +1,178 @@
+"""The operator's runtime mute list: users muted from the console, kept in a small JSON state
+file so a mute survives a restart, and checked by the filters beside the config's block list.
+
+A user is matched by platform and id where the platform gives one (names change), any of the
+user's ids counting (``User.alt_ids``), else by name. The file is written whole through a
+temporary file and a rename, so a crash never leaves half a list; a file that cannot be read is
+moved aside (kept for the operator, never overwritten) and the daemon starts with an empty list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("ishowtts.pipeline.mutes")
+
+MAX_MUTES = 5000  # a list this long is a config's job (filters.users.block), not a click's
+MAX_FIELD = 128
+FILE_NAME = "mutes.json"
+
+
+class MuteError(ValueError):
+    """A mute request that cannot be honoured (empty, too long, list full)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    platform: str
+    uid: str
+    name: str
+    at: float  # wall time it was muted
+
+    def covers(self, platform: str, ids: tuple[str, ...], name: str) -> bool:
+        """Whether this mute names that user (any of the user's ids, else the name)."""
+        if platform != self.platform:
+            return False
+        return self.uid in ids if self.uid else bool(name) and name == self.name
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.platform, self.uid) if self.uid else (self.platform, "name:" + self.name)
+
+
+def default_path(config_dir: Path, env: dict[str, str] | None = None) -> Path:
+    """Under the service's state directory when systemd gives one (``StateDirectory=``: the
+    config folder is read-only there), else next to the config file."""
+    env = dict(os.environ) if env is None else env
+    state = env.get("STATE_DIRECTORY", "").split(":")[0].strip()
+    return (Path(state) if state else config_dir) / FILE_NAME
+
+
+class MuteList:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path  # None: in memory only (tests, the API disabled)
+        self._by_key: dict[tuple[str, str], Mute] = {}
+        self._names: dict[tuple[str, str], Mute] = {}  # (platform, name) → a mute by name
+        self.save_error: str | None = None
+        if path is not None:
+            self._load(path)
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def matches(self, platform: str, ids: tuple[str, ...], name: str) -> bool:
+        """Whether a user with these ids (``User.id`` and every ``alt_ids``: a Bilibili
+        open-platform user has an open_id and a union_id, and a mute may name either) or this
+        name is muted on ``platform``."""
+        for uid in ids:
+            mute = self._by_key.get((platform, uid)) if uid else None
+            if mute is not None and mute.uid == uid:  # never a by-name key that looks alike
+                return True
+        return bool(name) and (platform, name) in self._names
+
+    def list(self) -> list[dict[str, Any]]:
+        return [asdict(m) for m in sorted(self._by_key.values(), key=lambda m: m.at)]
+
+    # -- changes -------------------------------------------------------------------------------
+
+    def add(self, platform: str, uid: str, name: str) -> Mute:
+        platform, uid, name = _clean(platform), _clean(uid), _clean(name)
+        if not platform or not (uid or name):
+            raise MuteError("a mute needs a platform and a user id or name")
+        mute = Mute(platform, uid, name, round(time.time(), 3))
+        if mute.key not in self._by_key and len(self._by_key) >= MAX_MUTES:
+            raise MuteError(f"the mute list is full ({MAX_MUTES}); use filters.users.block")
+        self._put(mute)
+        self._save()
+        return mute
+
+    def remove(self, platform: str, uid: str, name: str) -> bool:
+        key = Mute(_clean(platform), _clean(uid), _clean(name), 0.0).key
+        mute = self._by_key.pop(key, None)
+        if mute is None:
+            return False
+        if self._names.get((mute.platform, mute.name)) is mute:
+            del self._names[(mute.platform, mute.name)]
+        self._save()
+        return True
+
+    # -- the file ------------------------------------------------------------------------------
+
+    def _put(self, mute: Mute) -> None:
+        old = self._by_key.get(mute.key)
+        if old is not None and self._names.get((old.platform, old.name)) is old:
+            del self._names[(old.platform, old.name)]
+        self._by_key[mute.key] = mute
+        if not mute.uid:
+            self._names[(mute.platform, mute.name)] = mute
+
+    def _load(self, path: Path) -> None:
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.error("mutes_unreadable", path=str(path), error=str(exc))
+            return
+        try:
+            data = json.loads(raw)
+            entries = data["users"]
+            if not isinstance(entries, list):
+                raise TypeError("users is not a list")
+            for entry in entries[:MAX_MUTES]:
+                self._put(
+                    Mute(
+                        _clean(str(entry["platform"])),
+                        _clean(str(entry.get("uid", ""))),
+                        _clean(str(entry.get("name", ""))),
+                        float(entry.get("at", 0.0)),
+                    )
+                )
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            self._by_key.clear()
+            self._names.clear()
+            aside = path.with_name(f"{path.name}.bad-{int(time.time())}")
+            with contextlib.suppress(OSError):
+                path.rename(aside)
+            log.error(
+                "mutes_file_invalid",
+                path=str(path),
+                error=f"{type(exc).__name__}: {exc}",
+                moved_to=str(aside),
+                advice="starting with an empty mute list; the old file is kept",
+            )
+            return
+        log.info("mutes_loaded", path=str(path), users=len(self._by_key))
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        body = json.dumps({"version": 1, "users": self.list()}, ensure_ascii=False, indent=1)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(body + "\n", encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            # Kept in memory; the console shows this so the operator knows it will not last.
+            self.save_error = f"{self.path}: {exc.strerror or exc}"
+            log.error("mutes_not_saved", path=str(self.path), error=str(exc))
+            return
+        self.save_error = None
+
+
+def _clean(value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_FIELD:
+        raise MuteError(f"longer than {MAX_FIELD} characters")
+    return value

@@ -1,0 +1,91 @@
+"""The ledger: every received event ends in exactly one terminal log line.
+
+Operators rely on it (``journalctl | grep <id>`` always ends in spoken/dropped/expired/evicted/
+removed/failed), and the metrics are counted here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+import structlog
+
+from ..events import ChatEvent
+
+
+class Terminal(str, Enum):
+    SPOKEN = "spoken"
+    DROPPED = "dropped"  # a filter or dedupe rule said no; ``rule`` names it
+    EXPIRED = "expired"  # stale before it could be read (TTL of its class)
+    EVICTED = "evicted"  # the queue was full and this was the least important
+    REMOVED = "removed"  # recalled on the platform, cleared or skipped by the operator
+    FAILED = "failed"  # the engine or the player failed on it
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# Told of every received event (state None) and every terminal line: the console's live feed,
+# health (the engine failing message after message).
+Listener = Callable[[ChatEvent, "Terminal | None", dict[str, Any]], None]
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self.log = structlog.get_logger("ishowtts")
+        self.open: dict[str, ChatEvent] = {}
+        self.received_by_kind: Counter[str] = Counter()
+        self.terminal_counts: Counter[tuple[str, str]] = Counter()  # (kind, state)
+        self.rules: Counter[str] = Counter()  # why things were dropped/removed
+        self.listeners: list[Listener] = []
+
+    def _tell(self, event: ChatEvent, state: Terminal | None, fields: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event, state, fields)
+            except Exception as exc:  # a viewer must never break the accounting
+                self.log.exception("ledger_listener_failed", error=repr(exc))
+
+    def received(self, event: ChatEvent) -> None:
+        self.open[event.id] = event
+        self.received_by_kind[event.kind.value] += 1
+        self.log.info(
+            "received",
+            id=event.id,
+            platform=event.platform,
+            kind=event.kind.value,
+            user=event.user.name,
+            uid=event.user.id,
+            text=event.text,
+        )
+        self._tell(event, None, {})
+
+    def close(self, event_id: str, state: Terminal, **fields: Any) -> bool:
+        """Log the one terminal line for ``event_id``; False if it was already closed."""
+        event = self.open.pop(event_id, None)
+        if event is None:
+            return False
+        self.terminal_counts[(event.kind.value, state.value)] += 1
+        if "rule" in fields:
+            self.rules[f"{state.value}:{fields['rule']}"] += 1
+        level = "warning" if state is Terminal.FAILED else "info"
+        getattr(self.log, level)(
+            state.value, id=event_id, kind=event.kind.value, user=event.user.name, **fields
+        )
+        self._tell(event, state, fields)
+        return True
+
+    def close_all(self, state: Terminal, **fields: Any) -> int:
+        ids = list(self.open)
+        for event_id in ids:
+            self.close(event_id, state, **fields)
+        return len(ids)
+
+    def summary(self) -> dict[str, int]:
+        states: Counter[str] = Counter()
+        for (_, state), n in self.terminal_counts.items():
+            states[state] += n
+        return {"received": sum(self.received_by_kind.values()), "open": len(self.open), **states}

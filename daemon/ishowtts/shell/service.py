@@ -1,0 +1,182 @@
+"""Runs a Daemon as a service: the control API, sd_notify (READY once warm, STATUS, STOPPING)
+and the watchdog fed from the event loop. ``ishowtts run`` comes through here, under systemd or
+not (without ``$NOTIFY_SOCKET`` the notify calls do nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from ..app.daemon import Daemon
+from ..control.api import ApiError, ControlApi, resolve_token
+from ..engines import WeightsUnavailable, WeightsUnusable
+from ..synth.worker import WorkerState
+from .notify import (
+    Notifier,
+    feed_watchdog,
+    ready_fields,
+    reloading_fields,
+    stopping_fields,
+    watchdog_interval,
+)
+
+log = structlog.get_logger("ishowtts.shell.service")
+
+EXIT_CONFIG = 2  # the unit's RestartPreventExitStatus: restarting cannot fix the config
+STATUS_EVERY_S = 5.0
+# One utterance synthesising for longer than this means the engine (the GPU) hangs: the loop
+# is fine, so it is the watchdog that must notice. Long texts are split into sentence chunks,
+# so even a slow board stays far below it.
+SYNTH_STALL_S = 180.0
+
+
+class StallGuard:
+    """Healthy unless the synth worker has been on the same utterance for ``limit`` seconds."""
+
+    def __init__(
+        self, worker: Any, limit: float = SYNTH_STALL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.worker, self.limit, self.clock = worker, limit, clock
+        self._current: Any = None
+        self._since = clock()
+
+    def __call__(self) -> bool:
+        now = self.clock()
+        current = self.worker.current
+        if current is not self._current:
+            self._current, self._since = current, now
+        if self.worker.state == WorkerState.BROKEN or getattr(self.worker, "fatal", None):
+            return False  # the device is lost: if the restart hangs, systemd kills us
+        stalled = current is not None and now - self._since > self.limit
+        if stalled:
+            log.error("synth_stalled", id=current.id, seconds=round(now - self._since, 1))
+        return not stalled
+
+
+def status_line(daemon: Daemon) -> str:
+    """One line for ``systemctl status``: what it is doing and what it has done."""
+    s = daemon.ledger.summary()
+    queued = len(daemon.scheduler)
+    player = daemon.player.state if daemon.player else "stopped"
+    return (
+        f"{player}; queued {queued}; received {s.get('received', 0)}, spoken {s.get('spoken', 0)}, "
+        f"dropped {s.get('dropped', 0)}, failed {s.get('failed', 0)}"
+    )
+
+
+async def _announce(
+    daemon: Daemon, notifier: Notifier, announced: asyncio.Event | None = None
+) -> None:
+    """READY once warm, a status line every few seconds, STOPPING as the drain begins.
+    READY and STOPPING are retried until delivered (status lines are not: the next one comes)."""
+    ready = asyncio.ensure_future(daemon.ready.wait())
+    stopping = asyncio.ensure_future(daemon.stopping.wait())
+    try:
+        await asyncio.wait((ready, stopping), return_when=asyncio.FIRST_COMPLETED)
+        if not stopping.done():
+            told = asyncio.ensure_future(
+                notifier.deliver(**ready_fields(f"ready: {status_line(daemon)}"))
+            )
+            await asyncio.wait((told, stopping), return_when=asyncio.FIRST_COMPLETED)
+            told.cancel()
+            if announced is not None:
+                announced.set()
+            while not stopping.done():
+                await asyncio.wait((stopping,), timeout=STATUS_EVERY_S)
+                if not stopping.done():
+                    notifier.status(status_line(daemon))
+        await notifier.deliver(
+            **stopping_fields("stopping: finishing the current utterance, accounting for the queue")
+        )
+    finally:
+        ready.cancel()
+        stopping.cancel()
+
+
+async def serve(daemon: Daemon, notifier: Notifier | None = None) -> int:
+    """Run ``daemon`` until it stops; the exit status (0 on a clean stop)."""
+    notifier = notifier or Notifier.from_env()
+    api: ControlApi | None = None
+    cfg = daemon.config.api
+    if cfg.enabled:
+        try:
+            # Refuse before loading the model: an exposed API without a token is a config error.
+            api = ControlApi(daemon, cfg, resolve_token(cfg))
+        except ApiError as exc:
+            log.error("refusing_to_start", reason=str(exc))
+            return EXIT_CONFIG
+        try:
+            await api.start()  # before the model: /healthz answers "starting" while it loads
+        except ApiError as exc:
+            log.error("api_failed", error=str(exc))
+            return 1
+
+    def progress(line: str) -> None:  # called from the synth thread during load and warm-up
+        log.info("startup", step=line)
+        notifier.status(line)
+
+    announced = asyncio.Event()  # the first READY=1 went out
+    # Reload notifications, sent one at a time in order by one task. A reload asked for during
+    # start-up runs as soon as the daemon is ready, maybe before READY=1 is out: systemd must
+    # hear READY first, then RELOADING/READY.
+    outbox: deque[dict[str, str | int]] = deque()
+    sender: asyncio.Task[None] | None = None
+
+    async def send_outbox() -> None:
+        await announced.wait()
+        while outbox:
+            await notifier.deliver(**outbox[0])
+            outbox.popleft()
+
+    def reloading(begins: bool) -> None:
+        nonlocal sender
+        outbox.append(
+            reloading_fields() if begins else ready_fields(f"reloaded: {status_line(daemon)}")
+        )
+        if sender is None or sender.done():
+            sender = asyncio.create_task(send_outbox())
+
+    daemon.on_reload = reloading
+    tasks: list[asyncio.Task[Any]] = [asyncio.create_task(_announce(daemon, notifier, announced))]
+    interval = watchdog_interval()
+    if interval is not None and notifier.enabled:
+        log.info("watchdog", interval_s=interval)
+        tasks.append(
+            asyncio.create_task(feed_watchdog(notifier, interval, StallGuard(daemon.worker)))
+        )
+    code = 1
+    try:
+        code = await daemon.run(progress)
+    except WeightsUnusable as exc:  # a wrong file (found only by loading it): as check-config
+        option = f"engine.{exc.option}"
+        log.error("daemon_failed", key=option, error=str(exc),
+                  where=daemon.config.where("engine", exc.option))  # fmt: skip
+        code = EXIT_CONFIG  # a restart cannot fix the file: systemd must not loop on it
+    except WeightsUnavailable as exc:  # its message says what to do: no traceback to wade through
+        log.error("daemon_failed", error=str(exc))
+        code = 1  # not 2: the hub may be reachable again on the next start
+    except Exception as exc:  # load failed, device unusable...: logged, then systemd decides
+        log.exception("daemon_failed", error=repr(exc))
+        code = 1
+    finally:
+        daemon.stopping.set()  # also when start-up failed: _announce then says STOPPING
+        with contextlib.suppress(asyncio.TimeoutError, Exception):
+            await asyncio.wait_for(asyncio.shield(tasks[0]), 1.0)  # let it say STOPPING
+        if sender is not None:
+            tasks.append(sender)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if api is not None:
+            await api.stop()
+        notifier.close()
+    log.info("exit", code=code)
+    return code

@@ -1,0 +1,427 @@
+"""The synth worker: the only owner of the engine (and the GPU).
+
+It runs the engine in one dedicated thread, takes utterances from the scheduler while the
+player has less than ``lookahead_s`` of audio queued, and streams chunks to the player as they
+are made, so the first sentence plays while the rest is synthesised.
+
+With a fallback engine (eSpeak NG) the worker always has a voice: it speaks with the fallback
+when the primary engine cannot load at start, when it keeps failing after a rebuild, or when the
+device is lost for good (then ``on_fatal`` asks the daemon for a restart). While on the fallback
+it retries the primary in the background with backoff, and returns to it once it loads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+import numpy as np
+import structlog
+
+from ..config import FailoverConfig
+from ..engines import Engine, EngineBroken, Voice
+from ..engines.faults import unrecoverable
+from ..events import AudioChunk, Utterance
+from ..queue.ledger import Ledger, Terminal
+from ..threads import DaemonExecutor
+
+
+class Sink(Protocol):
+    """What the worker needs of the player."""
+
+    def enqueue(self, chunk: AudioChunk) -> None: ...
+    def cancel(self, utterance_id: str) -> None: ...
+    async def wait_below(self, seconds: float) -> None: ...
+
+
+class Source(Protocol):
+    """What the worker needs of the scheduler."""
+
+    async def get(self) -> Utterance: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SynthStats:
+    id: str
+    chars: int
+    audio_s: float
+    synth_s: float
+    first_chunk_s: float  # from taking it off the queue to the first chunk made
+
+    @property
+    def rtf(self) -> float:
+        return self.synth_s / self.audio_s if self.audio_s else float("inf")
+
+
+_END = object()
+
+
+def _next_chunk(chunks: Iterator[np.ndarray]) -> Any:
+    return next(chunks, _END)
+
+
+DEFAULT_FAILOVER = FailoverConfig()
+
+
+class WorkerState(str, Enum):
+    STOPPED = "stopped"
+    LOADING = "loading"
+    WARMING = "warming"
+    READY = "ready"
+    SYNTHESIZING = "synthesizing"
+    REBUILDING = "rebuilding"  # the engine failed as a whole: a new one is being built
+    BROKEN = "broken"  # its rebuild failed too
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class SynthWorker:
+    def __init__(
+        self,
+        engine_factory: Callable[[], Engine],
+        voices: Mapping[str, Voice],
+        source: Source,
+        ledger: Ledger,
+        lookahead_s: float,
+        sink: Sink | None = None,  # the player; set once the engine's sample rate is known
+        *,
+        fallback_factory: Callable[[], Engine] | None = None,
+        failover: FailoverConfig = DEFAULT_FAILOVER,  # when to fail over, when to retry
+        passthrough: tuple[type[BaseException], ...] = (),  # start-up errors never failed over
+        primary_name: str = "primary",
+        fallback_name: str = "fallback",
+    ) -> None:
+        self.engine_factory = engine_factory
+        self.primary_name = primary_name
+        self._fallback_label = fallback_name
+        self.fallback_factory = fallback_factory
+        self.failover = failover  # a reload replaces it; read afresh at each use
+        self.passthrough: tuple[type[BaseException], ...] = (
+            ValueError,
+            *passthrough,
+        )  # a bad voice or checkpoint: config errors
+        self.voices = dict(voices)
+        self.source = source
+        self.sink = sink
+        self.ledger = ledger
+        self.lookahead_s = lookahead_s
+        self.engine: Engine | None = None  # the one speaking: the primary or the fallback
+        self.state = WorkerState.STOPPED
+        self.speaking = "none"  # primary | fallback | none
+        self.primary_error: str | None = None  # why the fallback speaks
+        self.fatal: str | None = None  # the device is lost: this process must restart
+        self.failovers = 0
+        self.on_fatal: Callable[[str], None] | None = None
+        self.on_switch: Callable[[str], None] | None = None  # told "primary" / "fallback"
+        self._fallback: Engine | None = None
+        self._primary: Engine | None = None  # a recovered primary, swapped in between utterances
+        self._streak = 0  # consecutive failed utterances
+        self._rebuilt = False  # a rebuild happened during this streak
+        self._retry_now = asyncio.Event()
+        self._halt = asyncio.Event()  # never set: the worker waits on it once it has no voice
+        self._recovery: asyncio.Task[None] | None = None
+        self._probe = DaemonExecutor("synth-probe")  # never delays exit
+        self.current: Utterance | None = None
+        self.stats: deque[SynthStats] = deque(maxlen=512)
+        self.on_stats: Callable[[SynthStats], None] | None = None
+        self.log = structlog.get_logger("ishowtts.synth.worker")
+        self._thread = DaemonExecutor("synth")  # an engine hung in a call never delays exit
+        self._task: asyncio.Task[None] | None = None
+
+    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    @property
+    def sample_rate(self) -> int:
+        assert self.engine is not None, "engine not loaded"
+        return self.engine.sample_rate
+
+    @property
+    def fallback_name(self) -> str:
+        return str(getattr(self._fallback, "name", self._fallback_label))
+
+    def _build(self, factory: Callable[[], Engine], progress: Callable[[str], None]) -> Engine:
+        """Build, load and warm an engine (in whichever thread calls it)."""
+        engine = factory()
+        try:
+            engine.load(self.voices, progress)
+            self.state = WorkerState.WARMING if self.state == WorkerState.LOADING else self.state
+            engine.warmup(progress)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                engine.close()
+            raise
+        return engine
+
+    async def load(self, progress: Callable[[str], None]) -> float:
+        """Build, load and warm the engine, or the fallback if the engine cannot load; returns
+        the seconds it took."""
+        started = time.monotonic()
+        self.state = WorkerState.LOADING
+        try:
+            self.engine = await self._in_thread(self._build, self.engine_factory, progress)
+            self.speaking = "primary"
+        except self.passthrough:
+            raise
+        except Exception as exc:
+            if self.fallback_factory is None:
+                raise
+            await self._failover(exc, progress, at_start=True)
+        self.state = WorkerState.READY
+        return time.monotonic() - started
+
+    async def _failover(
+        self, why: BaseException, progress: Callable[[str], None], at_start: bool = False
+    ) -> None:
+        """Speak with the fallback from now on (loading it first if need be)."""
+        assert self.fallback_factory is not None
+        self.primary_error = _describe(why)
+        self.failovers += 1
+        # One loud line: a streamer hears a different voice and must find out why.
+        self.log.warning(
+            "engine_fallback",
+            primary=self.primary_name,
+            fallback=self.fallback_name,
+            at="start" if at_start else "stream",
+            reason=self.primary_error,
+            fatal=self.fatal is not None,
+            hint="reading chat with the fallback voice; the primary is retried in the background"
+            if self.fatal is None
+            else "the device is lost: the daemon restarts to get it back",
+        )
+        old, self.engine = self.engine, None
+        if old is not None and old is not self._fallback:
+            with contextlib.suppress(Exception):
+                await self._in_thread(old.close)
+        if self._fallback is None:
+            self._fallback = await self._in_thread(self._build, self.fallback_factory, progress)
+        self.engine = self._fallback
+        self.speaking = "fallback"
+        self._streak, self._rebuilt = 0, False
+        if self.on_switch is not None:
+            self.on_switch("fallback")
+        if self.fatal is None and self._recovery is None:
+            self._recovery = asyncio.create_task(self._recover(), name="synth-recovery")
+
+    async def _recover(self) -> None:
+        """While the fallback speaks: try the primary again, with backoff, until it loads."""
+        delay = self.failover.retry_first_s
+        while self.speaking == "fallback" and self.fatal is None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._retry_now.wait(), delay)
+            self._retry_now.clear()
+            if self.fatal is not None:
+                break
+            self.log.info("engine_retry", primary=self.primary_name, after_s=delay)
+            loop = asyncio.get_running_loop()
+            try:
+                engine = await loop.run_in_executor(
+                    self._probe,
+                    self._build,
+                    self.engine_factory,
+                    lambda line: self.log.debug("engine_retry_step", step=line),
+                )
+            except Exception as exc:
+                delay = min(delay * 2, self.failover.retry_max_s)
+                self.log.warning("engine_retry_failed", error=_describe(exc), next_s=delay)
+                continue
+            self._primary = engine  # the worker swaps it in before its next utterance
+            break
+        self._recovery = None
+
+    def retry_primary(self) -> None:
+        """Try the primary now (a config reload) instead of waiting for the backoff."""
+        if self.speaking == "fallback" and self.fatal is None:
+            if self._recovery is None:
+                self._recovery = asyncio.create_task(self._recover(), name="synth-recovery")
+            self._retry_now.set()
+
+    def _swap_in_primary(self) -> None:
+        engine, self._primary = self._primary, None
+        if engine is None:
+            return
+        self.engine, self.speaking = engine, "primary"
+        self.primary_error = None
+        self._streak, self._rebuilt = 0, False
+        self.log.warning("engine_recovered", primary=self.primary_name, speaking="primary")
+        if self.on_switch is not None:
+            self.on_switch("primary")
+
+    async def set_voices(self, voices: Mapping[str, Voice]) -> None:
+        """Reload voices (config reload) between utterances, without reloading the model."""
+        assert self.engine is not None
+        await self._in_thread(self.engine.set_voices, voices)
+        for other in (self._fallback, self._primary):  # the one not speaking, if loaded
+            if other is not None and other is not self.engine:
+                await self._in_thread(other.set_voices, voices)
+        self.voices = dict(voices)
+
+    def start(self) -> None:
+        assert self.sink is not None, "no sink to play into"
+        self._task = asyncio.create_task(self._run(), name="synth-worker")
+
+    async def stop(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery
+            self._recovery = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Close the engines in their thread; False if the thread is still inside an engine call
+        after ``timeout`` seconds (hung): it is then abandoned, and exit does not wait for it."""
+        state = self.state
+        # A probe still loading the primary is not waited for (it may hang on the network).
+        self._probe.shutdown(wait=False, cancel_futures=True)
+        engines = {id(e): e for e in (self.engine, self._fallback, self._primary) if e}
+        # With no engine built yet (a start-up step hung inside the factory or load), a no-op
+        # still finds out whether the thread is free, so a hung thread is never joined.
+        calls: list[Callable[[], Any]] = [e.close for e in engines.values()] or [lambda: None]
+        for call in calls:
+            try:
+                self._thread.submit(call).result(timeout)
+            except FutureTimeout:  # not the builtin TimeoutError before Python 3.11
+                self.log.error("engine_abandoned", state=state, waited_s=timeout)
+                self._thread.shutdown(wait=False)
+                return False
+            except Exception as exc:  # a failing close must not stop the others
+                self.log.warning("engine_close_failed", error=repr(exc)[:300])
+        self._thread.shutdown(wait=True)
+        return True
+
+    async def _run(self) -> None:
+        assert self.sink is not None
+        while True:
+            if self.fatal is not None and self.speaking != "fallback":
+                await self._halt.wait()  # the device is lost and there is no fallback: the
+                # daemon is restarting; what is queued stays queued (paid messages are saved)
+            await self.sink.wait_below(self.lookahead_s)
+            utterance = await self.source.get()
+            if self._primary is not None:
+                self._swap_in_primary()
+            self.current = utterance
+            try:
+                await self._speak(utterance)
+            finally:
+                self.current = None
+
+    async def _speak(self, utterance: Utterance) -> None:
+        assert self.engine is not None and self.sink is not None
+        self.state = WorkerState.SYNTHESIZING
+        engine = self.engine
+        started = time.monotonic()
+        first_chunk_s = 0.0
+        samples = 0
+        index = 0
+        try:
+            chunks = await self._in_thread(engine.synthesize, utterance.text, utterance.voice)
+            while (chunk := await self._in_thread(_next_chunk, chunks)) is not _END:
+                if index == 0:
+                    first_chunk_s = time.monotonic() - started
+                samples += len(chunk)
+                rate = engine.sample_rate
+                self.sink.enqueue(AudioChunk(utterance, chunk, rate, index, last=False))
+                index += 1
+        except asyncio.CancelledError:
+            self.sink.cancel(utterance.id)
+            raise
+        except Exception as exc:  # one utterance fails; the worker goes on
+            self.sink.cancel(utterance.id)
+            await self._failed(utterance, exc)
+            self.state = WorkerState.READY if self.state == WorkerState.SYNTHESIZING else self.state
+            return
+        self._streak, self._rebuilt = 0, False
+        empty = np.zeros(0, dtype=np.float32)
+        self.sink.enqueue(AudioChunk(utterance, empty, engine.sample_rate, index, last=True))
+        stats = SynthStats(
+            utterance.id,
+            len(utterance.text),
+            samples / self.engine.sample_rate,
+            time.monotonic() - started,
+            first_chunk_s,
+        )
+        self.stats.append(stats)
+        if self.on_stats is not None:
+            self.on_stats(stats)
+        self.log.debug("synthesized", id=utterance.id, audio_s=stats.audio_s, rtf=stats.rtf)
+        self.state = WorkerState.READY
+
+    async def _failed(self, utterance: Utterance, exc: Exception) -> None:
+        """An utterance failed: fail it, or rebuild the primary, or fail over and read it with
+        the fallback, or (device lost, no fallback) leave it open for the restart to save."""
+
+        def close() -> None:
+            self.ledger.close(utterance.id, Terminal.FAILED, rule="engine", error=repr(exc)[:500])
+
+        if self.speaking != "primary":  # the fallback failed on it: nothing left to try
+            close()
+            return
+        self._streak += 1
+        if unrecoverable(exc):
+            self.fatal = f"unrecoverable device error: {_describe(exc)}"
+            self.log.error("engine_device_lost", id=utterance.id, error=self.fatal)
+        elif not isinstance(exc, EngineBroken) and self._streak < self.failover.fail_limit:
+            close()
+            return
+        elif not self._rebuilt:
+            self._rebuilt = True  # until an utterance succeeds: failing again means fail over
+            if await self._rebuild(exc):
+                close()
+                self._streak = 0
+                return
+        if self.fallback_factory is None:
+            if self.fatal is None:
+                self.state = WorkerState.BROKEN
+                raise exc
+            # No voice left in this process: the utterance stays open, the restart saves it.
+            self.state = WorkerState.BROKEN
+            self._report_fatal()
+            return
+        await self._failover(exc, lambda line: self.log.info("engine_fallback_load", step=line))
+        if utterance.id in self.ledger.open:
+            await self._speak(utterance)  # read with the fallback, so a paid message is heard
+        self._report_fatal()
+
+    def _report_fatal(self) -> None:
+        if self.fatal is not None and self.on_fatal is not None:
+            self.on_fatal(self.fatal)
+
+    async def _rebuild(self, why: Exception) -> bool:
+        """Rebuild the primary engine; False (logged) if that fails."""
+        self.log.error("engine_broken", error=repr(why))
+        self.state = WorkerState.REBUILDING
+        old, self.engine = self.engine, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await self._in_thread(old.close)
+        try:
+            self.engine = await self._in_thread(
+                self._build,
+                self.engine_factory,
+                lambda line: self.log.info("engine_rebuild", step=line),
+            )
+        except Exception as exc:
+            self.log.error("engine_rebuild_failed", error=_describe(exc))
+            self.primary_error = _describe(exc)
+            return False
+        self.state = WorkerState.READY
+        return True
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for logs and /status."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
