@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from ishowtts.config import ApiConfig
-from ishowtts.control.api import ApiError, is_loopback, resolve_token
+from ishowtts.control.api import ApiError, resolve_token
+from ishowtts.control.http import is_loopback
 from tests.servers.control import Running, serve
 from tests.servers.util import until
 

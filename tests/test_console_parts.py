@@ -13,9 +13,9 @@ import pytest
 from multidict import CIMultiDict
 
 from ishowtts.config import FiltersConfig
-from ishowtts.control.api import is_loopback
-from ishowtts.control.console import CSP, browser_refusal, host_name
+from ishowtts.control.console import CSP
 from ishowtts.control.feed import EventFeed, FeedFull
+from ishowtts.control.http import browser_refusal, host_name, is_loopback
 from ishowtts.control.timeline import Timeline
 from ishowtts.events import ChatEvent, Kind, User
 from ishowtts.pipeline.filters import Filters

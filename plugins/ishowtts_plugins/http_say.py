@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import asyncio
 
-from ishowtts.confload import Section
-from ishowtts.connectors import BaseConnector, ConnectorContext, ConnectorState
-from ishowtts.events import ChatEvent, Kind, User
+from ishowtts.connectors import (
+    BaseConnector,
+    ChatEvent,
+    ConnectorContext,
+    ConnectorState,
+    Kind,
+    Section,
+    User,
+)
 
 
 class HttpSayOptions(Section):

@@ -28,9 +28,17 @@ from typing import Any
 
 from pydantic import Field
 
-from ishowtts.confload import Section
-from ishowtts.connectors import BaseConnector, ConnectorContext, ConnectorState
-from ishowtts.events import ChatEvent, ConnectorItem, Kind, Retraction, User
+from ishowtts.connectors import (
+    BaseConnector,
+    ChatEvent,
+    ConnectorContext,
+    ConnectorItem,
+    ConnectorState,
+    Kind,
+    Retraction,
+    Section,
+    User,
+)
 
 DEMO = "demo"
 

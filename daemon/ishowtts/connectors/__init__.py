@@ -1,7 +1,16 @@
-"""Connectors: where chat comes in. ``base`` is the protocol every connector meets; ``session``
-the skeleton network connectors share (reconnects, backoff, dedupe, malformed frames)."""
+"""Connectors: where chat comes in, and the public face of connector plug-ins.
+
+A connector written outside this repository imports from this module only (the import
+contract in ``pyproject.toml`` keeps the repository's own plug-ins to that): ``base`` is the
+protocol every connector meets; ``session`` the skeleton network connectors share (reconnects,
+backoff, dedupe, malformed frames); the events they hand on, the options base class and the
+small tools they share are re-exported here.
+"""
 
 from ..backoff import Backoff
+from ..confload import Section
+from ..events import ChatEvent, ConnectorItem, Kind, Retraction, User
+from ..recent import Recent
 from .base import GROUP, BaseConnector, Connector, ConnectorContext, ConnectorState
 from .counters import BoundedCounter
 from .session import (
@@ -13,7 +22,9 @@ from .session import (
     SessionEnded,
     SessionOptions,
     Status,
+    short,
 )
+from .websocket import receive
 
 __all__ = [
     "GROUP",
@@ -21,14 +32,23 @@ __all__ = [
     "Backoff",
     "BaseConnector",
     "BoundedCounter",
+    "ChatEvent",
     "Connector",
     "ConnectorContext",
+    "ConnectorItem",
     "ConnectorState",
     "GiveUp",
+    "Kind",
     "Outcome",
+    "Recent",
     "ReconnectNow",
+    "Retraction",
+    "Section",
     "SessionConnector",
     "SessionEnded",
     "SessionOptions",
     "Status",
+    "User",
+    "receive",
+    "short",
 ]

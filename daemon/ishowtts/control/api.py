@@ -14,8 +14,6 @@ its body (``api.body_timeout_s``), the body's size, its nesting and its numbers'
 from __future__ import annotations
 
 import asyncio
-import hmac
-import ipaddress
 import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,18 +21,17 @@ from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from ..config import ApiConfig
+from .console import Console
+from .http import Body, bearer_ok, browser_refusal, error, is_loopback, is_public, read_body
 from .metrics import CONTENT_TYPE
 
 log = structlog.get_logger("ishowtts.control.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MIN_TOKEN_CHARS = 16
-# No body of ours nests deeper than 2; json would recurse (and raise RecursionError) long
-# before max_body_bytes stops a deep one.
-MAX_JSON_DEPTH = 32
 _REFUSED = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
     b"Connection: close\r\nContent-Length: 33\r\n\r\n"
@@ -70,15 +67,11 @@ class ControlTarget(Protocol):
 # ---- request bodies ------------------------------------------------------------------------
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Empty(_Body):
+class Empty(Body):
     pass
 
 
-class SayBody(_Body):
+class SayBody(Body):
     text: str = Field(min_length=1, max_length=500)
     user: str = Field("", max_length=64)
     voice: str = Field("", max_length=64)  # a voice of the config; empty: routing decides
@@ -91,24 +84,15 @@ class SayBody(_Body):
         return text
 
 
-class ClearBody(_Body):
+class ClearBody(Body):
     reason: str = Field("cleared", min_length=1, max_length=64)
 
 
-class VolumeBody(_Body):
+class VolumeBody(Body):
     volume: float = Field(ge=0.0, le=2.0, allow_inf_nan=False)
 
 
 # ---- helpers -------------------------------------------------------------------------------
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name or "": cannot be sure, so treat as exposed
 
 
 def resolve_token(cfg: ApiConfig, env: Mapping[str, str] | None = None) -> str | None:
@@ -125,72 +109,6 @@ def resolve_token(cfg: ApiConfig, env: Mapping[str, str] | None = None) -> str |
     if token is not None and len(token) < MIN_TOKEN_CHARS:
         log.warning("api_token_short", chars=len(token), advice=f">= {MIN_TOKEN_CHARS} chars")
     return token
-
-
-def error(status: int, message: str, detail: Any = None, **headers: str) -> web.Response:
-    body: dict[str, Any] = {"error": message}
-    if detail is not None:
-        body["detail"] = detail
-    return web.json_response(body, status=status, headers=headers or None)
-
-
-def _validation_detail(exc: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
-        for e in exc.errors()
-    ]
-
-
-def _json_error(
-    cls: type[web.HTTPException], message: str, detail: Any = None
-) -> web.HTTPException:
-    body: dict[str, Any] = {"error": message}
-    if detail is not None:
-        body["detail"] = detail
-    return cls(text=json.dumps(body), content_type="application/json")
-
-
-def _nesting(raw: bytes) -> int:
-    """How deep the brackets of a JSON text nest (those inside strings too: an over-count
-    only refuses a body no client of ours sends)."""
-    depth = deepest = 0
-    for byte in raw:
-        if byte in b"[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif byte in b"]}":
-            depth -= 1
-    return deepest
-
-
-async def _body(request: web.Request, model: type[_Body], timeout: float) -> _Body:
-    """The request's JSON body as ``model``; an empty body counts as ``{}``."""
-    try:  # aiohttp enforces client_max_size in read() (413)
-        raw = await asyncio.wait_for(request.read(), timeout)
-    except asyncio.TimeoutError:
-        raise _json_error(
-            web.HTTPRequestTimeout, "body too slow", f"send the body within {timeout:g} s"
-        ) from None
-    if not raw.strip():
-        data: Any = {}
-    else:
-        if _nesting(raw) > MAX_JSON_DEPTH:
-            raise _json_error(
-                web.HTTPBadRequest, "body is not valid JSON", f"nested deeper than {MAX_JSON_DEPTH}"
-            )
-        try:
-            data = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            # ValueError covers bad UTF-8, bad syntax and integers past Python's digit limit.
-            raise _json_error(web.HTTPBadRequest, "body is not valid JSON", str(exc)) from None
-    if not isinstance(data, dict):
-        raise _json_error(web.HTTPBadRequest, "body must be a JSON object")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise _json_error(
-            web.HTTPUnprocessableEntity, "invalid body", _validation_detail(exc)
-        ) from None
 
 
 class _Connection(asyncio.Protocol):
@@ -281,9 +199,6 @@ class ControlApi:
         r.add_post("/clear", self.clear)
         r.add_post("/volume", self.volume)
         r.add_post("/reload", self.reload)
-        # The console builds on this module's helpers, so it is imported once they exist.
-        from .console import Console
-
         Console(target).install(self.app)  # type: ignore[arg-type]
 
     # -- life cycle --------------------------------------------------------------------------
@@ -370,34 +285,31 @@ class ControlApi:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        from .console import browser_refusal, is_public  # a cached module after the first time
-
         refused = browser_refusal(
             request.headers, request.host, self._token is not None, request.method, request.path
         )
         if refused is not None:
             log.warning("api_browser_refused", path=request.path, why=refused)
             return error(403, "browser request refused", refused)
-        if self._token is not None and request.path != "/healthz" and not is_public(request.path):
-            given = request.headers.get("Authorization", "")
-            scheme, _, credential = given.partition(" ")
-            # aiohttp keeps undecodable header bytes as surrogates: give them back as bytes
-            # (they then simply do not match) instead of failing to encode them.
-            ok = scheme.lower() == "bearer" and hmac.compare_digest(
-                credential.strip().encode("utf-8", "surrogateescape"), self._token
+        if not self._authorized(request):
+            log.warning("api_unauthorized", path=request.path, peer=request.remote)
+            return error(
+                401,
+                "unauthorized",
+                "send Authorization: Bearer <token>",
+                **{"WWW-Authenticate": 'Bearer realm="ishowtts"'},
             )
-            if not ok:
-                log.warning("api_unauthorized", path=request.path, peer=request.remote)
-                return error(
-                    401,
-                    "unauthorized",
-                    "send Authorization: Bearer <token>",
-                    **{"WWW-Authenticate": 'Bearer realm="ishowtts"'},
-                )
         length = request.content_length
         if length is not None and length > self.cfg.max_body_bytes:
             return error(413, "body too large", f"at most {self.cfg.max_body_bytes} bytes")
         return await handler(request)
+
+    def _authorized(self, request: web.Request) -> bool:
+        """No token needed (loopback), a path that holds no data, or the right bearer token."""
+        token = self._token
+        if token is None or request.path == "/healthz" or is_public(request.path):
+            return True
+        return bearer_ok(request.headers, token)
 
     # -- handlers ----------------------------------------------------------------------------
 
@@ -436,7 +348,7 @@ class ControlApi:
         )
 
     async def say(self, request: web.Request) -> web.Response:
-        body = await _body(request, SayBody, self.cfg.body_timeout_s)
+        body = await read_body(request, SayBody, self.cfg.body_timeout_s)
         assert isinstance(body, SayBody)
         if (closed := self._intake_closed()) is not None:
             return closed
@@ -454,32 +366,32 @@ class ControlApi:
         return web.json_response({"id": event.id, "accepted": True}, status=202)
 
     async def skip(self, request: web.Request) -> web.Response:
-        await _body(request, Empty, self.cfg.body_timeout_s)
+        await read_body(request, Empty, self.cfg.body_timeout_s)
         return web.json_response({"skipped": self.target.skip()})
 
     async def pause(self, request: web.Request) -> web.Response:
-        await _body(request, Empty, self.cfg.body_timeout_s)
+        await read_body(request, Empty, self.cfg.body_timeout_s)
         self.target.pause()
         return web.json_response({"paused": True})
 
     async def resume(self, request: web.Request) -> web.Response:
-        await _body(request, Empty, self.cfg.body_timeout_s)
+        await read_body(request, Empty, self.cfg.body_timeout_s)
         self.target.resume()
         return web.json_response({"paused": False})
 
     async def clear(self, request: web.Request) -> web.Response:
-        body = await _body(request, ClearBody, self.cfg.body_timeout_s)
+        body = await read_body(request, ClearBody, self.cfg.body_timeout_s)
         assert isinstance(body, ClearBody)
         return web.json_response({"cleared": self.target.clear(body.reason)})
 
     async def volume(self, request: web.Request) -> web.Response:
-        body = await _body(request, VolumeBody, self.cfg.body_timeout_s)
+        body = await read_body(request, VolumeBody, self.cfg.body_timeout_s)
         assert isinstance(body, VolumeBody)
         self.target.set_volume(body.volume)
         return web.json_response({"volume": body.volume})
 
     async def reload(self, request: web.Request) -> web.Response:
-        await _body(request, Empty, self.cfg.body_timeout_s)
+        await read_body(request, Empty, self.cfg.body_timeout_s)
         if (closed := self._intake_closed()) is not None:
             return closed  # a reload now would tell systemd READY before the daemon is
         result = await self.target.reload()

@@ -22,8 +22,8 @@ from pydantic import Field
 
 from ..audio.player import PlayerState
 from ..pipeline.mutes import MuteError
-from .api import _Body, _body, error, is_loopback
 from .feed import EventFeed, FeedFull, Record, clip
+from .http import PAGES, PUBLIC_PREFIX, Body, error, read_body
 
 log = structlog.get_logger("ishowtts.control.console")
 
@@ -44,62 +44,12 @@ TYPES = {
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
 }
-PAGES = {"/": "console.html", "/overlay": "overlay.html"}
-PUBLIC_PREFIX = "/static/"
 
 BACKLOG = 200  # decisions a freshly opened console shows at once
 HEARTBEAT_S = 15.0  # a comment line this often: proxies keep the stream, dead peers show up
 GONE_CHECK_S = 1.0  # how soon a closed page's place among the subscribers is freed
 WRITE_TIMEOUT_S = 10.0  # a peer that takes longer to accept one record is dropped
 MAX_QUEUE_ROWS = 200
-
-
-def is_public(path: str) -> bool:
-    """Paths served without a token: the pages and their scripts hold no data."""
-    return path in PAGES or path.startswith(PUBLIC_PREFIX)
-
-
-def host_name(host: str) -> str:
-    """The name in a ``Host`` header, without its port ("[::1]:8765" → "::1"); malformed ones
-    come back as they are (and are no loopback name)."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        end = host.find("]")
-        rest = host[end + 1 :] if end > 0 else "?"
-        return host[1:end] if rest == "" or (rest[:1] == ":" and rest[1:].isdigit()) else host
-    name, sep, port = host.rpartition(":")
-    return name if sep and port.isdigit() and ":" not in name else host
-
-
-def browser_refusal(
-    headers: Any, host: str, token_required: bool, method: str = "GET", path: str = ""
-) -> str | None:
-    """Why a request must be refused as a browser's (None: it may pass).
-
-    Browsers mark cross-site requests (``Sec-Fetch-Site``, ``Origin``); only the console's own
-    origin may drive the API, though a link from elsewhere may open the pages themselves.
-    Without a token the API is bound to loopback, and a page that rebinds its own name to
-    127.0.0.1 would be "same-origin" with it: there the ``Host`` must be a loopback name too,
-    which a rebound name never is.
-    """
-    if not token_required and not is_loopback(host_name(host)):
-        return f"Host {clip(host, 80)!r} is not a loopback name (this API is bound to loopback)"
-    site = headers.get("Sec-Fetch-Site")
-    if (
-        method in ("GET", "HEAD")
-        and headers.get("Sec-Fetch-Mode") == "navigate"
-        and path in PAGES
-        and "Origin" not in headers
-    ):
-        return None  # following a link to a page: it holds no data, and it asks for the token
-    if site is not None and site not in ("same-origin", "none"):
-        return f"cross-site request (Sec-Fetch-Site: {site})"
-    origin = headers.get("Origin")
-    if origin is not None:
-        _, sep, authority = origin.partition("://")
-        if not sep or authority.lower() != host.lower():
-            return f"Origin {clip(origin, 80)!r} is not this console's"
-    return None
 
 
 class ConsoleTarget(Protocol):
@@ -121,11 +71,11 @@ class ConsoleTarget(Protocol):
     def unmute(self, platform: str, uid: str, name: str) -> bool: ...
 
 
-class RemoveBody(_Body):
+class RemoveBody(Body):
     id: str = Field(min_length=1, max_length=64)
 
 
-class UserBody(_Body):
+class UserBody(Body):
     platform: str = Field(min_length=1, max_length=32)
     uid: str = Field("", max_length=128)
     name: str = Field("", max_length=128)
@@ -326,7 +276,7 @@ class Console:
     # -- actions -------------------------------------------------------------------------------
 
     async def remove(self, request: web.Request) -> web.Response:
-        body = await _body(request, RemoveBody, self._body_timeout)
+        body = await read_body(request, RemoveBody, self._body_timeout)
         assert isinstance(body, RemoveBody)
         if not self.target.remove_queued(body.id):
             return error(404, "not queued", "already spoken, removed or never queued")
@@ -337,7 +287,7 @@ class Console:
         return web.json_response({"mutes": m.list(), "error": m.save_error})
 
     async def mute(self, request: web.Request) -> web.Response:
-        body = await _body(request, UserBody, self._body_timeout)
+        body = await read_body(request, UserBody, self._body_timeout)
         assert isinstance(body, UserBody)
         try:
             mute, removed = self.target.mute(body.platform, body.uid, body.name)
@@ -350,7 +300,7 @@ class Console:
         )
 
     async def unmute(self, request: web.Request) -> web.Response:
-        body = await _body(request, UserBody, self._body_timeout)
+        body = await read_body(request, UserBody, self._body_timeout)
         assert isinstance(body, UserBody)
         if not self.target.unmute(body.platform, body.uid, body.name):
             return error(404, "not muted")

@@ -22,13 +22,13 @@ from ishowtts.connectors import (
     ConnectorContext,
     GiveUp,
     Outcome,
+    Recent,
     SessionConnector,
     SessionEnded,
     SessionOptions,
+    receive,
+    short,
 )
-from ishowtts.connectors.session import short
-from ishowtts.connectors.websocket import receive
-from ishowtts.recent import Recent
 
 from . import protocol as p
 from .api import BROWSER_HEADERS, Credentials, RiskControl, RoomNotFound, Target, WebApi

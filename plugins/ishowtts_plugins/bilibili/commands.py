@@ -19,9 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ishowtts.connectors.session import Outcome, Status
-from ishowtts.events import ChatEvent, Kind, Retraction, User
-from ishowtts.recent import Recent
+from ishowtts.connectors import ChatEvent, Kind, Outcome, Recent, Retraction, Status, User
 
 from . import protobuf as pb
 

@@ -11,20 +11,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ishowtts.connectors.session import Outcome, Status
-from ishowtts.events import ChatEvent, Kind, Retraction, User
-from ishowtts.recent import Recent
+from ishowtts.connectors import ChatEvent, Kind, Outcome, Recent, Retraction, Status, User
 
-from .commands import (
-    _ROLE,
-    GOLD_PER_CNY,
-    PLATFORM,
-    MalformedCommand,
-    _data,
-    _int,
-    _map,
-    _str,
-)
+from .commands import _ROLE, GOLD_PER_CNY, PLATFORM, MalformedCommand, _data, _int, _map, _str
 
 PREFIX = "LIVE_OPEN_PLATFORM_"
 # Bounds on what the platform says (a count or price past these is not a real gift, and an

@@ -17,8 +17,8 @@ from ishowtts.connectors import (
     SessionConnector,
     SessionEnded,
     SessionOptions,
+    receive,
 )
-from ishowtts.connectors.websocket import receive
 
 from . import irc
 from .commands import MalformedMessage, MessageMapper

@@ -7,9 +7,7 @@ import re
 import time
 from collections.abc import Callable
 
-from ishowtts.connectors.session import Outcome, Status
-from ishowtts.events import ChatEvent, Kind, Retraction, User
-from ishowtts.recent import Recent
+from ishowtts.connectors import ChatEvent, Kind, Outcome, Recent, Retraction, Status, User
 
 from .irc import Message
 
