@@ -110,7 +110,7 @@ def test_custom_clip_is_resampled_and_used(engine, tmp_path):
 def test_bad_clip_is_a_load_error_naming_voice_and_file(engine, tmp_path, make, message):
     path = make(tmp_path)
     before = dict(engine.voices)
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match="'bad'") as err:
         engine.set_voices({"default": Voice("default"), "bad": Voice("bad", path, "words")})
     assert "'bad'" in str(err.value) and path.name in str(err.value) and message in str(err.value)
     assert engine.voices == before  # a failed reload keeps the old voices
@@ -134,9 +134,9 @@ def test_a_v0_checkpoint_loads_and_speaks(tmp_path):
 
 
 def test_options_are_validated():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="steps"):
         F5Engine({"steps": 0})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Extra inputs are not permitted"):
         F5Engine({"nfe": 16})  # unknown key
     assert F5Engine({"device": "cpu"}).dtype == torch.float32
 

@@ -85,7 +85,7 @@ def test_pruned_schedules():
     assert torch.allclose(fastdit.timesteps(9, None), torch.linspace(0, 1, 10))
     t = fastdit.timesteps(16, -1.0)
     assert t[0] == 0 and abs(t[-1].item() - 1) < 1e-6 and (t.diff() > 0).all()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="steps must be >= 1"):
         fastdit.timesteps(0, None)
 
 
@@ -193,7 +193,7 @@ def test_vocode_window_bounds():
     assert graphs.vocode_window(59, 200, 200, width) is None  # a shorter clip than promised
 
 
-@pytest.mark.parametrize("nref, frames", [(60, 96), (75, 96), (60, 80)])
+@pytest.mark.parametrize(("nref", "frames"), [(60, 96), (75, 96), (60, 80)])
 def test_windowed_vocoder_gives_the_whole_bucket_audio(nref, frames):
     """The graph's vocoder pass over a window (the new frames plus VOCODE_CONTEXT of
     reference) gives the audio of the new frames that vocoding the whole bucket gives, with

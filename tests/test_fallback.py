@@ -241,10 +241,7 @@ def test_which_errors_are_unrecoverable() -> None:
     assert not unrecoverable(RuntimeError("CUDA error: out of memory"))
     assert not unrecoverable(RuntimeError("shape mismatch"))
     assert not unrecoverable(ValueError("CUDA error"))
-    try:  # an engine wrapping the device error is still recognised
-        try:
-            raise torch.AcceleratorError("CUDA error: misaligned address")
-        except RuntimeError as inner:
-            raise EngineError("synthesis failed") from inner
-    except EngineError as outer:
-        assert unrecoverable(outer)
+    # An engine wrapping the device error is still recognised.
+    outer = EngineError("synthesis failed")
+    outer.__cause__ = torch.AcceleratorError("CUDA error: misaligned address")
+    assert unrecoverable(outer)

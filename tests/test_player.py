@@ -231,7 +231,7 @@ async def test_volume_scales_rms_smoothly(make_player) -> None:
     assert soft / loud == pytest.approx(0.5, rel=0.05)
     assert softer / loud == pytest.approx(0.25, rel=0.05)
     assert_no_clicks(audio)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="between 0 and 2"):
         player.volume = 3.0
 
 

@@ -66,7 +66,7 @@ def test_rate_from_reference_and_floor():
     assert rate.frames("一二三四五六") == 300
     assert rate.frames("一二三四五六", speed=2.0) == 150
     assert rate.frames("好") == 60  # floor
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no speakable words"):
         Rate.from_reference("!!!", 100, 10)
 
 

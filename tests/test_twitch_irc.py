@@ -106,5 +106,5 @@ def test_unknown_ignored_and_malformed() -> None:
 def test_options() -> None:
     assert TwitchOptions(channel="https://www.twitch.tv/Shroud/").channel == "shroud"
     assert TwitchOptions(channel="#dallas").channel == "dallas"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="expected a Twitch login"):
         TwitchOptions(channel="no spaces allowed")

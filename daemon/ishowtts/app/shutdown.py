@@ -41,8 +41,9 @@ async def drain(
         utt = player.now_playing if player is not None else None
         return utt.id if utt is not None else None
 
-    # The worker may still be making the later chunks of what is being heard.
-    while time.monotonic() < deadline and (
+    # The worker may still be making the later chunks of what is being heard. Polled: the
+    # state belongs to the worker's and the audio's threads, which signal no asyncio event.
+    while time.monotonic() < deadline and (  # noqa: ASYNC110
         worker.current is not None and worker.current.id == heard()
     ):
         await asyncio.sleep(0.05)
