@@ -9,6 +9,7 @@ low-latency reader on the monitor also keeps the null sink's clock running smoot
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import os
 import shutil
@@ -33,20 +34,6 @@ def pactl(*args: str, check: bool = True) -> str:
     return proc.stdout
 
 
-def server_running() -> bool:
-    if shutil.which("pactl") is None:
-        return False
-    try:
-        return (
-            subprocess.run(
-                ["pactl", "info"], capture_output=True, timeout=5, check=False
-            ).returncode
-            == 0
-        )
-    except subprocess.TimeoutExpired:
-        return False
-
-
 def sink_module() -> tuple[str, str] | None:
     """(module index, its arguments) of the null sink named obs_tts, if loaded."""
     for line in pactl("list", "short", "modules").splitlines():
@@ -60,82 +47,93 @@ def load_sink(args: str = SINK_ARGS) -> str:
     return pactl("load-module", "module-null-sink", *args.split()).strip()
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies, however it dies (a
+    killed pytest must not leave servers behind; prctl's PR_SET_PDEATHSIG = 1)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
 @dataclass
 class PulseServer:
-    started: bool  # False: we reuse a server someone else runs (CI, a desktop)
-    runtime_dir: Path | None = None
+    """A PulseAudio server this process started, in a folder of its own."""
+
+    proc: subprocess.Popen[bytes]
+    base: Path  # HOME, XDG_RUNTIME_DIR and the server's log live under it
 
     @property
     def address(self) -> str:
-        """``PULSE_SERVER`` for clients of this server (one we started)."""
-        assert self.runtime_dir is not None
-        return f"unix:{self.runtime_dir}/pulse/native"
+        """``PULSE_SERVER`` for clients of this server."""
+        return f"unix:{self.base}/run/pulse/native"
 
     @property
     def pid(self) -> int:
-        assert self.runtime_dir is not None
-        return int((self.runtime_dir / "pulse" / "pid").read_text().strip())
+        return self.proc.pid
 
     def stop(self) -> None:
-        if not self.started or self.runtime_dir is None:
-            return
-        with contextlib.suppress(OSError, ValueError):
-            pid = self.pid
-            os.kill(pid, signal.SIGCONT)  # a test may have frozen it
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):  # wait for it to go before removing its files
-                os.kill(pid, 0)
-                time.sleep(0.02)
-        shutil.rmtree(self.runtime_dir.parent, ignore_errors=True)
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.proc.send_signal(signal.SIGCONT)  # a test may have frozen it
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        shutil.rmtree(self.base, ignore_errors=True)
 
 
 def start_pulseaudio() -> PulseServer:
-    """A PulseAudio server of our own with the obs_tts null sink, in a private runtime folder
-    (as root this needs a private HOME and XDG_RUNTIME_DIR); nothing else talks to it unless
-    told its ``address``."""
+    """A PulseAudio server of our own with the obs_tts null sink: its own HOME and
+    XDG_RUNTIME_DIR under a fresh temp folder (so no other server, session or test run is
+    touched, and several runs at once each have their own), in the foreground as a child of
+    this process, which it does not outlive. Nothing talks to it unless told its
+    ``address``."""
     if shutil.which("pulseaudio") is None:
         raise RuntimeError("PulseAudio is not installed (apt-get install pulseaudio)")
     base = Path(tempfile.mkdtemp(prefix="ishowtts-pulse-"))
-    runtime = base / "run"
     (base / "home").mkdir()
-    runtime.mkdir(mode=0o700)
-    env = {**os.environ, "HOME": str(base / "home"), "XDG_RUNTIME_DIR": str(runtime)}
-    env.pop("PULSE_SERVER", None)  # a server started earlier in this process is not this one
-    subprocess.run(
-        [
-            "pulseaudio",
-            "-D",
-            "-n",
-            "--exit-idle-time=-1",
-            "--load=module-native-protocol-unix",
-            f"--load=module-null-sink {SINK_ARGS}",
-        ],
-        env=env,
-        capture_output=True,
-        timeout=20,
-        check=True,
-    )
-    server = PulseServer(started=True, runtime_dir=runtime)
+    (base / "run").mkdir(mode=0o700)
+    env = {**os.environ, "HOME": str(base / "home"), "XDG_RUNTIME_DIR": str(base / "run")}
+    for name in ("PULSE_SERVER", "PULSE_SINK", "PULSE_COOKIE", "XDG_CONFIG_HOME"):
+        env.pop(name, None)  # all of these would point at someone else's server or settings
+    with (base / "pulseaudio.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                "pulseaudio",
+                "--daemonize=no",
+                "-n",  # no default.pa: only the modules below
+                "--exit-idle-time=-1",
+                "--load=module-native-protocol-unix",
+                f"--load=module-null-sink {SINK_ARGS}",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            preexec_fn=_die_with_parent,
+        )
+    server = PulseServer(proc, base)
     probe = {**os.environ, "PULSE_SERVER": server.address}
-    for _ in range(100):
+    for _ in range(200):
+        if proc.poll() is not None:
+            break
         info = subprocess.run(["pactl", "info"], env=probe, capture_output=True, timeout=5)
         if info.returncode == 0:
             return server
         time.sleep(0.05)
+    log_tail = (base / "pulseaudio.log").read_text(errors="replace")[-2000:]
     server.stop()
-    raise RuntimeError("PulseAudio did not come up")
+    raise RuntimeError(f"PulseAudio did not come up: {log_tail}")
 
 
 def ensure_pulseaudio() -> PulseServer:
-    """Reuse a reachable PulseAudio server or start a private one; make sure the obs_tts sink
-    exists and that clients of this process (PortAudio's ALSA ``pulse`` device) play into it."""
-    server = PulseServer(started=False)
-    if not server_running():
-        server = start_pulseaudio()
-        os.environ["PULSE_SERVER"] = server.address
-    if sink_module() is None and SINK not in pactl("list", "short", "sinks"):
-        load_sink()
+    """Start a private PulseAudio server (never someone else's: a desktop session's, CI's or
+    another test run's) and point this process and its children at it: libpulse clients,
+    ``pactl``/``parec`` and PortAudio's ALSA ``pulse`` device play into its obs_tts sink."""
+    server = start_pulseaudio()
+    os.environ["PULSE_SERVER"] = server.address
     os.environ["PULSE_SINK"] = SINK  # libpulse's default sink for this process
+    os.environ.pop("PULSE_COOKIE", None)
     # PortAudio probes its devices once; redo it now that the server is reachable.
     import sounddevice as sd
 
