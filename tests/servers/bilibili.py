@@ -187,7 +187,10 @@ class BiliServer:
                 if op == 2 and ver == 1:
                     conn.heartbeats += 1
                     self.heartbeats += 1
-                    await ws.send_bytes(pack(struct.pack(">I", self.popularity), 3, 1))
+                    # As the real server does: our heartbeat's body echoed after the
+                    # popularity, outside the length the header states.
+                    reply = pack(struct.pack(">I", self.popularity), 3, 1) + body
+                    await ws.send_bytes(reply)
                 else:
                     self.bad_client_packets.append(f"op {op} ver {ver}")
         except (asyncio.TimeoutError, ConnectionError):

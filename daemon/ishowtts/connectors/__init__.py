@@ -11,6 +11,7 @@ from ..backoff import Backoff
 from ..confload import Section
 from ..events import ChatEvent, ConnectorItem, Kind, Retraction, User
 from ..recent import Recent
+from . import money
 from .base import GROUP, BaseConnector, Connector, ConnectorContext, ConnectorState
 from .counters import BoundedCounter
 from .session import (
@@ -49,6 +50,7 @@ __all__ = [
     "SessionOptions",
     "Status",
     "User",
+    "money",
     "receive",
     "short",
 ]

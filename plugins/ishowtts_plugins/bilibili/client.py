@@ -45,6 +45,7 @@ class SocketOptions(SessionOptions):
     read_timeout_s: float = Field(70.0, gt=0)  # silence (not even a heartbeat reply) → reconnect
     max_auth_failures: int | None = Field(5, ge=1)  # refusals in a row, then FAILED
     mirror: bool = False  # read danmaku mirrored from other rooms (DANMU_MSG_MIRROR)
+    lottery_danmaku: bool = False  # read the lines a lottery or gift storm sends for viewers
 
 
 class BilibiliOptions(SocketOptions):
@@ -258,6 +259,7 @@ class BilibiliConnector(LiveSocketConnector):
             memory=options.dedupe_memory,
             mirror=options.mirror,
             masked_names=not self.creds.logged_in,
+            lottery=options.lottery_danmaku,
         )
         self._warned_login = False
         self._risk_streak = 0

@@ -4,7 +4,8 @@ Pure and synchronous: the connector feeds each command dict to ``CommandMapper.t
 logs/counts by the returned status. The mapper keeps a bounded memory for the duplicates the
 platform sends on purpose (a super chat again as ``SUPER_CHAT_MESSAGE_JPN``, a guard purchase as
 both ``GUARD_BUY`` and ``USER_TOAST_MSG``, gift combos as ``SEND_GIFT`` + ``COMBO_SEND``).
-Money: gift prices are in 金瓜子 (1000 = 1 CNY); super chat prices are already CNY.
+Money: gift prices are in 金瓜子 (1000 = 1 CNY); super chat prices are already CNY; red
+envelopes (POPULARITY_RED_POCKET_*) are priced in 电池 (10 = 1 CNY).
 """
 
 from __future__ import annotations
@@ -12,19 +13,21 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import json
 import re
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ishowtts.connectors import ChatEvent, Kind, Outcome, Recent, Retraction, Status, User
 
+from . import danmaku as dm
 from . import protobuf as pb
 
 PLATFORM = "bilibili"
 GOLD_PER_CNY = 1000.0
+BATTERY_PER_CNY = 10.0
 
 
 class MalformedCommand(ValueError):
@@ -128,9 +131,11 @@ class CommandMapper:
         clock: Callable[[], float] = time.monotonic,
         mirror: bool = False,
         masked_names: bool = False,
+        lottery: bool = False,
     ) -> None:
         self.room = room
         self.mirror = mirror  # read DANMU_MSG_MIRROR (a danmaku from another room) too
+        self.lottery = lottery  # read the danmaku a lottery or gift storm sends for a viewer
         self.combo_window_s = 60.0  # a COMBO_SEND this soon after V2 gifts sums them up
         self.masked_names = masked_names  # not logged in: names like "用户***" are not names
         self.guard_window_s = guard_window_s
@@ -152,6 +157,9 @@ class CommandMapper:
             "INTERACT_WORD": self._interact,
             "INTERACT_WORD_V2": self._interact_v2,
             "RECALL_DANMU_MSG": self._recall,
+            "ROOM_BLOCK_MSG": self._ban,
+            "POPULARITY_RED_POCKET_NEW": self._red_pocket,
+            "POPULARITY_RED_POCKET_V2_NEW": self._red_pocket,
             "LOG_IN_NOTICE": lambda _m: Outcome(Status.NOTICE, note="login_notice"),
             "LIVE": lambda _m: Outcome(Status.NOTICE, note="live"),
             "PREPARING": lambda _m: Outcome(Status.NOTICE, note="preparing"),
@@ -194,10 +202,16 @@ class CommandMapper:
         meta, text, who = info[0], info[1], info[2]
         if not isinstance(text, str) or not isinstance(who, list) or not isinstance(meta, list):
             raise MalformedCommand("DANMU_MSG: info has the wrong shape")
+        if dm.is_automatic(meta) and not self.lottery:
+            return Outcome(Status.IGNORED, note="DANMU_MSG lottery")
         medal = info[3] if len(info) > 3 and isinstance(info[3], list) else []
         guard = _int(info[7]) if len(info) > 7 else 0
         mode_info = _map(meta[15]) if len(meta) > 15 else {}
-        extra = _extra(mode_info.get("extra"))
+        extra = dm.extra(mode_info.get("extra"))
+        if dm.is_advanced(meta, extra):  # its text is a JSON array around the words
+            text = dm.advanced_words(text)
+            if not text:
+                return Outcome(Status.IGNORED, note="DANMU_MSG advanced without words")
         sticker = (len(meta) > 12 and _int(meta[12]) == 1) or (
             len(meta) > 13 and isinstance(meta[13], Mapping) and bool(meta[13])
         )
@@ -205,7 +219,7 @@ class CommandMapper:
         ids = [_str(extra.get(k) or "") for k in ("dmid", "id_str")]
         ids.append(_str(meta[5] or "") if len(meta) > 5 and not isinstance(meta[5], bool) else "")
         # dm_v2 (base64 protobuf) repeats the danmaku; it fills what the JSON leaves out.
-        v2 = _dm_v2(msg.get("dm_v2"))
+        v2 = dm.dm_v2(msg.get("dm_v2"))
         ids.append(v2.id_str)
         raw_id = next((i for i in ids if i), "")
         for alias in ids:
@@ -249,6 +263,34 @@ class CommandMapper:
             raise MalformedCommand("RECALL_DANMU_MSG without target_id")
         ids = tuple(dict.fromkeys((self._ids.get(target, target), target)))
         return Outcome(Status.RETRACTION, (Retraction(PLATFORM, raw_ids=ids),))
+
+    def _ban(self, msg: Mapping[str, Any]) -> Outcome:
+        """A moderator's or the streamer's ban: that viewer's queued lines go. Without a login
+        a viewer's danmaku carry the hash of the uid (crc32 in hex), so that id goes too."""
+        data = _map(msg.get("data"))
+        uid = _str(data.get("uid") or msg.get("uid"))
+        if not uid or uid == "0":
+            raise MalformedCommand("ROOM_BLOCK_MSG without uid")
+        crc = zlib.crc32(uid.encode())
+        ids = dict.fromkeys((uid, f"hash:{crc:x}", f"hash:{crc:08x}"))  # unpadded, padded
+        return Outcome(
+            Status.RETRACTION, tuple(Retraction(PLATFORM, user_id=i, reason="ban") for i in ids)
+        )
+
+    def _red_pocket(self, msg: Mapping[str, Any]) -> Outcome:
+        """A red envelope (人气红包): a paid gift the room then draws lots for. V1 and V2 can
+        both announce one lot."""
+        data = _data(msg)
+        lot = _str(data.get("lot_id"))
+        if lot and self.recent.check_and_add(f"red_pocket:{lot}"):
+            return Outcome(Status.DUPLICATE, note=f"red pocket {lot}")
+        count = max(1, _int(data.get("num"), 1))
+        return self._event(
+            Kind.GIFT, _gift_user(data, "uname"),
+            amount=_int(data.get("price")) * count / BATTERY_PER_CNY,
+            gift_name=_str(data.get("gift_name")) or "红包", gift_count=count,
+            raw_id=f"red_pocket:{lot}" if lot else "",
+        )  # fmt: skip
 
     # -- super chat ----------------------------------------------------------------------------
     def _super_chat(self, msg: Mapping[str, Any]) -> Outcome:
@@ -442,44 +484,10 @@ _ROLE = {1: "总督", 2: "提督", 3: "舰长"}
 _MASKED = re.compile(r"\*{3}")  # how the service masks a name without a login: "用户***"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class DmV2:
-    id_str: str = ""
-    content: str = ""
-    uid: str = ""
-    name: str = ""
-
-
-def _dm_v2(value: Any) -> DmV2:
-    """DANMU_MSG's dm_v2: base64 protobuf of the danmaku (1 id_str, 6 content, 20 user: 1 uid,
-    2 name, 4 face, 11 medal), the layout of frames recorded from the service. Best effort: the
-    JSON is authoritative, so a bad dm_v2 is just empty."""
-    if not isinstance(value, str) or not value:
-        return DmV2()
-    try:
-        m = pb.message(base64.b64decode(value, validate=True))
-        user = pb.sub(m.get(20))
-    except (binascii.Error, pb.WireError):
-        return DmV2()
-    uid = pb.integer(user.get(1))
-    return DmV2(pb.text(m.get(1)), pb.text(m.get(6)), str(uid) if uid else "", pb.text(user.get(2)))
-
-
-def _extra(value: Any) -> Mapping[str, Any]:
-    """DANMU_MSG's info[0][15].extra: a JSON object serialised into a string."""
-    if isinstance(value, Mapping):
-        return value
-    if not isinstance(value, str) or not value:
-        return {}
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return {}
-    return parsed if isinstance(parsed, Mapping) else {}
-
-
 def _gift_user(data: Mapping[str, Any], name_key: str) -> User:
-    medal = _map(data.get("medal_info"))
+    # The medal is decoration: a gift whose medal is not an object is still the gift.
+    medal = data.get("medal_info")
+    medal = medal if isinstance(medal, Mapping) else {}
     return User(
         id=_str(data["uid"]),
         name=_str(data.get(name_key)),

@@ -6,7 +6,8 @@ one or more packets back to back. Notices (op 5) with protover 2 (zlib) or 3 (br
 compressed body that is itself a run of packets: decoding is recursive, bounded in depth, and
 bounded per WebSocket message in decompressed bytes and packet count, all levels together (a
 compressed packet may hold compressed packets: per-body limits would multiply), so a hostile or
-broken frame costs little.
+broken frame costs little. The bytes after a heartbeat reply that do not start a packet are our
+heartbeat echoed back (the server leaves them out of the stated length): not malformed.
 """
 
 from __future__ import annotations
@@ -129,8 +130,20 @@ def _walk(data: memoryview, depth: int, out: list[Packet], budget: _Budget) -> N
             _walk(memoryview(inner), depth + 1, out, budget)
         elif ver in (Ver.JSON, Ver.INT):
             out.append(Packet(op, ver, bytes(body), seq))
+            if op == Op.HEARTBEAT_REPLY and not _packet_at(data, offset):
+                # The server echoes our heartbeat's body after the popularity but leaves it out
+                # of the length it states (blivedm notes this): those bytes end the frame.
+                return
         else:
             raise ProtocolError(f"unknown protover {ver} (op {op})")
+
+
+def _packet_at(data: memoryview, offset: int) -> bool:
+    """Whether a well-formed packet header starts at ``offset``."""
+    if len(data) - offset < HEADER_LEN:
+        return False
+    length, header_len, _ver, _op, _seq = HEADER.unpack_from(data, offset)
+    return header_len == HEADER_LEN and header_len <= length <= len(data) - offset
 
 
 def _inflate(body: bytes, ver: int, limit: int) -> bytes:

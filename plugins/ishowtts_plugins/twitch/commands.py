@@ -1,5 +1,6 @@
 """Twitch IRC messages → ChatEvent / Retraction. Money in USD: 100 bits = 1 USD, subs at
-their list price by tier."""
+their list price by tier, Hype Chats (``pinned-chat-paid-*``) converted from their currency.
+USERNOTICE kinds are in notices.py."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import re
 import time
 from collections.abc import Callable
 
-from ishowtts.connectors import ChatEvent, Kind, Outcome, Recent, Retraction, Status, User
+from ishowtts.connectors import ChatEvent, Kind, Outcome, Recent, Retraction, Status, User, money
 
 from .irc import Message
+from .notices import USD_PER_BIT, Notices, mirrored
+from .text import unwrap_action, usd_number
 
 PLATFORM = "twitch"
-USD_PER_BIT = 0.01
-TIER_PRICE = {"1000": 4.99, "2000": 9.99, "3000": 24.99, "Prime": 0.0}
-TIER_NAME = {"1000": "Tier 1", "2000": "Tier 2", "3000": "Tier 3", "Prime": "Prime"}
 # Cheermotes are a word + amount ("Cheer100"); they are not meant to be read out.
 CHEERMOTE = re.compile(
     r"(?i)\b(?:cheer|cheerwhal|biblethump|corgo|uni|showlove|party|seemsgood|pride|kappa|"
@@ -53,6 +53,7 @@ class MessageMapper:
     ):
         self.channel = channel
         self.recent = Recent(memory, clock)
+        self.notices = Notices(self._event, self._user, _int, self.recent)
 
     def translate(self, msg: Message) -> Outcome:
         if msg.command == "PRIVMSG":
@@ -103,18 +104,19 @@ class MessageMapper:
     def _privmsg(self, msg: Message) -> Outcome:
         if len(msg.params) < 2:
             raise MalformedMessage("PRIVMSG without text")
-        t, text = msg.tags, msg.params[-1]
-        if text.startswith("\x01ACTION ") and text.endswith("\x01"):
-            text = text[8:-1]  # /me
+        t, text = msg.tags, unwrap_action(msg.params[-1])
         user = self._user(msg)
         raw_id = t.get("id", "")
         reply_to = t.get("reply-parent-display-name") or t.get("reply-parent-user-login", "")
         sticker = t.get("emote-only") == "1"
-        bits = _int(t.get("bits", ""))
-        if bits > 0:
+        # Shared chat shows other channels' messages here: their bits are not this channel's.
+        bits = 0 if mirrored(t) else _int(t.get("bits", ""))
+        hype = 0.0 if mirrored(t) else _hype_chat(t)
+        if bits > 0 or hype > 0:
+            spoken = " ".join(CHEERMOTE.sub("", text).split()) if bits else text
             return self._event(
-                Kind.SUPER_CHAT, user, text=" ".join(CHEERMOTE.sub("", text).split()),
-                amount=round(bits * USD_PER_BIT, 2), gift_name="bits", gift_count=bits,
+                Kind.SUPER_CHAT, user, text=spoken, amount=round(bits * USD_PER_BIT + hype, 2),
+                gift_name="bits" if bits else "Hype Chat", gift_count=max(1, bits),
                 raw_id=raw_id, reply_to=reply_to,
             )  # fmt: skip
         return self._event(
@@ -122,46 +124,18 @@ class MessageMapper:
         )
 
     def _usernotice(self, msg: Message) -> Outcome:
-        t = msg.tags
-        kind = t.get("msg-id", "")
+        kind = msg.tags.get("msg-id", "")
         if not kind:
             raise MalformedMessage("USERNOTICE without msg-id")
-        text = msg.params[1] if len(msg.params) > 1 else ""
-        raw_id = t.get("id", "")
-        plan = t.get("msg-param-sub-plan", "1000")
-        tier, price = TIER_NAME.get(plan, plan), TIER_PRICE.get(plan, 0.0)
-        if kind in ("sub", "resub"):
-            months = max(1, _int(t.get("msg-param-cumulative-months", "1"), 1))
-            return self._event(
-                Kind.GUARD, self._user(msg), text=text, amount=price, gift_name=tier,
-                gift_count=months, raw_id=raw_id,
-            )  # fmt: skip
-        if kind in ("submysterygift", "anonsubmysterygift"):
-            count = max(1, _int(t.get("msg-param-mass-gift-count", "1"), 1))
-            community = t.get("msg-param-community-gift-id", "")
-            if community:
-                self.recent.check_and_add(f"community:{community}")
-            return self._event(
-                Kind.GIFT, self._user(msg), text=t.get("system-msg", ""),
-                amount=round(price * count, 2), gift_name=f"{tier} sub", gift_count=count,
-                raw_id=raw_id,
-            )  # fmt: skip
-        if kind in ("subgift", "anonsubgift"):
-            # One of a mass gift announced already by submysterygift: not counted again.
-            community = t.get("msg-param-community-gift-id", "")
-            if community and f"community:{community}" in self.recent:
-                return Outcome(Status.DUPLICATE, note=f"community gift {community}")
-            recipient = t.get("msg-param-recipient-display-name", "")
-            return self._event(
-                Kind.GIFT, self._user(msg), text=recipient, amount=price,
-                gift_name=f"{tier} sub", gift_count=1, raw_id=raw_id,
-            )  # fmt: skip
-        if kind == "raid":
-            viewers = _int(t.get("msg-param-viewerCount", "0"))
-            system = t.get("system-msg") or f"{viewers} raiders have joined"
-            return self._event(
-                Kind.SYSTEM, self._user(msg), text=system, gift_count=max(1, viewers), raw_id=raw_id
-            )
-        if kind == "announcement":
-            return self._event(Kind.DANMAKU, self._user(msg), text=text, raw_id=raw_id)
-        return Outcome(Status.IGNORED, note=f"USERNOTICE:{kind}")
+        return self.notices.translate(msg, kind)
+
+
+def _hype_chat(tags: dict[str, str]) -> float:
+    """A Hype Chat's price in USD (``pinned-chat-paid-amount`` in minor units of its currency);
+    0 for a plain message or an unreadable amount (the message is then read as chat)."""
+    if "pinned-chat-paid-amount" not in tags:
+        return 0.0
+    value = money.minor_units(
+        _int(tags["pinned-chat-paid-amount"]), _int(tags.get("pinned-chat-paid-exponent", "2"), 2)
+    )
+    return usd_number(value, tags.get("pinned-chat-paid-currency", "USD"))
