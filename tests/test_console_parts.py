@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,45 @@ async def test_feed_caps_subscribers_and_drops_a_slow_one() -> None:
     with pytest.raises(FeedFull):
         feed.subscribe()
     feed.publish("received", id="after")  # ignored, no error
+
+
+def test_every_listener_takes_any_text_and_any_amount(tmp_path: Path) -> None:
+    """A lone surrogate (valid JSON, which replay files and platforms carry) and gift values
+    that merge past the float range reach the console and the overlay as valid JSON in UTF-8;
+    no ledger listener fails on them."""
+    from structlog.testing import capture_logs
+
+    from ishowtts.app.daemon import Daemon
+    from ishowtts.config import load_config
+    from tests.console_daemon import write_config
+
+    daemon = Daemon(load_config(write_config(tmp_path)))
+    odd = User("7", json.loads('"lone \\ud83d name"'))
+    events = [
+        ChatEvent("bilibili", "1", Kind.DANMAKU, odd, text=json.loads('"lone \\ud83d half"')),
+        *(
+            ChatEvent(
+                "bilibili", "1", Kind.GIFT, User("8", "rich"), gift_name="rocket", amount=1e308
+            )
+            for _ in range(2)
+        ),
+    ]
+    with capture_logs() as logs:
+        for event in events:
+            daemon.handle(event)
+    assert not [line for line in logs if line["event"] == "ledger_listener_failed"]
+    records = [json.loads(r.data.decode("utf-8")) for r in daemon.feed.backlog(None, 100)[0]]
+    assert {r["id"] for r in records if r["type"] == "received"} == {e.id for e in events}
+    assert records[0]["text"] == "lone \ufffd half" and records[0]["user"] == "lone \ufffd name"
+    amounts = [r["amount"] for r in records if r["type"] == "received"][1:]
+    assert amounts == [1e308, 1e308]
+    queued = daemon.scheduler.peek(events[1].id)
+    assert queued is not None and queued.event.amount == sys.float_info.max  # merged, finite
+    daemon.live.started(queued, time.monotonic())  # the overlay's record of the merged gift
+    last = json.loads(daemon.feed.backlog(None, 1)[0][0].data)
+    assert last["type"] == "speaking" and last["amount"] == round(sys.float_info.max, 2)
+    daemon.feed.publish("terminal", amount=float("inf"), nested=[float("nan")])
+    assert json.loads(daemon.feed.backlog(None, 1)[0][0].data)["amount"] is None
 
 
 # ---- the mute list -------------------------------------------------------------------------

@@ -4,7 +4,8 @@ player's start/finish, fanned out to a bounded set of subscribers.
 Every bound here protects the daemon from its viewers: a subscriber has a bounded queue and a
 subscriber that falls behind is dropped (its page reconnects and resumes from the ring, or
 starts afresh); the ring of recent records and the number of subscribers are capped; chat text
-is clipped. Publishing never blocks and never raises into the caller (the ledger).
+is clipped. Publishing never blocks and never raises into the caller (the ledger), whatever
+the text or numbers: a record is always valid JSON in valid UTF-8.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
+import re
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -26,6 +29,9 @@ MAX_TEXT = 300  # characters of chat text per record: a page line, not an archiv
 RING = 1000  # recent records kept for a (re)connecting page
 SUBSCRIBER_QUEUE = 512  # records a subscriber may lag behind before it is dropped
 MAX_SUBSCRIBERS = 16
+# Lone surrogates: valid in a Python str (and in JSON's \\u escapes, which replay files and
+# platforms carry) but not encodable as UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def clip(text: str, limit: int = MAX_TEXT) -> str:
@@ -75,7 +81,7 @@ class EventFeed:
             return
         seq = next(self._seq)
         body = {"seq": seq, "type": type_, "t": round(time.time(), 3), **payload}
-        record = Record(seq, type_, json.dumps(body, ensure_ascii=False).encode())
+        record = Record(seq, type_, encode(body))
         self._ring.append(record)
         for sub in list(self._subs):
             try:
@@ -121,6 +127,29 @@ class EventFeed:
         while not sub.queue.empty():
             sub.queue.get_nowait()
         sub.queue.put_nowait(None)
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    """``body`` as JSON in UTF-8 that any page parses: a lone surrogate becomes U+FFFD and a
+    number that is not finite (two 1e308 gifts merged) becomes null, never ``Infinity``."""
+    try:
+        text = json.dumps(body, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(body), ensure_ascii=False, allow_nan=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def records_by_type(records: Iterable[Record], type_: str) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ knows what still waits), so nothing asks the queue and then acts on a stale answ
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 
 from ..config import GiftsConfig
@@ -17,11 +18,12 @@ from ..queue.scheduler import Merge
 
 
 def combined(first: ChatEvent, repeat: ChatEvent) -> ChatEvent:
-    """The first gift's event with the repeat's count and value added (its id and arrival)."""
+    """The first gift's event with the repeat's count and value added (its id and arrival).
+    The value stays finite (two 1e308 gifts would sum to inf, which no JSON page can read)."""
     return dataclasses.replace(
         first,
         gift_count=first.gift_count + repeat.gift_count,
-        amount=first.amount + repeat.amount,
+        amount=min(first.amount + repeat.amount, sys.float_info.max),
     )
 
 

@@ -4,6 +4,7 @@ user and amount, counted for /status and the metrics, and the last few kept for 
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from typing import Any
 
@@ -25,7 +26,7 @@ class PaidLoss:
     def record(self, utt: Utterance, queued_paid: int) -> None:
         e = utt.event
         self.count += 1
-        self.amount += e.amount
+        self.amount = min(self.amount + e.amount, sys.float_info.max)  # finite: /status is JSON
         line = {
             "id": utt.id,
             "kind": e.kind.value,
