@@ -103,6 +103,7 @@ def test_every_listener_takes_any_text_and_any_amount(tmp_path: Path) -> None:
     daemon.live.started(queued, time.monotonic())  # the overlay's record of the merged gift
     last = json.loads(daemon.feed.backlog(None, 1)[0][0].data)
     assert last["type"] == "speaking" and last["amount"] == round(sys.float_info.max, 2)
+    assert last["user"] == queued.speaker == "rich"  # the overlay shows the name heard
     daemon.feed.publish("terminal", amount=float("inf"), nested=[float("nan")])
     assert json.loads(daemon.feed.backlog(None, 1)[0][0].data)["amount"] is None
 

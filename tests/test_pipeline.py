@@ -216,3 +216,42 @@ def test_a_user_without_a_name_is_read_as_the_neutral_word() -> None:
     p, _, _ = build(voices={"default": {}, "u": {}}, routing={"users": {"U1": "u"}})
     routed = p.ingest(ev(text="hi", user=User("o1", "x", alt_ids=("U1",))), now=0.0)
     assert routed is not None and routed.voice == "u"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "bad\u200bword",
+        "ｂａｄｗｏｒｄ",
+        "ⓑⓐⓓⓦⓞⓡⓓ",
+        "𝐛𝐚𝐝𝐰𝐨𝐫𝐝",
+        "bad\u00adword",
+        "bad\u200eword",
+        "bad\u2060word",
+        "BAD word",
+        "b\u0336a\u0336d\u0336word",
+        "ＢＡＤ\u200bｗｏｒｄ",
+    ],
+)
+@pytest.mark.parametrize("kind", [Kind.ENTER, Kind.GIFT, Kind.FOLLOW])
+def test_a_blocked_word_is_never_read_out_of_a_user_name(name: str, kind: Kind) -> None:
+    """The filters judge the name as it would be read aloud, not as it arrived: invisible,
+    full-width, circled and mathematical letters do not smuggle a blocked word past them."""
+    p, _, sched = build(filters={"block_keywords": ["badword"]})
+    event = ev(kind, user=User("9", name), gift_name="小心心", amount=1.0)
+    with capture_logs() as logs:
+        assert p.ingest(event, now=0.0) is None
+    assert logs[-1]["event"] == "dropped" and logs[-1]["rule"] == "blocked_keyword"
+    assert len(sched) == 0
+
+
+def test_the_name_shown_is_the_name_heard() -> None:
+    """The utterance carries the cleaned name it reads, for the overlay; gift names and text
+    are judged in the same folded form."""
+    p, _, _ = build(filters={"block_keywords": ["ｓｐａｍ", "火箭炮"]})
+    utt = p.ingest(ev(Kind.ENTER, user=User("9", "ａｌ\u200bｉｃｅ")), now=0.0)
+    assert utt is not None and utt.speaker == "alice" and "alice" in utt.text
+    assert p.ingest(ev(Kind.GIFT, gift_name="超级火箭炮", amount=1.0), now=0.0) is None
+    assert p.ingest(ev(text="buy s\u200bpam"), now=0.0) is None
+    nameless = p.ingest(ev(Kind.ENTER, user=User("10", "")), now=0.0)
+    assert nameless is not None and nameless.speaker == "这位观众"

@@ -121,6 +121,7 @@ class Utterance:
     voice: str
     priority: int
     deadline: float  # monotonic time after which it is stale and must not be read
+    speaker: str = ""  # the user's name as read aloud (cleaned): what the overlay shows
 
     @property
     def id(self) -> str:

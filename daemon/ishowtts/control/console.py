@@ -263,7 +263,7 @@ class Console:
             "id": utt.id,
             "kind": e.kind.value,
             "platform": e.platform,
-            "user": e.user.name,
+            "user": utt.speaker or e.user.name,  # as it is heard
             "uid": e.user.id,
             "text": clip(utt.text),
             "voice": utt.voice,

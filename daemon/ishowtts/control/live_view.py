@@ -72,7 +72,7 @@ class LiveView:
             "speaking",
             id=utt.id,
             kind=e.kind.value,
-            user=e.user.name,
+            user=utt.speaker or e.user.name,  # as it is heard
             uid=e.user.id,
             platform=e.platform,
             text=clip(utt.text),

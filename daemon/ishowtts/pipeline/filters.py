@@ -8,6 +8,7 @@ says no: length, punctuation-only and rate apply to danmaku only.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import OrderedDict, deque
 from typing import Protocol
 
@@ -20,6 +21,9 @@ _GRAPHEME = regex.compile(r"\X")
 # Punctuation, symbols and separators only: "???", "。。。", "~~~", "+1" is not.
 _PUNCT_ONLY = regex.compile(r"^[\p{P}\p{S}\p{Z}\s]*$")
 _SPACES = re.compile(r"\s+")
+# What a reader does not see or say: marks that do not compose (strike-through, "Zalgo"),
+# format characters (zero-width space, soft hyphen, LRM, word joiner), controls, separators.
+_UNSAID = frozenset({"Mn", "Me", "Cf", "Cc", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
 
 MAX_RATE_USERS = 20_000  # users remembered for the rate limit, at most
 
@@ -28,6 +32,18 @@ class Muted(Protocol):
     """The operator's runtime mute list (``ishowtts.pipeline.mutes.MuteList``)."""
 
     def matches(self, platform: str, ids: tuple[str, ...], name: str) -> bool: ...
+
+
+def fold(text: str) -> str:
+    """The form block words are matched in: compatibility forms folded (full-width, circled,
+    mathematical bold letters read as the plain ones), case folded, and what is neither seen
+    nor said removed, so "ｂａｄ\u200bｗｏｒｄ" and "𝐁𝐀𝐃 word" are "badword"."""
+    if text.isascii():
+        return _SPACES.sub("", text.casefold())
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(
+        ch for ch in text if unicodedata.category(ch) not in _UNSAID and not ch.isspace()
+    )
 
 
 def graphemes(text: str) -> int:
@@ -47,13 +63,11 @@ class Filters:
         self.kinds = frozenset(cfg.kinds)
         self.block_users = frozenset(cfg.users.block)
         self.allow_users = frozenset(cfg.users.allow)
-        words = sorted({w.casefold() for w in cfg.block_keywords if w.strip()}, key=len)
+        words = sorted({fold(w) for w in cfg.block_keywords} - {""}, key=len)
         # One alternation beats a loop over the list; spaces are removed from the text too, so
         # "傻 逼" does not slip past a keyword "傻逼".
         self._keywords = (
-            re.compile("|".join(re.escape(_SPACES.sub("", w)) for w in reversed(words)))
-            if words
-            else None
+            re.compile("|".join(re.escape(w) for w in reversed(words))) if words else None
         )
         self._regexes = [re.compile(p) for p in cfg.block_regex]
         # (platform, user id) → times of that user's recent accepted danmaku; least recently
@@ -71,7 +85,11 @@ class Filters:
     def rate_table_size(self) -> int:
         return len(self._rate)
 
-    def check(self, event: ChatEvent, text: str, now: float) -> str | None:
+    def check(
+        self, event: ChatEvent, text: str, now: float, spoken_name: str | None = None
+    ) -> str | None:
+        """``text`` and ``spoken_name`` are what would be read aloud (normalised); the name
+        defaults to the user's as given."""
         cfg = self.cfg
         kind = event.kind
         if kind not in self.kinds:
@@ -90,9 +108,11 @@ class Filters:
         ):
             return "not_allowed_user"
         if self._keywords is not None:
-            # Names are checked too: enter/follow/gift lines read the name aloud.
-            hay = _SPACES.sub("", f"{text}\n{user.name}".casefold())
-            if self._keywords.search(hay):
+            # Names are checked too: enter/follow/gift lines read them aloud. Each part on its
+            # own (a NUL never folds into a keyword), so no word is made across two parts.
+            name = user.name if spoken_name is None else spoken_name
+            said = (text, name, event.gift_name)
+            if self._keywords.search("\0".join(fold(part) for part in said if part)):
                 return "blocked_keyword"
         for pattern in self._regexes:
             if pattern.search(text):

@@ -80,15 +80,16 @@ class Pipeline:
         if not text and "text" in needs:
             self._drop(event, "empty")
             return None
+        name = self._spoken_name(event)
         rule = (
-            self.filters.check(event, text, now)
+            self.filters.check(event, text, now, name)
             or self.deduper.check(event, text, now)
             or self.gifts.check(event)
         )
         if rule is not None:
             self._drop(event, rule)
             return None
-        utt = self._utterance(event, text)
+        utt = self._utterance(event, text, name)
         if not utt.text:
             self._drop(event, "empty")
             return None
@@ -102,14 +103,15 @@ class Pipeline:
         """The line for an event changed after it was queued (a merged gift)."""
         return self._render(event, self.normalizer(event.text) if event.text else "")
 
-    def _render(self, event: ChatEvent, text: str) -> str:
-        needs = self._template_fields[event.kind]
+    def _spoken_name(self, event: ChatEvent) -> str:
+        """The user's name as it is read aloud and shown on the overlay: the same clean-up as
+        text (the filters judge this form), never lost entirely; no name: the neutral word."""
         name = event.user.name
-        if "user" in needs and name:
-            # Names are read aloud: same clean-up as text, but never lose the name entirely.
-            name = self.normalizer(name) or name
-        if "user" in needs and not name:
-            name = self.config.speech.anonymous
+        return (self.normalizer(name) or name) if name else self.config.speech.anonymous
+
+    def _render(self, event: ChatEvent, text: str, name: str | None = None) -> str:
+        if name is None:
+            name = self._spoken_name(event)
         count = event.gift_count
         out = self._templates[event.kind].format(
             text=text,
@@ -122,12 +124,13 @@ class Pipeline:
         )
         return " ".join(out.split())
 
-    def _utterance(self, event: ChatEvent, text: str) -> Utterance:
+    def _utterance(self, event: ChatEvent, text: str, name: str) -> Utterance:
         cfg = self.config
         kind = event.kind
         return Utterance(
             event=event,
-            text=self._render(event, text),
+            text=self._render(event, text, name),
+            speaker=name,
             # A voice the operator chose (the console's say box) if the config still has it.
             voice=event.voice
             if event.voice in cfg.voices
