@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ishowtts import errors
 from ishowtts.app.daemon import EXIT_RESTART, Daemon
-from ishowtts.shell import cli, service
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM = ROOT / "systemd" / "ishowtts.service"
@@ -58,13 +58,13 @@ def test_both_units_notify_watchdog_restart_reload(path: Path) -> None:
     assert "kill -HUP $MAINPID" in one(svc, "ExecReload")
     assert re.search(r"/ishowtts run\b", one(svc, "ExecStart"))
     # A config error and a broken install are not retried: the unit and the code agree.
-    assert service.EXIT_CONFIG == cli.EXIT_CONFIG
     assert one(svc, "RestartPreventExitStatus").split() == [
-        str(cli.EXIT_CONFIG),
-        str(cli.EXIT_BROKEN_INSTALL),
+        str(errors.ConfigInvalid.exit_code),
+        str(errors.BrokenInstall.exit_code),
     ]
     # A lost GPU (CUDA fault) exits with EXIT_RESTART: restarted whatever Restart= says.
     assert one(svc, "RestartForceExitStatus") == str(EXIT_RESTART)
+    assert errors.DeviceFault.exit_code == EXIT_RESTART
     assert str(EXIT_RESTART) not in svc.get("SuccessExitStatus", [""])[0].split()
     # systemd must wait for the drain (current utterance, bounded) before it kills.
     grace = Daemon.__init__.__kwdefaults__["shutdown_grace_s"]

@@ -26,6 +26,7 @@ from pydantic import (
 
 from . import registry
 from .confload import ConfigError, Section, SourceMap, format_loc, read_yaml, validate
+from .errors import BrokenInstall
 from .events import Kind
 
 __all__ = ["BrokenInstall", "Config", "ConfigError", "PluginConfig", "load_config", "load_plugin"]
@@ -311,11 +312,6 @@ class Config(Section):
             or self.routing.kinds.get(kind)
             or self.routing.default
         )
-
-
-class BrokenInstall(Exception):
-    """A plug-in the config names is installed but does not import (a library missing or of the
-    wrong version): not the config's fault, and restarting does not help."""
 
 
 load_plugin = registry.load  # for callers from before the registry

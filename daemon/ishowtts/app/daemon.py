@@ -28,6 +28,7 @@ from ..control.metrics import Metrics
 from ..control.status import snapshot
 from ..control.timeline import Timeline
 from ..engines import Engine
+from ..errors import EXIT_RESTART
 from ..events import ChatEvent, Retraction, Utterance
 from ..pipeline.ingest import Pipeline
 from ..pipeline.mutes import MuteList, default_path
@@ -46,10 +47,6 @@ from .shutdown import drain
 from .startup import StartupCancelled
 
 log = structlog.get_logger("ishowtts")
-
-# The device is lost (a CUDA fault poisons the process): exit so that systemd starts a fresh
-# process (EX_TEMPFAIL, "try again"; the units force a restart on it). Paid lines are saved.
-EXIT_RESTART = 75
 
 
 class Daemon(OperatorControls):
@@ -135,7 +132,9 @@ class Daemon(OperatorControls):
         self.ledger.close(utt.id, state, **fields)
 
     def _device_lost(self, reason: str) -> None:
-        """The synth worker lost the device for good: restart the process (systemd does)."""
+        """The synth worker lost the device for good (a CUDA fault poisons the process): exit
+        75 so that a fresh process gets it back (the units force a restart on it). Paid lines
+        are saved for it."""
         if self.exit_code == EXIT_RESTART:
             return
         log.error("restarting", reason=reason, exit_code=EXIT_RESTART)

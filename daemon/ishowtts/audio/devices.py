@@ -8,9 +8,12 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from ..errors import Temporary
 
-class PlayerError(RuntimeError):
-    """The configured output device cannot be used (not found, not an output)."""
+
+class PlayerError(Temporary, RuntimeError):
+    """The configured output device cannot be used (not found, not an output). Temporary: a
+    device unplugged at start may be back for the next."""
 
 
 def list_output_devices() -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from aiohttp import web
 from pydantic import Field, field_validator
 
 from ..config import ApiConfig
+from ..errors import ConfigInvalid, Failure, Temporary
 from .console import Console
 from .http import Body, error, is_loopback, read_body
 from .metrics import CONTENT_TYPE
@@ -31,8 +32,16 @@ log = structlog.get_logger("ishowtts.control.api")
 MIN_TOKEN_CHARS = 16
 
 
-class ApiError(Exception):
-    """The API cannot be started as configured (no token off loopback, port taken)."""
+class ApiError(Failure):
+    """The API cannot be started as configured."""
+
+
+class ApiUnprotected(ApiError, ConfigInvalid):
+    """Exposed beyond loopback without a token: the config must change."""
+
+
+class ApiCannotListen(ApiError, Temporary):
+    """The address is taken or not ours: a later start may get it."""
 
 
 class ControlTarget(Protocol):
@@ -89,12 +98,12 @@ class VolumeBody(Body):
 
 def resolve_token(cfg: ApiConfig, env: Mapping[str, str] | None = None) -> str | None:
     """The bearer token clients must send, or None when none is needed (loopback, unset).
-    Raises ApiError when the API is exposed beyond loopback without a token."""
+    Raises ApiUnprotected when the API is exposed beyond loopback without a token."""
     env = os.environ if env is None else env
     from_config = cfg.token.get_secret_value() if cfg.token is not None else ""
     token = env.get(cfg.token_env, "").strip() or from_config.strip() or None
     if token is None and not is_loopback(cfg.host):
-        raise ApiError(
+        raise ApiUnprotected(
             f"api.host is {cfg.host!r}, not loopback: set a bearer token in ${cfg.token_env} "
             f"or api.token (e.g. `openssl rand -hex 24`), or bind api.host to 127.0.0.1"
         )
@@ -150,7 +159,7 @@ class ControlApi:
         try:
             await self.server.start()
         except ListenError as exc:
-            raise ApiError(str(exc)) from None
+            raise ApiCannotListen(str(exc)) from None
 
     async def stop(self) -> None:
         await self.server.stop()

@@ -10,6 +10,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..errors import ConfigInvalid, Temporary
+
 
 class EngineError(Exception):
     """Synthesis of one utterance failed; the engine itself is still usable."""
@@ -19,13 +21,14 @@ class EngineBroken(EngineError):
     """The engine is unusable (device lost, out of memory): the worker rebuilds it."""
 
 
-class WeightsUnavailable(EngineError):
+class WeightsUnavailable(EngineError, Temporary):
     """The engine's weights are neither local nor downloadable (offline, not cached): it cannot
     load at all. The message says which file is needed and how to provide it; the daemon may
-    speak with a fallback engine instead."""
+    speak with a fallback engine instead. Temporary: the hub may be reachable on a later
+    start."""
 
 
-class WeightsUnusable(EngineError):
+class WeightsUnusable(EngineError, ConfigInvalid):
     """The engine's weights are there but cannot work with this config: not a checkpoint, a
     truncated file, another model's or another vocabulary's weights. No restart fixes it, so
     without a fallback it is a config error (exit 2); ``option`` names the engine key to change

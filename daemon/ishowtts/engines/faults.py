@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 
+from ..errors import DeviceFault
 from .base import EngineBroken
 
 # Device errors the CUDA runtime reports as sticky (the context is unusable afterwards) carry
@@ -24,7 +25,7 @@ _FATAL_MARKS = (
 )
 
 
-class DeviceLost(EngineBroken):
+class DeviceLost(EngineBroken, DeviceFault):
     """The device failed in a way this process cannot recover from: restart the process."""
 
 

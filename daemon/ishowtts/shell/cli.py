@@ -8,17 +8,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .. import __version__, logs
-from ..config import BrokenInstall, Config, ConfigError, load_config
+from ..config import Config, ConfigError, load_config
+from ..errors import EXIT_FAILED, EXIT_USAGE, Failure
 
-if TYPE_CHECKING:  # the engines package is imported only by the commands that need it
-    from ..engines import WeightsUnusable
-
-EXIT_CONFIG = 2
-EXIT_USAGE = 2  # as argparse: the command line itself is wrong
-EXIT_BROKEN_INSTALL = 3  # like 2, systemd does not restart on it
 DEFAULT_PATHS = (Path("config.yaml"), Path("/etc/ishowtts/config.yaml"))
 
 
@@ -31,7 +25,7 @@ def default_config_path() -> Path:
 
 def _load(path: Path | None, voices: bool = True, fallback: bool = False) -> Config:
     """The config, its voices checked too (clips read as the engine will, no model): any
-    problem is printed, one line each, and exits 2 — before a model is loaded. With
+    problem raises ConfigError (exit 2) before a model is loaded. With
     ``fallback`` (the daemon) and ``engine.fallback`` set, model files that cannot be had are
     no error: the fallback engine speaks, and the start-up says so in its log."""
     return _load_checked(path, voices, fallback)[0]
@@ -41,34 +35,17 @@ def _load_checked(path: Path | None, voices: bool = True,
                   fallback: bool = False) -> tuple[Config, list[str]]:  # fmt: skip
     """``_load``, and the engine-file problems the fallback covers (checked once: judging a
     checkpoint reads its index)."""
-    path = path or default_config_path()
-    try:
-        config = load_config(path)
-        covered: list[str] = []
-        if voices:
-            from ..synth.voices import check_engine_files, check_voices
+    config = load_config(path or default_config_path())
+    covered: list[str] = []
+    if voices:
+        from ..synth.voices import check_engine_files, check_voices
 
-            files = check_engine_files(config)
-            if files and fallback and config.engine.fallback:
-                covered, files = files, []
-            if problems := files + check_voices(config):
-                raise ConfigError(problems)
-        return config, covered
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"config error: {problem}", file=sys.stderr)
-        raise SystemExit(EXIT_CONFIG) from None
-    except BrokenInstall as exc:
-        print(f"broken install: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_BROKEN_INSTALL) from None
-
-
-def unusable_line(config: Config, exc: WeightsUnusable) -> str:
-    """The one line for weights that cannot work, as check-config words it: the key, why and
-    the fix, and where the key is."""
-    from ..synth.voices import engine_key_problem
-
-    return f"config error: {engine_key_problem(config, exc.option, str(exc))}"
+        files = check_engine_files(config)
+        if files and fallback and config.engine.fallback:
+            covered, files = files, []
+        if problems := files + check_voices(config):
+            raise ConfigError(problems)
+    return config, covered
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -107,7 +84,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     devices = list_output_devices()
     if not devices:
         print("no output devices found (is PortAudio installed and a sound server running?)")
-        return 1
+        return EXIT_FAILED
     for d in devices:
         mark = "*" if d.get("is_default") else " "
         print(
@@ -131,7 +108,7 @@ def cmd_say(args: argparse.Namespace) -> int:
     voice = args.voice or config.routing.default
     if voice not in config.voices:
         print(f"no voice named {voice!r}; voices: {', '.join(config.voices)}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_USAGE
     # Checked before the model loads: emoji, links and symbols are dropped, so a line can be
     # empty after normalisation though not before.
     text = Normalizer(config.normalize)(args.text)
@@ -146,18 +123,16 @@ def cmd_say(args: argparse.Namespace) -> int:
     try:
         engine.load(voices_from(config), progress)
     except engines.WeightsUnusable as exc:  # found only by loading (NaN weights, a hub file)
-        print(unusable_line(config, exc), file=sys.stderr)
-        return EXIT_CONFIG  # the file is wrong for this config: trying again cannot help
-    except engines.WeightsUnavailable as exc:  # the message says what to do; no traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        from ..synth.voices import engine_key_problem  # worded as check-config, with the line
+
+        raise ConfigError([engine_key_problem(config, exc.option, str(exc))]) from None
     started = time.monotonic()
     audio = np.concatenate([np.zeros(0, np.float32), *engine.synthesize(text, voice)])
     took = time.monotonic() - started
     seconds = len(audio) / engine.sample_rate
     if not len(audio):
         print(f"the engine made no audio for {text!r}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     print(
         f"{seconds:.2f} s of audio in {took:.2f} s (RTF {took / max(seconds, 1e-9):.3f})",
         file=sys.stderr,
@@ -170,7 +145,7 @@ def cmd_say(args: argparse.Namespace) -> int:
 
     if is_null_device(config.player.device):
         print("player.device is none: nothing to play to (use --out FILE)", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     import sounddevice as sd
 
     sd.play(audio, engine.sample_rate, device=config.player.device, blocking=True)
@@ -227,8 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command's exit status: a failure it raises is printed one line per problem, without
+    a traceback, and its kind gives the status (ishowtts.errors)."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except Failure as exc:
+        for line in exc.lines():
+            print(f"{exc.label}: {line}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

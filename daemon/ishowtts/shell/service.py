@@ -15,7 +15,8 @@ import structlog
 
 from ..app.daemon import Daemon
 from ..control.api import ApiError, ControlApi, resolve_token
-from ..engines import WeightsUnavailable, WeightsUnusable
+from ..engines import WeightsUnusable
+from ..errors import Failure, exit_code
 from ..synth.worker import WorkerState
 from .notify import (
     Notifier,
@@ -28,7 +29,6 @@ from .notify import (
 
 log = structlog.get_logger("ishowtts.shell.service")
 
-EXIT_CONFIG = 2  # the unit's RestartPreventExitStatus: restarting cannot fix the config
 STATUS_EVERY_S = 5.0
 # One utterance synthesising for longer than this means the engine (the GPU) hangs: the loop
 # is fine, so it is the watchdog that must notice. Long texts are split into sentence chunks,
@@ -110,12 +110,12 @@ async def serve(daemon: Daemon, notifier: Notifier | None = None) -> int:
             api = ControlApi(daemon, cfg, resolve_token(cfg))
         except ApiError as exc:
             log.error("refusing_to_start", reason=str(exc))
-            return EXIT_CONFIG
+            return exc.exit_code  # 2: the config must change
         try:
             await api.start()  # before the model: /healthz answers "starting" while it loads
         except ApiError as exc:
             log.error("api_failed", error=str(exc))
-            return 1
+            return exc.exit_code  # 1: the port may be free on the next start
 
     def progress(line: str) -> None:  # called from the synth thread during load and warm-up
         log.info("startup", step=line)
@@ -153,17 +153,15 @@ async def serve(daemon: Daemon, notifier: Notifier | None = None) -> int:
     code = 1
     try:
         code = await daemon.run(progress)
-    except WeightsUnusable as exc:  # a wrong file (found only by loading it): as check-config
-        option = f"engine.{exc.option}"
-        log.error("daemon_failed", key=option, error=str(exc),
-                  where=daemon.config.where("engine", exc.option))  # fmt: skip
-        code = EXIT_CONFIG  # a restart cannot fix the file: systemd must not loop on it
-    except WeightsUnavailable as exc:  # its message says what to do: no traceback to wade through
-        log.error("daemon_failed", error=str(exc))
-        code = 1  # not 2: the hub may be reachable again on the next start
-    except Exception as exc:  # load failed, device unusable...: logged, then systemd decides
-        log.exception("daemon_failed", error=repr(exc))
-        code = 1
+    except Exception as exc:  # the start failed: one line, and the status tells systemd what to do
+        code = exit_code(exc)
+        if isinstance(exc, WeightsUnusable):  # a wrong file, found only by loading it
+            log.error("daemon_failed", key=f"engine.{exc.option}", error=str(exc),
+                      where=daemon.config.where("engine", exc.option))  # fmt: skip
+        elif isinstance(exc, Failure):  # its message says what to do: no traceback to wade through
+            log.error("daemon_failed", error=str(exc), exit_code=code)
+        else:  # a bug: the traceback is for whoever fixes it
+            log.exception("daemon_failed", error=repr(exc))
     finally:
         daemon.stopping.set()  # also when start-up failed: _announce then says STOPPING
         with contextlib.suppress(asyncio.TimeoutError, Exception):
