@@ -12,6 +12,7 @@ from ..confload import Section
 from ..events import ChatEvent, ConnectorItem, Kind, Retraction, User
 from ..recent import Recent
 from . import money
+from .answers import AnswerError, read_json
 from .base import GROUP, BaseConnector, Connector, ConnectorContext, ConnectorState
 from .counters import BoundedCounter
 from .session import (
@@ -29,6 +30,7 @@ from .websocket import receive
 
 __all__ = [
     "GROUP",
+    "AnswerError",
     "AuthFailed",
     "Backoff",
     "BaseConnector",
@@ -51,6 +53,7 @@ __all__ = [
     "Status",
     "User",
     "money",
+    "read_json",
     "receive",
     "short",
 ]

@@ -8,7 +8,6 @@ since 2025-26: a current browser User-Agent, ``buvid3``/``buvid4`` cookies and a
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 import urllib.parse
@@ -16,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+
+from ishowtts.connectors import AnswerError
+from ishowtts.connectors import read_json as read_answer
 
 # A current desktop Chrome: in 2026-04 the service began answering -352 to a correctly signed
 # request whose User-Agent looked old or unlike a browser.
@@ -110,15 +112,10 @@ def wbi_sign(params: dict[str, Any], img_key: str, sub_key: str, now: int | None
 
 async def read_json(resp: aiohttp.ClientResponse, url: str) -> Any:
     """The answer's JSON, read up to MAX_ANSWER bytes (a bigger one is an error, not a hang)."""
-    raw = bytearray()
-    async for chunk in resp.content.iter_chunked(1 << 16):
-        raw += chunk
-        if len(raw) > MAX_ANSWER:
-            raise ApiError(-1, f"answer larger than {MAX_ANSWER} bytes", url)
     try:
-        return json.loads(raw)
-    except ValueError:
-        raise ApiError(-1, "answer is not JSON", url) from None
+        return await read_answer(resp, MAX_ANSWER)
+    except AnswerError as exc:
+        raise ApiError(-1, str(exc), url) from None
 
 
 def _key_of(url: str) -> str:
