@@ -28,6 +28,8 @@ from typing import Any
 import brotli
 from aiohttp import WSMsgType, web
 
+from tests.servers.util import serve
+
 HDR = ">IHHII"
 IMG_KEY, SUB_KEY = "7cd084941338484aae1ad9425b84077c", "4932caff0ff746eab6f01bf08b70ac45"
 # The WBI key permutation, as the web client's script has it.
@@ -115,12 +117,7 @@ class BiliServer:
         app.router.add_get("/x/web-interface/nav", self._nav)
         app.router.add_get("/room/v1/Room/room_init", self._room_init)
         app.router.add_get("/xlive/web-room/v1/index/getDanmuInfo", self._danmu_info)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        if not self.port:
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve(app, self.host, self.port)
         return self
 
     async def kill(self) -> None:

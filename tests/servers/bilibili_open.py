@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.servers.util import serve
+
 from . import bilibili_samples as s
 from .bilibili import notice_frame, pack, unpack_one
 
@@ -79,12 +81,7 @@ class OpenServer:
         app = web.Application()
         app.router.add_post("/v2/app/{what}", self._api)
         app.router.add_get("/sub", self._socket)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        if not self.port:
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve(app, self.host, self.port)
         self._watch = asyncio.create_task(self._watchdog())
         return self
 

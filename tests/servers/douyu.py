@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.servers.util import serve
+
 
 def packet(body: str, kind: int = 690) -> bytes:
     data = body.encode() + b"\0"
@@ -76,12 +78,7 @@ class DouyuServer:
         app = web.Application()
         app.router.add_get("/", self._handle)
         app.router.add_get("/api/gift/v2/web/list", self._gift_list)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        if not self.port:
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve(app, self.host, self.port)
         return self
 
     async def stop(self) -> None:

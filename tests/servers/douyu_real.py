@@ -23,7 +23,9 @@ NOBLE_OPENED = "type@=anbc/rid@=0/gid@=0/bt@=1/uid@=420070299/hrp@=1/unk@=王嘉
 # a fan badge level-up (blab).
 DIAMOND_FAN = "type@=odfbc/uid@=341314282/rid@=5189167/nick@=nt五香蛋/icon@=avatar_v3@S202103@S04d3d252139f4620bd417c6bef673bd6/level@=36/nl@=0/pg@=1/fl@=22/bn@=歆崽/"
 DIAMOND_RENEWED = "type@=rndfbc/uid@=573096/rid@=5189167/nick@=一只小洋丶/icon@=avatar_v3@S202111@Sd7d383be4c874af0b50e3d9eb58ad462/level@=39/nl@=0/pg@=1/fl@=24/bn@=歆崽/"
-BADGE_UP = "type@=blab/uid@=377858580/nn@=Heroes728/lbl@=13/bl@=14/ba@=1/bnn@=教主丶/diaf@=0/rid@=312212/"
+BADGE_UP = (
+    "type@=blab/uid@=377858580/nn@=Heroes728/lbl@=13/bl@=14/ba@=1/bnn@=教主丶/diaf@=0/rid@=312212/"
+)
 
 # A Java Douyu client's tests (goodMessage1_newblackres): a moderator's mute in room 2020877.
 BAN = "/timestamp@=1513608150024/messageId@=89329/type@=newblackres/ret@=0/rid@=2020877/gid@=0/otype@=1/sid@=9853292/did@=181267795/snic@=TinyTank丶/dnic@=N3v4z6A6/endtime@=1513694549/"

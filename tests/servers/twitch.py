@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
+from tests.servers.util import serve
+
 HOST = "tmi.twitch.tv"
 
 
@@ -42,12 +44,7 @@ class TwitchServer:
     async def start(self) -> TwitchServer:
         app = web.Application()
         app.router.add_get("/", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        if not self.port:
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve(app, self.host, self.port)
         return self
 
     async def kill(self) -> None:

@@ -7,6 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from aiohttp import web
+
 from ishowtts.connectors import BaseConnector, ConnectorState
 
 
@@ -57,3 +59,12 @@ class Running:
 async def running(connector: BaseConnector) -> AsyncIterator[Running]:
     async with Running(connector) as r:
         yield r
+
+
+async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Starts a local test server; its runner and the port it listens on (``port`` 0: any)."""
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    return runner, port or site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]

@@ -26,7 +26,7 @@ from .session import (
     Status,
     short,
 )
-from .websocket import receive
+from .websocket import receive, receive_frame, websocket_url
 
 __all__ = [
     "GROUP",
@@ -55,5 +55,7 @@ __all__ = [
     "money",
     "read_json",
     "receive",
+    "receive_frame",
     "short",
+    "websocket_url",
 ]

@@ -26,8 +26,9 @@ from ishowtts.connectors import (
     SessionConnector,
     SessionEnded,
     SessionOptions,
-    receive,
+    receive_frame,
     short,
+    websocket_url,
 )
 
 from . import protocol as p
@@ -79,9 +80,7 @@ class BilibiliOptions(SocketOptions):
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^wss?://", value):
-            raise ValueError(f"endpoint must start with ws:// or wss://, got {value!r}")
-        return value
+        return None if value is None else websocket_url(value)
 
 
 class Mapper(Protocol):
@@ -178,13 +177,11 @@ class LiveSocketConnector(SessionConnector):
         self, ws: aiohttp.ClientWebSocketResponse[bool], authed: bool, timeout: float
     ) -> bool:
         """Reads one WebSocket message; True when it held the auth reply saying yes."""
-        msg = await receive(ws, timeout)
-        self.counters["frames"] += 1
-        if msg.type != aiohttp.WSMsgType.BINARY:
-            self.malformed(f"{msg.type.name} frame where binary was expected")
+        data = await receive_frame(self, ws, timeout, aiohttp.WSMsgType.BINARY)
+        if data is None:
             return False
         try:
-            packets = p.decode(msg.data)
+            packets = p.decode(data)
         except p.ProtocolError as exc:
             # A frame's cost is bounded (protocol.py), so one bomb keeps the session: reconnecting
             # would lose chat. A server that keeps sending them is hostile or broken: its session

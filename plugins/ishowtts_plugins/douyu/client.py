@@ -23,8 +23,9 @@ from ishowtts.connectors import (
     SessionEnded,
     SessionOptions,
     read_json,
-    receive,
+    receive_frame,
     short,
+    websocket_url,
 )
 
 from . import stt
@@ -52,12 +53,7 @@ class DouyuOptions(SessionOptions):
             raise ValueError(f"expected a Douyu room number or douyu.com URL, got {value!r}")
         return str(int(m.group(1)))
 
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        if not re.match(r"^wss?://", value):
-            raise ValueError(f"endpoint must start with ws:// or wss://, got {value!r}")
-        return value
+    _endpoint = field_validator("endpoint")(websocket_url)
 
 
 class DouyuConnector(SessionConnector):
@@ -118,13 +114,11 @@ class DouyuConnector(SessionConnector):
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse[bool], timeout: float) -> bool:
         """One WebSocket message; True when it held ``loginres`` (the room accepted us)."""
-        msg = await receive(ws, timeout)
-        self.counters["frames"] += 1
-        if msg.type != aiohttp.WSMsgType.BINARY:
-            self.malformed(f"{msg.type.name} frame where binary was expected")
+        data = await receive_frame(self, ws, timeout, aiohttp.WSMsgType.BINARY)
+        if data is None:
             return False
         try:
-            bodies = self._framer.feed(msg.data)
+            bodies = self._framer.feed(data)
         except stt.FrameError as exc:
             bodies = exc.bodies
             self.malformed(str(exc))

@@ -17,7 +17,8 @@ from ishowtts.connectors import (
     SessionConnector,
     SessionEnded,
     SessionOptions,
-    receive,
+    receive_frame,
+    websocket_url,
 )
 
 from . import irc
@@ -42,12 +43,7 @@ class TwitchOptions(SessionOptions):
             raise ValueError(f"expected a Twitch login like 'shroud', got {value!r}")
         return name
 
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        if not re.match(r"^wss?://", value):
-            raise ValueError(f"endpoint must start with ws:// or wss://, got {value!r}")
-        return value
+    _endpoint = field_validator("endpoint")(websocket_url)
 
 
 class TwitchConnector(SessionConnector):
@@ -102,13 +98,11 @@ class TwitchConnector(SessionConnector):
         self, ws: aiohttp.ClientWebSocketResponse[bool], nick: str, timeout: float
     ) -> bool:
         """One WebSocket message; True if it held our JOIN echo (we are in the channel)."""
-        msg = await receive(ws, timeout)
-        self.counters["frames"] += 1
-        if msg.type != aiohttp.WSMsgType.TEXT:
-            self.malformed(f"{msg.type.name} frame where IRC text was expected")
+        data = await receive_frame(self, ws, timeout, aiohttp.WSMsgType.TEXT)
+        if data is None:
             return False
         joined = False
-        for line in irc.lines(msg.data):
+        for line in irc.lines(data):
             self.counters["lines"] += 1
             try:
                 m = irc.parse(line)
