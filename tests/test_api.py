@@ -100,6 +100,8 @@ async def test_say_is_spoken_and_counted(tmp_path: Path, pulse: Any) -> None:
         ("/volume", b'{"volume": "loud"}', 422, "invalid body"),
         ("/skip", b'{"now": true}', 422, "invalid body"),
         ("/clear", b'{"reason": ""}', 422, "invalid body"),
+        ("/reading", b'{"mode": "loud"}', 422, "invalid body"),
+        ("/reading", b'{"enabled": "maybe"}', 422, "invalid body"),
     ],
 )
 async def test_bad_bodies_are_rejected_with_json_errors(
@@ -139,6 +141,12 @@ async def test_operator_actions_reach_the_player_and_queue(tmp_path: Path, pulse
         assert (status, body) == (200, {"skipped": None})  # nothing playing
         status, body, _ = await r.call("POST", "/clear", {"reason": "test"})
         assert (status, body) == (200, {"cleared": 0})
+        status, body, _ = await r.call("POST", "/reading", {"mode": "paid_only"})
+        assert (status, body) == (200, {"reading": {"mode": "paid_only", "enabled": True}})
+        _, body, _ = await r.call("POST", "/reading", {"enabled": False})
+        assert body["reading"]["enabled"] is False
+        _, status_body, _ = await r.call("GET", "/status")
+        assert status_body["reading"] == {"mode": "paid_only", "enabled": False, "viewer_voices": 0}
 
 
 async def test_reload_rejects_a_broken_config_and_keeps_the_old_one(

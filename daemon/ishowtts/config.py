@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from . import registry
+from .chat_config import CommandsConfig, ReadingConfig, ViewerVoicesConfig
 from .confload import ConfigError, Section, SourceMap, format_loc, read_yaml, validate
 from .errors import BrokenInstall
 from .events import Kind
@@ -272,6 +273,9 @@ class Config(Section):
     voices: dict[str, VoiceConfig] = {"default": VoiceConfig()}
     routing: RoutingConfig = RoutingConfig()
     speech: SpeechConfig = SpeechConfig()
+    commands: CommandsConfig = CommandsConfig()  # chat commands (chat_config.py)
+    reading: ReadingConfig = ReadingConfig()
+    viewer_voices: ViewerVoicesConfig = ViewerVoicesConfig()
     normalize: NormalizeConfig = NormalizeConfig()
     filters: FiltersConfig = FiltersConfig()
     dedupe: DedupeConfig = DedupeConfig()
@@ -481,6 +485,9 @@ def _check_routing(config: Config, source: SourceMap) -> list[str]:
     ]
     refs += [(("routing", "kinds", k.value), v) for k, v in config.routing.kinds.items()]
     refs += [(("routing", "users", k), v) for k, v in config.routing.users.items()]
+    vv = config.viewer_voices
+    for key in ("allowed", "paid", "members", "pool"):
+        refs += [(("viewer_voices", key, i), v) for i, v in enumerate(getattr(vv, key))]
     for loc, voice in refs:
         if voice not in voices:
             out.append(

@@ -44,7 +44,8 @@ class User:
     guard_level: int = 0  # Bilibili: 0 none, 1 总督, 2 提督, 3 舰长; Twitch: 1 for subscribers
     medal_level: int = 0
     medal_name: str = ""
-    is_moderator: bool = False
+    is_moderator: bool = False  # Bilibili room admin; Twitch moderator or broadcaster
+    is_vip: bool = False  # Twitch VIP badge
     # Other ids naming the same user (Bilibili open platform: union_id beside open_id), so a
     # filter or a routing rule written with any of them matches.
     alt_ids: tuple[str, ...] = ()

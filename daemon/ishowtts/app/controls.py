@@ -1,5 +1,5 @@
 """What the operator can do to a running daemon (the control API, the console): skip, pause,
-resume, volume, clear, say, remove a queued line, mute and unmute.
+resume, volume, clear, say, remove a queued line, mute and unmute, the reading mode.
 
 A mixin of ``ishowtts.app.daemon.Daemon``: these are the daemon's own methods, as the API and the
 console drive them (``api.ControlTarget``, ``console.ConsoleTarget``); the class names below
@@ -11,8 +11,10 @@ from __future__ import annotations
 import structlog
 
 from ..audio.player import Player
+from ..chat_config import ReadingMode
 from ..control.feed import EventFeed
 from ..events import ChatEvent
+from ..pipeline.ingest import Pipeline
 from ..pipeline.mutes import Mute, MuteList
 from ..queue.scheduler import Scheduler
 from .connector_set import ConnectorSet
@@ -26,6 +28,7 @@ class OperatorControls:
     mutes: MuteList
     feed: EventFeed
     intake: ConnectorSet
+    pipeline: Pipeline
 
     def skip(self) -> str | None:
         utt = self.player.skip() if self.player else None
@@ -73,3 +76,16 @@ class OperatorControls:
             log.info("unmuted", platform=platform, uid=uid, user=name)
             self.feed.publish("mutes", count=len(self.mutes))
         return done
+
+    def set_reading(
+        self, mode: str | None = None, enabled: bool | None = None
+    ) -> dict[str, object]:
+        """Switch the reading mode (all, commands_only, paid_only, members_only) or turn reading
+        off and on, as a moderator's "!tts <mode>" / "!tts off" does from chat."""
+        reading = self.pipeline.reading
+        if mode is not None:
+            reading.mode = ReadingMode(mode)
+        if enabled is not None:
+            reading.enabled = enabled
+        log.info("reading_changed", by="operator", **reading.status())
+        return reading.status()

@@ -30,8 +30,10 @@ from ..control.timeline import Timeline
 from ..engines import Engine
 from ..errors import EXIT_RESTART
 from ..events import ChatEvent, Retraction, Utterance
+from ..pipeline import statefile
 from ..pipeline.ingest import Pipeline
 from ..pipeline.mutes import MuteList, default_path
+from ..pipeline.viewer_voices import FILE_NAME as VOICES_FILE
 from ..queue.ledger import Ledger, Terminal
 from ..queue.paidloss import PaidLoss
 from ..queue.scheduler import Scheduler
@@ -79,7 +81,19 @@ class Daemon(OperatorControls):
             config.resolve(mute_file) if mute_file else default_path(config.base_dir)
         )
         self.scheduler = Scheduler(config.queue, self._on_queue_terminal)
-        self.pipeline = Pipeline(config, self.ledger, self.scheduler, self.mutes)
+        voices_file = config.viewer_voices.file
+        self.pipeline = Pipeline(
+            config,
+            self.ledger,
+            self.scheduler,
+            self.mutes,
+            moderation=self,  # moderators' chat commands drive the operator's controls
+            voices_file=None
+            if voices_file is None
+            else statefile.default_path(config.base_dir, VOICES_FILE)
+            if voices_file == "auto"
+            else config.resolve(voices_file),
+        )
         self.engine_factory = engine_factory or (
             lambda: engines.build(config.engine.type, config.engine.options)
         )
@@ -250,6 +264,7 @@ class Daemon(OperatorControls):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=0.1)
             self.timeline.depth(len(self.scheduler))
+            self.pipeline.flush()
             if worker is not None and worker.done():
                 log.error("synth_worker_died", error=repr(worker.exception()))
                 self.exit_code = 1
@@ -268,6 +283,7 @@ class Daemon(OperatorControls):
         what is queued or made ahead but not started is not played."""
         self.stopping.set()
         log.info("stopping", queued=len(self.scheduler))
+        self.pipeline.flush()
         await drain(
             intake=self.intake,
             scheduler=self.scheduler,

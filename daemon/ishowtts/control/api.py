@@ -20,6 +20,7 @@ import structlog
 from aiohttp import web
 from pydantic import Field, field_validator
 
+from ..chat_config import ReadingMode
 from ..config import ApiConfig
 from ..errors import ConfigInvalid, Failure, Temporary
 from .console import Console
@@ -63,6 +64,7 @@ class ControlTarget(Protocol):
     def set_volume(self, volume: float) -> None: ...
     async def say(self, text: str, user: str = "", voice: str = "") -> Any: ...
     async def reload(self) -> Any: ...  # truthy when applied; .changed, .problems
+    def set_reading(self, mode: str | None = None, enabled: bool | None = None) -> Any: ...
 
 
 # ---- request bodies ------------------------------------------------------------------------
@@ -87,6 +89,11 @@ class SayBody(Body):
 
 class ClearBody(Body):
     reason: str = Field("cleared", min_length=1, max_length=64)
+
+
+class ReadingBody(Body):
+    mode: ReadingMode | None = None
+    enabled: bool | None = None
 
 
 class VolumeBody(Body):
@@ -136,6 +143,7 @@ class ControlApi:
         r.add_post("/clear", self.clear)
         r.add_post("/volume", self.volume)
         r.add_post("/reload", self.reload)
+        r.add_post("/reading", self.reading)
         Console(target).install(self.app)  # type: ignore[arg-type]
 
     # The listener's figures, read by tests and tools through the API they start.
@@ -238,6 +246,12 @@ class ControlApi:
         assert isinstance(body, VolumeBody)
         self.target.set_volume(body.volume)
         return web.json_response({"volume": body.volume})
+
+    async def reading(self, request: web.Request) -> web.Response:
+        body = await read_body(request, ReadingBody, self.cfg.body_timeout_s)
+        assert isinstance(body, ReadingBody)
+        mode = body.mode.value if body.mode is not None else None
+        return web.json_response({"reading": self.target.set_reading(mode, body.enabled)})
 
     async def reload(self, request: web.Request) -> web.Response:
         await read_body(request, Empty, self.cfg.body_timeout_s)

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from ..audio.player import Player
 from ..config import Config
 from ..connectors import Connector
+from ..pipeline.ingest import Pipeline
 from ..queue.ledger import Ledger
 from ..queue.paidloss import PaidLoss
 from ..queue.scheduler import Scheduler
@@ -29,6 +30,7 @@ class StatusSource(Protocol):
     ledger: Ledger
     health: Health
     paid_lost: PaidLoss
+    pipeline: Pipeline
 
 
 def snapshot(d: StatusSource) -> dict[str, Any]:
@@ -53,6 +55,8 @@ def snapshot(d: StatusSource) -> dict[str, Any]:
             "queued_audio_s": round(player.queued_seconds, 2) if player else 0.0,
         },
         "queue": d.scheduler.depth_by_kind(),
+        # Who and what is read (the mode, "!tts off"), and how many viewers picked a voice.
+        "reading": {**d.pipeline.reading.status(), "viewer_voices": len(d.pipeline.viewer_voices)},
         "connectors": {
             c.name: {"state": str(c.state), "counters": dict(c.counters)} for c in d.connectors
         },

@@ -1,7 +1,8 @@
 """The pipeline: a received chat event becomes a queued utterance or a logged drop.
 
-normalise → filters → dedupe → gifts (value, merge) → render the template → route the voice →
-queue (where a gift repeat folds into its first line).
+bots → chat commands (``chat``) → reading mode → normalise → filters → dedupe → gifts (value,
+merge) → render the template → route the voice → queue (where a gift repeat folds into its
+first line).
 Pure and synchronous; time comes in as ``now`` (monotonic seconds). Never raises on chat
 content: an unexpected error fails that one event in the ledger and is logged.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import string
 import time
+from pathlib import Path
 
 import structlog
 
@@ -17,12 +19,19 @@ from ..config import Config
 from ..events import ChatEvent, Kind, Retraction, Utterance
 from ..queue.ledger import Ledger, Terminal
 from ..queue.scheduler import Placed, Scheduler
+from .chat import ChatCommands, Done, Moderation
 from .dedupe import Deduper
 from .filters import Filters, Muted
 from .gifts import Gifts
 from .normalize import Normalizer
+from .reading import Reading
+from .viewer_voices import ViewerVoices
 
 log = structlog.get_logger("ishowtts.pipeline.ingest")
+
+
+# What a viewer writes themselves, read in the voice they picked.
+VIEWER_KINDS = frozenset({Kind.DANMAKU, Kind.SUPER_CHAT})
 
 
 def _fields(template: str) -> frozenset[str]:
@@ -35,12 +44,23 @@ def _amount_text(amount: float) -> str:
 
 class Pipeline:
     def __init__(
-        self, config: Config, ledger: Ledger, scheduler: Scheduler, muted: Muted | None = None
+        self,
+        config: Config,
+        ledger: Ledger,
+        scheduler: Scheduler,
+        muted: Muted | None = None,
+        moderation: Moderation | None = None,
+        voices_file: Path | None = None,  # the viewers' voice choices; None: in memory only
     ) -> None:
         self.ledger = ledger
         self.scheduler = scheduler
         self.deduper = Deduper(config.dedupe)
         self.filters = Filters(config.filters, muted=muted)
+        self.reading = Reading(config.reading)
+        self.viewer_voices = ViewerVoices(
+            config.viewer_voices, config.voices, voices_file, self.reading.is_member
+        )
+        self.chat = ChatCommands(config.commands, self.reading, self.viewer_voices, moderation)
         self._apply(config)
 
     def _apply(self, config: Config) -> None:
@@ -53,6 +73,9 @@ class Pipeline:
     def reconfigure(self, config: Config, now: float | None = None) -> None:
         """New rules (reload); the queue and the dedupe/rate memory stay."""
         self._apply(config)
+        self.reading.reconfigure(config.reading)
+        self.viewer_voices.reconfigure(config.viewer_voices, config.voices)
+        self.chat.reconfigure(config.commands)
         self.filters = self.filters.reconfigure(config.filters)
         self.deduper.reconfigure(config.dedupe)
         self.scheduler.reconfigure(config.queue, time.monotonic() if now is None else now)
@@ -73,7 +96,23 @@ class Pipeline:
     def _drop(self, event: ChatEvent, rule: str, **fields: object) -> None:
         self.ledger.close(event.id, Terminal.DROPPED, rule=rule, **fields)
 
+    def flush(self) -> None:
+        """Write state kept for later (the viewers' voices); the daemon calls it often."""
+        self.viewer_voices.flush()
+
     def _ingest(self, event: ChatEvent, now: float) -> Utterance | None:
+        if self.reading.is_bot(event.user):
+            self._drop(event, "bot")
+            return None
+        step = self.chat.take(event, now)
+        if isinstance(step, Done):
+            self._drop(event, "command", **step.fields)
+            return None
+        event = step.event
+        rule = self.reading.check(event, step.via_tts)
+        if rule is not None:
+            self._drop(event, rule)
+            return None
         kind = event.kind
         needs = self._template_fields[kind]
         text = self.normalizer(event.text) if event.text else ""
@@ -104,16 +143,28 @@ class Pipeline:
         return self._render(event, self.normalizer(event.text) if event.text else "")
 
     def _spoken_name(self, event: ChatEvent) -> str:
-        """The user's name as it is read aloud and shown on the overlay: the same clean-up as
-        text (the filters judge this form), never lost entirely; no name: the neutral word."""
+        """The sender's name as it is read aloud and shown on the overlay: a nickname if the
+        config has one, else the same clean-up as text (the filters judge this form), never
+        lost entirely; no name: the neutral word."""
+        nick = self.config.reading.nicknames
+        said = next((nick[n] for n in event.user.names() if n in nick), None)
+        if said is not None:
+            return said
         name = event.user.name
         return (self.normalizer(name) or name) if name else self.config.speech.anonymous
 
     def _render(self, event: ChatEvent, text: str, name: str | None = None) -> str:
-        if name is None:
-            name = self._spoken_name(event)
+        reading = self.config.reading
+        template = self._templates[event.kind]
+        if not reading.says_name(event.kind):
+            name = self.config.speech.anonymous  # this kind's names are switched off
+        else:
+            if name is None:
+                name = self._spoken_name(event)
+            if "user" not in self._template_fields[event.kind]:
+                template = reading.name_prefix + template  # said first
         count = event.gift_count
-        out = self._templates[event.kind].format(
+        out = template.format(
             text=text,
             user=name,
             gift=event.gift_name,
@@ -124,6 +175,20 @@ class Pipeline:
         )
         return " ".join(out.split())
 
+    def _voice(self, event: ChatEvent) -> str:
+        """The operator's pick (the console's say box) if the config still has it; a routing
+        rule naming this user; the viewer's own pick (or pool voice) for what they wrote;
+        the kind's voice; the default."""
+        cfg = self.config
+        if event.voice in cfg.voices:
+            return event.voice
+        user = event.user
+        if event.kind in VIEWER_KINDS and not any(n in cfg.routing.users for n in user.names()):
+            own = self.viewer_voices.voice_for(event)
+            if own is not None:
+                return own
+        return cfg.voice_for(event.kind, user.id, user.name, user.alt_ids)
+
     def _utterance(self, event: ChatEvent, text: str, name: str) -> Utterance:
         cfg = self.config
         kind = event.kind
@@ -131,10 +196,7 @@ class Pipeline:
             event=event,
             text=self._render(event, text, name),
             speaker=name,
-            # A voice the operator chose (the console's say box) if the config still has it.
-            voice=event.voice
-            if event.voice in cfg.voices
-            else cfg.voice_for(kind, event.user.id, event.user.name, event.user.alt_ids),
+            voice=self._voice(event),
             priority=cfg.queue.priority_of(kind),
             deadline=event.received_mono + cfg.queue.ttl_of(kind),
         )

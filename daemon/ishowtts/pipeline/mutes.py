@@ -9,9 +9,6 @@ moved aside (kept for the operator, never overwritten) and the daemon starts wit
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,11 +16,14 @@ from typing import Any
 
 import structlog
 
+from . import statefile
+
 log = structlog.get_logger("ishowtts.pipeline.mutes")
 
 MAX_MUTES = 5000  # a list this long is a config's job (filters.users.block), not a click's
 MAX_FIELD = 128
 FILE_NAME = "mutes.json"
+MAX_FILE_BYTES = 4 << 20  # 5000 mutes take ~1 MB
 
 
 class MuteError(ValueError):
@@ -49,11 +49,8 @@ class Mute:
 
 
 def default_path(config_dir: Path, env: dict[str, str] | None = None) -> Path:
-    """Under the service's state directory when systemd gives one (``StateDirectory=``: the
-    config folder is read-only there), else next to the config file."""
-    env = dict(os.environ) if env is None else env
-    state = env.get("STATE_DIRECTORY", "").split(":")[0].strip()
-    return (Path(state) if state else config_dir) / FILE_NAME
+    """Under the service's state directory when systemd gives one, else next to the config."""
+    return statefile.default_path(config_dir, FILE_NAME, env)
 
 
 class MuteList:
@@ -117,15 +114,10 @@ class MuteList:
             self._names[(mute.platform, mute.name)] = mute
 
     def _load(self, path: Path) -> None:
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            log.error("mutes_unreadable", path=str(path), error=str(exc))
+        data = statefile.read(path, "mutes", MAX_FILE_BYTES)
+        if data is None:
             return
         try:
-            data = json.loads(raw)
             entries = data["users"]
             if not isinstance(entries, list):
                 raise TypeError("users is not a list")
@@ -141,34 +133,15 @@ class MuteList:
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             self._by_key.clear()
             self._names.clear()
-            aside = path.with_name(f"{path.name}.bad-{int(time.time())}")
-            with contextlib.suppress(OSError):
-                path.rename(aside)
-            log.error(
-                "mutes_file_invalid",
-                path=str(path),
-                error=f"{type(exc).__name__}: {exc}",
-                moved_to=str(aside),
-                advice="starting with an empty mute list; the old file is kept",
-            )
+            statefile.set_aside(path, "mutes", exc)
             return
         log.info("mutes_loaded", path=str(path), users=len(self._by_key))
 
     def _save(self) -> None:
-        if self.path is None:
-            return
-        body = json.dumps({"version": 1, "users": self.list()}, ensure_ascii=False, indent=1)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(body + "\n", encoding="utf-8")
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            # Kept in memory; the console shows this so the operator knows it will not last.
-            self.save_error = f"{self.path}: {exc.strerror or exc}"
-            log.error("mutes_not_saved", path=str(self.path), error=str(exc))
-            return
-        self.save_error = None
+        if self.path is not None:
+            # Kept in memory on failure; the console shows this so the operator knows.
+            data = {"version": 1, "users": self.list()}
+            self.save_error = statefile.write(self.path, data, "mutes")
 
 
 def _clean(value: str) -> str:

@@ -96,6 +96,7 @@ class MessageMapper:
             medal_level=months,
             medal_name="subscriber" if months else "",
             is_moderator=t.get("mod") == "1" or "broadcaster/" in badges or "moderator/" in badges,
+            is_vip=t.get("vip") == "1" or "vip/" in badges,
         )
 
     def _event(self, kind: Kind, user: User, **fields: object) -> Outcome:
