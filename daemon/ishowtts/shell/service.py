@@ -99,60 +99,93 @@ async def _announce(
         stopping.cancel()
 
 
+class ReloadNotices:
+    """RELOADING / READY for each reload, sent one at a time in order by one task. A reload
+    asked for during start-up runs as soon as the daemon is ready, maybe before READY=1 is out:
+    systemd must hear READY first (``announced``), then RELOADING/READY."""
+
+    def __init__(self, daemon: Daemon, notifier: Notifier, announced: asyncio.Event) -> None:
+        self.daemon, self.notifier, self.announced = daemon, notifier, announced
+        self.outbox: deque[dict[str, str | int]] = deque()
+        self.sender: asyncio.Task[None] | None = None
+
+    def __call__(self, begins: bool) -> None:
+        fields = (
+            reloading_fields() if begins else ready_fields(f"reloaded: {status_line(self.daemon)}")
+        )
+        self.outbox.append(fields)
+        if self.sender is None or self.sender.done():
+            self.sender = asyncio.create_task(self._send())
+
+    async def _send(self) -> None:
+        await self.announced.wait()
+        while self.outbox:
+            await self.notifier.deliver(**self.outbox[0])
+            self.outbox.popleft()
+
+    async def close(self) -> None:
+        if self.sender is not None:
+            await _cancelled(self.sender)
+
+
+async def _cancelled(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+async def _say_stopping(daemon: Daemon, announce: asyncio.Task[None]) -> None:
+    daemon.stopping.set()  # also when start-up failed: _announce then says STOPPING
+    with contextlib.suppress(asyncio.TimeoutError, Exception):
+        await asyncio.wait_for(asyncio.shield(announce), 1.0)  # let it say STOPPING
+
+
 async def serve(daemon: Daemon, notifier: Notifier | None = None) -> int:
-    """Run ``daemon`` until it stops; the exit status (0 on a clean stop)."""
+    """Run ``daemon`` until it stops; the exit status (0 on a clean stop). Each resource is set
+    up beside its teardown, and the teardowns run in reverse order however the run ends."""
     notifier = notifier or Notifier.from_env()
-    api: ControlApi | None = None
-    cfg = daemon.config.api
-    if cfg.enabled:
-        try:
-            # Refuse before loading the model: an exposed API without a token is a config error.
-            api = ControlApi(daemon, cfg, resolve_token(cfg))
-        except ApiError as exc:
-            log.error("refusing_to_start", reason=str(exc))
-            return exc.exit_code  # 2: the config must change
-        try:
-            await api.start()  # before the model: /healthz answers "starting" while it loads
-        except ApiError as exc:
-            log.error("api_failed", error=str(exc))
-            return exc.exit_code  # 1: the port may be free on the next start
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(notifier.close)
+        cfg = daemon.config.api
+        if cfg.enabled:
+            try:
+                # Refuse before loading the model: an exposed API without a token is a config error.
+                api = ControlApi(daemon, cfg, resolve_token(cfg))
+            except ApiError as exc:
+                log.error("refusing_to_start", reason=str(exc))
+                return exc.exit_code  # 2: the config must change
+            try:
+                await api.start()  # before the model: /healthz answers "starting" while it loads
+            except ApiError as exc:
+                log.error("api_failed", error=str(exc))
+                return exc.exit_code  # 1: the port may be free on the next start
+            stack.push_async_callback(api.stop)
 
-    def progress(line: str) -> None:  # called from the synth thread during load and warm-up
-        log.info("startup", step=line)
-        notifier.status(line)
+        announced = asyncio.Event()  # the first READY=1 went out
+        daemon.on_reload = reloads = ReloadNotices(daemon, notifier, announced)
+        stack.push_async_callback(reloads.close)
+        interval = watchdog_interval()
+        if interval is not None and notifier.enabled:
+            log.info("watchdog", interval_s=interval)
+            guard = StallGuard(daemon.worker)
+            watchdog = asyncio.create_task(feed_watchdog(notifier, interval, guard))
+            stack.push_async_callback(_cancelled, watchdog)
+        announce = asyncio.create_task(_announce(daemon, notifier, announced))
+        stack.push_async_callback(_cancelled, announce)
+        stack.push_async_callback(_say_stopping, daemon, announce)  # the first teardown
 
-    announced = asyncio.Event()  # the first READY=1 went out
-    # Reload notifications, sent one at a time in order by one task. A reload asked for during
-    # start-up runs as soon as the daemon is ready, maybe before READY=1 is out: systemd must
-    # hear READY first, then RELOADING/READY.
-    outbox: deque[dict[str, str | int]] = deque()
-    sender: asyncio.Task[None] | None = None
+        def progress(line: str) -> None:  # called from the synth thread during load and warm-up
+            log.info("startup", step=line)
+            notifier.status(line)
 
-    async def send_outbox() -> None:
-        await announced.wait()
-        while outbox:
-            await notifier.deliver(**outbox[0])
-            outbox.popleft()
+        code = await _run(daemon, progress)
+    log.info("exit", code=code)
+    return code
 
-    def reloading(begins: bool) -> None:
-        nonlocal sender
-        outbox.append(
-            reloading_fields() if begins else ready_fields(f"reloaded: {status_line(daemon)}")
-        )
-        if sender is None or sender.done():
-            sender = asyncio.create_task(send_outbox())
 
-    daemon.on_reload = reloading
-    tasks: list[asyncio.Task[Any]] = [asyncio.create_task(_announce(daemon, notifier, announced))]
-    interval = watchdog_interval()
-    if interval is not None and notifier.enabled:
-        log.info("watchdog", interval_s=interval)
-        tasks.append(
-            asyncio.create_task(feed_watchdog(notifier, interval, StallGuard(daemon.worker)))
-        )
-    code = 1
+async def _run(daemon: Daemon, progress: Callable[[str], None]) -> int:
     try:
-        code = await daemon.run(progress)
+        return await daemon.run(progress)
     except Exception as exc:  # the start failed: one line, and the status tells systemd what to do
         code = exit_code(exc)
         if isinstance(exc, WeightsUnusable):  # a wrong file, found only by loading it
@@ -162,19 +195,4 @@ async def serve(daemon: Daemon, notifier: Notifier | None = None) -> int:
             log.error("daemon_failed", error=str(exc), exit_code=code)
         else:  # a bug: the traceback is for whoever fixes it
             log.exception("daemon_failed", error=repr(exc))
-    finally:
-        daemon.stopping.set()  # also when start-up failed: _announce then says STOPPING
-        with contextlib.suppress(asyncio.TimeoutError, Exception):
-            await asyncio.wait_for(asyncio.shield(tasks[0]), 1.0)  # let it say STOPPING
-        if sender is not None:
-            tasks.append(sender)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        if api is not None:
-            await api.stop()
-        notifier.close()
-    log.info("exit", code=code)
-    return code
+        return code
