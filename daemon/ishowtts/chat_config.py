@@ -135,3 +135,40 @@ class ViewerVoicesConfig(Section):
     # config (auto); a path relative to the config; null: in memory only.
     file: str | None = "auto"
     max_users: int = Field(100_000, ge=1, le=1_000_000)  # the oldest choice goes past it
+
+
+class DictionaryConfig(Section):
+    """The pronunciation dictionary (docs/viewers.md): the streamer's own file, edited by hand
+    or from the console and reloaded when it changes, over the starter dictionary."""
+
+    # auto: $STATE_DIRECTORY/dictionary.yaml under systemd, else next to the config; a path
+    # relative to the config; null: no file of your own.
+    file: str | None = "auto"
+    starter: bool = True  # the bundled Chinese livestream slang (yyds, awsl, 233, 666, ...)
+
+
+class LanguagesConfig(Section):
+    """Mixed-language chat: each line's language is detected (Lingua) and a line in a language
+    the voices do not speak goes to a voice that does (docs/viewers.md)."""
+
+    detect: bool = True
+    # Languages a line may be found to be (ISO 639-1): fewer is faster and surer. Latin-script
+    # languages left out are found to be English.
+    candidates: list[str] = Field(["zh", "en", "ja", "ko"], min_length=1, max_length=40)
+    spoken: list[str] = ["zh", "en"]  # what the engine's voices speak (F5: Chinese and English)
+    # language → a configured voice that speaks it; another language outside `spoken` is read
+    # by engine.fallback (eSpeak NG) in that language, or as usual when there is none.
+    voices: dict[str, str] = {}
+    min_confidence: float = Field(0.5, ge=0.0, le=1.0)  # below it, a line is not re-routed
+
+    @field_validator("candidates", "spoken")
+    @classmethod
+    def _codes(cls, codes: list[str]) -> list[str]:
+        from lingua import IsoCode639_1  # the detector's own list of what it knows
+
+        for code in codes:
+            try:
+                IsoCode639_1.from_str(code)
+            except ValueError:
+                raise ValueError(f"{code!r} is not an ISO 639-1 language code") from None
+        return codes

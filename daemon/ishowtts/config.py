@@ -25,7 +25,13 @@ from pydantic import (
 )
 
 from . import registry
-from .chat_config import CommandsConfig, ReadingConfig, ViewerVoicesConfig
+from .chat_config import (
+    CommandsConfig,
+    DictionaryConfig,
+    LanguagesConfig,
+    ReadingConfig,
+    ViewerVoicesConfig,
+)
 from .confload import ConfigError, Section, SourceMap, format_loc, read_yaml, validate
 from .errors import BrokenInstall
 from .events import Kind
@@ -276,6 +282,8 @@ class Config(Section):
     commands: CommandsConfig = CommandsConfig()  # chat commands (chat_config.py)
     reading: ReadingConfig = ReadingConfig()
     viewer_voices: ViewerVoicesConfig = ViewerVoicesConfig()
+    dictionary: DictionaryConfig = DictionaryConfig()
+    languages: LanguagesConfig = LanguagesConfig()
     normalize: NormalizeConfig = NormalizeConfig()
     filters: FiltersConfig = FiltersConfig()
     dedupe: DedupeConfig = DedupeConfig()
@@ -488,6 +496,7 @@ def _check_routing(config: Config, source: SourceMap) -> list[str]:
     vv = config.viewer_voices
     for key in ("allowed", "paid", "members", "pool"):
         refs += [(("viewer_voices", key, i), v) for i, v in enumerate(getattr(vv, key))]
+    refs += [(("languages", "voices", k), v) for k, v in config.languages.voices.items()]
     for loc, voice in refs:
         if voice not in voices:
             out.append(

@@ -123,6 +123,9 @@ class Utterance:
     priority: int
     deadline: float  # monotonic time after which it is stale and must not be read
     speaker: str = ""  # the user's name as read aloud (cleaned): what the overlay shows
+    language: str = ""  # the line's language as detected (ISO 639-1), "" when unknown
+    # No configured voice speaks that language: the fallback engine (eSpeak NG) reads it in it.
+    by_fallback: bool = False
 
     @property
     def id(self) -> str:

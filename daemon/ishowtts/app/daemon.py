@@ -31,6 +31,8 @@ from ..engines import Engine
 from ..errors import EXIT_RESTART
 from ..events import ChatEvent, Retraction, Utterance
 from ..pipeline import statefile
+from ..pipeline.dictionary_file import FILE_NAME as DICTIONARY_FILE
+from ..pipeline.dictionary_file import Pronunciation
 from ..pipeline.ingest import Pipeline
 from ..pipeline.mutes import MuteList, default_path
 from ..pipeline.viewer_voices import FILE_NAME as VOICES_FILE
@@ -81,18 +83,18 @@ class Daemon(OperatorControls):
             config.resolve(mute_file) if mute_file else default_path(config.base_dir)
         )
         self.scheduler = Scheduler(config.queue, self._on_queue_terminal)
-        voices_file = config.viewer_voices.file
+        here = config.base_dir
         self.pipeline = Pipeline(
             config,
             self.ledger,
             self.scheduler,
             self.mutes,
             moderation=self,  # moderators' chat commands drive the operator's controls
-            voices_file=None
-            if voices_file is None
-            else statefile.default_path(config.base_dir, VOICES_FILE)
-            if voices_file == "auto"
-            else config.resolve(voices_file),
+            voices_file=statefile.setting(config.viewer_voices.file, here, VOICES_FILE),
+            pronunciation=Pronunciation(
+                statefile.setting(config.dictionary.file, here, DICTIONARY_FILE),
+                config.dictionary.starter,
+            ),
         )
         self.engine_factory = engine_factory or (
             lambda: engines.build(config.engine.type, config.engine.options)
@@ -264,7 +266,7 @@ class Daemon(OperatorControls):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=0.1)
             self.timeline.depth(len(self.scheduler))
-            self.pipeline.flush()
+            self.pipeline.tick()
             if worker is not None and worker.done():
                 log.error("synth_worker_died", error=repr(worker.exception()))
                 self.exit_code = 1

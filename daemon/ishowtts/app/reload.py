@@ -28,6 +28,8 @@ NEEDS_RESTART = (
     "api.body_timeout_s",
     "api.max_connections",
     "player.fade_ms",
+    "viewer_voices.file",  # the state files are opened at start
+    "dictionary.file",
 )
 _MISSING = object()
 

@@ -5,9 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from .. import registry
-from .base import Engine, EngineBroken, EngineError, Voice, WeightsUnavailable, WeightsUnusable
+from .base import (
+    LANGUAGE_VOICE,
+    Engine,
+    EngineBroken,
+    EngineError,
+    Voice,
+    WeightsUnavailable,
+    WeightsUnusable,
+)
 
 __all__ = [
+    "LANGUAGE_VOICE",
     "Engine",
     "EngineBroken",
     "EngineError",

@@ -55,6 +55,10 @@ class Voice:
 
 Progress = Callable[[str], None]
 
+# A voice named "lang:<code>" (ISO 639-1) asks an engine that speaks many languages (eSpeak NG)
+# for the whole line in that language: the daemon's fallback reads lines no voice speaks.
+LANGUAGE_VOICE = "lang:"
+
 
 @runtime_checkable
 class Engine(Protocol):

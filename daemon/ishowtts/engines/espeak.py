@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import Field
 
 from ..confload import Section
-from .base import EngineBroken, EngineError, Progress, Voice
+from .base import LANGUAGE_VOICE, EngineBroken, EngineError, Progress, Voice
 
 # espeak_AUDIO_OUTPUT: AUDIO_OUTPUT_SYNCHRONOUS hands every buffer to the callback and returns
 # from espeak_Synth only when the text is done.
@@ -34,6 +34,8 @@ _CALLBACK = ctypes.CFUNCTYPE(
 
 # Espeak voice per language; a Voice's language option or a text run's script picks one.
 VOICES = {"zh": "cmn", "en": "en-us"}
+# A LANGUAGE_VOICE ("lang:<code>") reads the whole line in that eSpeak NG language.
+_ESPEAK_NAMES = {"zh": "cmn", "en": "en-us"}  # other codes are eSpeak NG's own voice names
 
 _HAN = r"\u2e80-\u2fdf\u3005\u3007\u3021-\u3029\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _RUN = re.compile(rf"(?P<zh>[{_HAN}]+)|(?P<en>[A-Za-z\u00c0-\u024f]+(?:['’-][A-Za-z]+)*)")
@@ -169,6 +171,10 @@ class EspeakEngine:
 
     def _speak(self, lang: str, text: str, speed: float) -> np.ndarray:
         """One run of text in one eSpeak voice, at eSpeak's own rate."""
+        return self._speak_as(VOICES[lang], text, speed)
+
+    def _speak_as(self, name: str, text: str, speed: float = 1.0) -> np.ndarray:
+        """Text in the eSpeak NG voice ``name``, at eSpeak's own rate."""
         pieces: list[np.ndarray] = []
 
         def collect(wav: Any, n: int, _events: Any) -> int:
@@ -183,8 +189,8 @@ class EspeakEngine:
         with _Library.lock:
             lib = self._lib
             lib.espeak_SetSynthCallback(callback)
-            if lib.espeak_SetVoiceByName(VOICES[lang].encode()) != 0:
-                raise EngineError(f"eSpeak NG voice {VOICES[lang]!r} failed")
+            if not name.replace("-", "").isalnum() or lib.espeak_SetVoiceByName(name.encode()) != 0:
+                raise EngineError(f"eSpeak NG has no voice {name!r}")
             lib.espeak_SetParameter(_RATE, wpm, 0)
             lib.espeak_SetParameter(_PITCH, o.pitch, 0)
             lib.espeak_SetParameter(_VOLUME, o.volume, 0)
@@ -207,6 +213,12 @@ class EspeakEngine:
     def synthesize(self, text: str, voice: str) -> Iterator[np.ndarray]:
         if self._lib is None:
             raise EngineError("load() first")
+        if voice.startswith(LANGUAGE_VOICE):
+            code = voice.removeprefix(LANGUAGE_VOICE)
+            audio = self._speak_as(_ESPEAK_NAMES.get(code, code), text[: self.options.max_chars])
+            if len(audio):
+                yield np.clip(self._resample(audio), -1.0, 1.0)
+            return
         if self.voices and voice not in self.voices:
             raise EngineError(f"unknown voice {voice!r}; voices: {', '.join(self.voices)}")
         speed = self.voices[voice].speed if voice in self.voices else 1.0

@@ -1,8 +1,8 @@
 """The pipeline: a received chat event becomes a queued utterance or a logged drop.
 
 bots → chat commands (``chat``) → reading mode → normalise → filters → dedupe → gifts (value,
-merge) → render the template → route the voice → queue (where a gift repeat folds into its
-first line).
+merge) → the line's language → render the template → route the voice → the pronunciation
+dictionary → queue (where a gift repeat folds into its first line).
 Pure and synchronous; time comes in as ``now`` (monotonic seconds). Never raises on chat
 content: an unexpected error fails that one event in the ledger and is logged.
 """
@@ -21,8 +21,10 @@ from ..queue.ledger import Ledger, Terminal
 from ..queue.scheduler import Placed, Scheduler
 from .chat import ChatCommands, Done, Moderation
 from .dedupe import Deduper
+from .dictionary_file import Pronunciation
 from .filters import Filters, Muted
 from .gifts import Gifts
+from .language import Languages, Route
 from .normalize import Normalizer
 from .reading import Reading
 from .viewer_voices import ViewerVoices
@@ -51,6 +53,7 @@ class Pipeline:
         muted: Muted | None = None,
         moderation: Moderation | None = None,
         voices_file: Path | None = None,  # the viewers' voice choices; None: in memory only
+        pronunciation: Pronunciation | None = None,  # None: the starter dictionary, no file
     ) -> None:
         self.ledger = ledger
         self.scheduler = scheduler
@@ -61,6 +64,8 @@ class Pipeline:
             config.viewer_voices, config.voices, voices_file, self.reading.is_member
         )
         self.chat = ChatCommands(config.commands, self.reading, self.viewer_voices, moderation)
+        self.pronunciation = pronunciation or Pronunciation(None, config.dictionary.starter)
+        self.languages = Languages(config.languages)
         self._apply(config)
 
     def _apply(self, config: Config) -> None:
@@ -76,6 +81,9 @@ class Pipeline:
         self.reading.reconfigure(config.reading)
         self.viewer_voices.reconfigure(config.viewer_voices, config.voices)
         self.chat.reconfigure(config.commands)
+        self.pronunciation.reconfigure(self.pronunciation.path, config.dictionary.starter)
+        if config.languages != self.languages.cfg:
+            self.languages = Languages(config.languages)
         self.filters = self.filters.reconfigure(config.filters)
         self.deduper.reconfigure(config.dedupe)
         self.scheduler.reconfigure(config.queue, time.monotonic() if now is None else now)
@@ -97,8 +105,13 @@ class Pipeline:
         self.ledger.close(event.id, Terminal.DROPPED, rule=rule, **fields)
 
     def flush(self) -> None:
-        """Write state kept for later (the viewers' voices); the daemon calls it often."""
+        """Write state kept for later (the viewers' voices)."""
         self.viewer_voices.flush()
+
+    def tick(self) -> None:
+        """The daemon calls this often: state written, a changed dictionary file read."""
+        self.viewer_voices.flush()
+        self.pronunciation.poll()
 
     def _ingest(self, event: ChatEvent, now: float) -> Utterance | None:
         if self.reading.is_bot(event.user):
@@ -140,7 +153,8 @@ class Pipeline:
 
     def _rerender(self, event: ChatEvent) -> str:
         """The line for an event changed after it was queued (a merged gift)."""
-        return self._render(event, self.normalizer(event.text) if event.text else "")
+        line = self._render(event, self.normalizer(event.text) if event.text else "")
+        return self.pronunciation.apply(line, self._voice(event))
 
     def _spoken_name(self, event: ChatEvent) -> str:
         """The sender's name as it is read aloud and shown on the overlay: a nickname if the
@@ -192,11 +206,17 @@ class Pipeline:
     def _utterance(self, event: ChatEvent, text: str, name: str) -> Utterance:
         cfg = self.config
         kind = event.kind
+        route = Route("")
+        if text and event.voice not in cfg.voices:  # the operator's pick stands
+            route = self.languages.route(text, cfg.engine.fallback is not None)
+        voice = route.voice or self._voice(event)
         return Utterance(
             event=event,
-            text=self._render(event, text, name),
+            text=self.pronunciation.apply(self._render(event, text, name), voice, route.language),
             speaker=name,
-            voice=self._voice(event),
+            voice=voice,
+            language=route.language,
+            by_fallback=route.by_fallback,
             priority=cfg.queue.priority_of(kind),
             deadline=event.received_mono + cfg.queue.ttl_of(kind),
         )

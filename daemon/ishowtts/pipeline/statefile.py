@@ -32,6 +32,17 @@ def default_path(config_dir: Path, name: str, env: dict[str, str] | None = None)
     return (Path(state) if state else config_dir) / name
 
 
+def setting(value: str | None, config_dir: Path, name: str) -> Path | None:
+    """A state file's config setting as a path: "auto" (``default_path``), a path relative to
+    the config's folder, or None (null: kept in memory only)."""
+    if value is None:
+        return None
+    if value == "auto":
+        return default_path(config_dir, name)
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else config_dir / path
+
+
 def read(path: Path, what: str, max_bytes: int) -> Any | None:
     """The file's JSON, or None when there is none or it cannot be used (logged, moved aside)."""
     try:

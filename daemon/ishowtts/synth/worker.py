@@ -26,7 +26,7 @@ import numpy as np
 import structlog
 
 from ..config import FailoverConfig
-from ..engines import Engine, EngineBroken, Voice
+from ..engines import LANGUAGE_VOICE, Engine, EngineBroken, Voice
 from ..engines.faults import unrecoverable
 from ..events import AudioChunk, Utterance
 from ..queue.ledger import Ledger, Terminal
@@ -114,6 +114,7 @@ class SynthWorker:
         self.ledger = ledger
         self.lookahead_s = lookahead_s
         self.engine: Engine | None = None  # the one speaking: the primary or the fallback
+        self._no_foreign = False  # the fallback could not load for a foreign line: not again
         self.state = WorkerState.STOPPED
         self.speaking = "none"  # primary | fallback | none
         self.primary_error: str | None = None  # why the fallback speaks
@@ -321,13 +322,17 @@ class SynthWorker:
     async def _speak(self, utterance: Utterance) -> None:
         assert self.engine is not None and self.sink is not None
         self.state = WorkerState.SYNTHESIZING
-        engine = self.engine
+        engine, voice = self.engine, utterance.voice
+        if utterance.by_fallback and utterance.language:
+            foreign = await self._foreign_engine()
+            if foreign is not None:
+                engine, voice = foreign, LANGUAGE_VOICE + utterance.language
         started = time.monotonic()
         first_chunk_s = 0.0
         samples = 0
         index = 0
         try:
-            chunks = await self._in_thread(engine.synthesize, utterance.text, utterance.voice)
+            chunks = await self._in_thread(engine.synthesize, utterance.text, voice)
             while (chunk := await self._in_thread(_next_chunk, chunks)) is not _END:
                 if index == 0:
                     first_chunk_s = time.monotonic() - started
@@ -340,6 +345,10 @@ class SynthWorker:
             raise
         except Exception as exc:  # one utterance fails; the worker goes on
             self.sink.cancel(utterance.id)
+            if engine is not self.engine:  # the fallback on a foreign line: not the primary's
+                self.ledger.close(utterance.id, Terminal.FAILED, rule="engine", error=repr(exc))
+                self.state = WorkerState.READY
+                return
             await self._failed(utterance, exc)
             self.state = WorkerState.READY if self.state == WorkerState.SYNTHESIZING else self.state
             return
@@ -349,7 +358,7 @@ class SynthWorker:
         stats = SynthStats(
             utterance.id,
             len(utterance.text),
-            samples / self.engine.sample_rate,
+            samples / engine.sample_rate,
             time.monotonic() - started,
             first_chunk_s,
         )
@@ -358,6 +367,19 @@ class SynthWorker:
             self.on_stats(stats)
         self.log.debug("synthesized", id=utterance.id, audio_s=stats.audio_s, rtf=stats.rtf)
         self.state = WorkerState.READY
+
+    async def _foreign_engine(self) -> Engine | None:
+        """The fallback engine, for a line in a language no voice speaks: built on the first
+        such line (None when there is none, or it cannot load: the line is read as usual)."""
+        if self._fallback is None and self.fallback_factory is not None and not self._no_foreign:
+            try:
+                self._fallback = await self._in_thread(
+                    self._build, self.fallback_factory, lambda line: None
+                )
+            except Exception as exc:
+                self._no_foreign = True
+                self.log.warning("foreign_engine_unavailable", error=_describe(exc))
+        return self._fallback
 
     async def _failed(self, utterance: Utterance, exc: Exception) -> None:
         """An utterance failed: fail it, or rebuild the primary, or fail over and read it with
