@@ -163,7 +163,8 @@ class Daemon(OperatorControls):
     def _on_done(self, utt: Utterance, played: bool) -> None:
         self.live.done(utt, played)
         if played:
-            self.ledger.close(utt.id, Terminal.SPOKEN, text=utt.text, voice=utt.voice)
+            foreign = {"read_by": "fallback", "language": utt.language} if utt.by_fallback else {}
+            self.ledger.close(utt.id, Terminal.SPOKEN, text=utt.text, voice=utt.voice, **foreign)
         else:
             self.ledger.close(utt.id, Terminal.REMOVED, rule="skip")
 

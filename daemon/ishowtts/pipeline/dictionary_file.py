@@ -1,7 +1,9 @@
 """The pronunciation dictionary in use: the streamer's own file over the starter dictionary.
 
-The file (YAML, a list of ``- term: ..., say: ...``) is read at start, read again when it
-changes on disk (looked at most once a second) and written by the console. A file that cannot
+The file (JSON: a list of ``{"term": ..., "say": ...}``, one per line as the console writes it;
+JSON because 100,000 entries parse in a tenth of a second, where YAML takes ten) is read at
+start, read again when it changes on disk (looked at most once a second) and written by the
+console. A file that cannot
 be used is refused whole with one message naming the entry, and the dictionary in use stays
 (at start: the starter alone); the console shows the message.
 """
@@ -9,6 +11,7 @@ be used is refused whole with one message naming the entry, and the dictionary i
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from importlib import resources
@@ -22,16 +25,15 @@ from .pronounce import Dictionary, DictionaryError, Entry, parse_entries
 
 log = structlog.get_logger("ishowtts.pipeline.dictionary")
 
-FILE_NAME = "dictionary.yaml"
+FILE_NAME = "dictionary.json"
 MAX_FILE_BYTES = 16 << 20  # 100,000 entries take ~5 MB
 POLL_S = 1.0
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 100,000 entries in ~1 s
-_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def starter() -> list[Entry]:
+    """The bundled starter (YAML: small, and commented with each entry's reason)."""
     data = resources.files("ishowtts").joinpath("data/slang_zh.yaml").read_text("utf-8")
-    return parse_entries(yaml.load(data, Loader=_Loader))
+    return parse_entries(yaml.safe_load(data))
 
 
 def read_entries(path: Path) -> list[Entry]:
@@ -46,9 +48,9 @@ def read_entries(path: Path) -> list[Entry]:
     if len(raw) > MAX_FILE_BYTES:
         raise DictionaryError(f"larger than {MAX_FILE_BYTES >> 20} MB")
     try:
-        data = yaml.load(raw.decode("utf-8"), Loader=_Loader)
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise DictionaryError(f"not YAML: {str(exc)[:300]}") from None
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:
+        raise DictionaryError(f"not JSON: {str(exc)[:300]}") from None
     return parse_entries(data)
 
 
@@ -102,9 +104,8 @@ class Pronunciation:
         entries = parse_entries(raw)
         if self.path is None:
             raise DictionaryError("dictionary.file is null: there is no file to write")
-        body = yaml.dump(
-            [e.as_dict() for e in entries], Dumper=_Dumper, allow_unicode=True, sort_keys=False
-        )
+        rows = (json.dumps(e.as_dict(), ensure_ascii=False) for e in entries)
+        body = "[\n" + ",\n".join(rows) + "\n]\n"
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
