@@ -174,6 +174,51 @@ def test_cudnn_attention_gives_the_flash_result_in_fp16():
     assert ((got - want).norm() / want.norm()).item() <= 1e-2
 
 
+def warm_fully(engine) -> int:  # type: ignore[no-untyped-def]
+    """What the synth worker does between lines, until nothing is left: pieces taken."""
+    import time
+
+    pieces = 0
+    while (delay := engine.background_step()) is not None:
+        pieces += delay == 0
+        time.sleep(delay)
+    return pieces
+
+
+def test_background_warmup_speaks_at_once_then_compiles_and_captures_between_lines(tmp_path):
+    """Ready with the eager path; a line made while the compile thread works; then, a piece
+    at a time, the compiled functions put in place and every bucket captured; the graphs say
+    what the eager path said."""
+    import numpy as np
+
+    from ishowtts.engines import Voice
+    from ishowtts.engines.f5 import F5Engine
+    from tests.f5_tiny import tiny_files
+
+    torch._dynamo.reset()
+    engine = F5Engine({**tiny_files(tmp_path), "device": "cuda", "cuda_graphs": True,
+                       "compile": True, "max_frames": 768, "seed": 3})  # fmt: skip
+    engine.load({"default": Voice("default")}, lambda s: None)
+    engine.warmup(lambda s: None)
+    assert not engine.runners and engine.describe()["warm"] is False
+    assert engine.fast is not None and not engine.fast.mark_dynamic  # the plain functions
+    compiling = engine.warmer._compiling is not None and not engine.warmer._compiling.done()
+    line = "主播今天唱得真好听，再来一首吧"
+    eager = np.concatenate(list(engine.synthesize(line, "default")))
+    assert len(eager) > 0 and np.isfinite(eager).all()
+    pieces = warm_fully(engine)
+    assert engine.fast.mark_dynamic and hasattr(engine.vocoder.backbone, "_orig_mod")
+    assert set(engine.runners) == set(engine.buckets()) and engine.describe()["warm"] is True
+    assert pieces == len(engine.buckets()) + 1  # the functions put in place, then each bucket
+    graphed = np.concatenate(list(engine.synthesize(line, "default")))
+    assert abs(len(graphed) - len(eager)) <= 256
+    # Away from the ends (the eager vocoder sees no reference frames before the new ones)
+    a, b = eager[32 * 256 : len(eager) - 32 * 256], graphed[32 * 256 : len(eager) - 32 * 256]
+    assert len(a) > 24000 and np.linalg.norm(b - a) / np.linalg.norm(a) <= 5e-2
+    print(f"a line during the compile: {compiling}")
+    engine.close()
+
+
 def test_reload_with_a_shorter_clip_or_more_steps_captures_what_it_needs(tmp_path):
     """A voice reload never leaves a chunk without its CUDA graph: a shorter reference needs
     smaller buckets, a voice asking for more steps needs graphs that many steps long."""
@@ -188,6 +233,7 @@ def test_reload_with_a_shorter_clip_or_more_steps_captures_what_it_needs(tmp_pat
                        "max_frames": 1024, "seed": 3})  # fmt: skip
     engine.load({"default": Voice("default")}, lambda s: None)
     engine.warmup(lambda s: None)
+    warm_fully(engine)
     before = min(engine.runners)
     t = np.arange(int(1.5 * 24000)) / 24000
     clip = tmp_path / "short.wav"
@@ -371,6 +417,8 @@ def test_engine_with_teacher_steps_captures_the_teacher_graphs(tmp_path):
                        "teacher_steps": 4, "max_frames": 768, "seed": 3})  # fmt: skip
     engine.load({"default": Voice("default")}, lambda s: None)
     engine.warmup(lambda s: None)
+    warm_fully(engine)  # the teacher compiled in the background too
+    assert engine.teacher is not None and engine.teacher.mark_dynamic
     assert engine.runners and all("teacher_step" in r.graphs for r in engine.runners.values())
     # Every step count up to the largest runs in the graphs (2 steps needs 3 noise draws).
     for r in engine.runners.values():

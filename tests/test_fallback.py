@@ -125,7 +125,8 @@ async def test_fallback_speaks_when_the_primary_cannot_load_then_the_primary_ret
     first = say(ledger, source, "hello while the primary is away")
     await wait_for(lambda: done(sink, first))
     assert is_speech(heard(sink, first))
-    await wait_for(lambda: worker._primary is not None)  # the second retry loads it
+    # The second retry loads it; the idle worker swaps it in without waiting for a line.
+    await wait_for(lambda: worker.speaking == "primary")
     back = say(ledger, source, "the primary is back")
     await wait_for(lambda: done(sink, back))
     assert worker.speaking == "primary" and worker.primary_error is None

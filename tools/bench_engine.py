@@ -296,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         "compile_cache": cache, "bucket_frames": a.bucket_frames, "language": a.voice,
         "share_graph_pool": not a.private_pools, "compile_mode": a.compile_mode,
         "fused_conv": not a.no_fused_conv, "attention": a.attention,
+        "background_warmup": False,  # every bucket before ready (tools/bench_coldstart.py: staged)
     }  # fmt: skip
     if a.random_weights:
         opts["random_weights"] = True

@@ -6,6 +6,7 @@
 #   tools/gpu_run.sh engine    tools/bench_engine.py: F5 NFE 16/7 + upstream, student 4/2 steps
 #   tools/gpu_run.sh daemon    tools/bench_daemon.py: the whole daemon, F5 and student
 #   tools/gpu_run.sh step      tools/bench_step.py: one F5 step, fusion variants ($STEP_ARGS)
+#   tools/gpu_run.sh coldstart tools/bench_coldstart.py: fresh/kept cache, F5 and student, daemon
 set -uo pipefail
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
@@ -24,13 +25,17 @@ for what in "$@"; do
   case $what in
     tests)
       python3 -m pytest -q -p no:cacheprovider tests/test_f5_cuda.py \
-        tests/test_f5_convkernel.py tests/test_f5_student.py tests/test_f5_fused.py 2>&1 | tee "$OUT/tests.log" ;;
+        tests/test_f5_convkernel.py tests/test_f5_student.py tests/test_f5_fused.py \
+        tests/test_f5_staged.py 2>&1 | tee "$OUT/tests.log" ;;
     engine)
       python3 tools/bench_engine.py --random-weights --nfe 16,7 --student-steps 4,2 \
         --json "$OUT/engine.json" 2>&1 | tee "$OUT/engine.log" ;;
     daemon)
       python3 tools/bench_daemon.py --random-weights --quiet 60 --seconds 60 \
         --json "$OUT/daemon.json" 2>&1 | tee "$OUT/daemon.log" ;;
+    coldstart)
+      python3 tools/bench_coldstart.py --random-weights --json "$OUT/coldstart.json" 2>&1 \
+        | tee "$OUT/coldstart.log" ;;
     step)
       python3 tools/bench_step.py --profile --json "$OUT/step.json" ${STEP_ARGS:-} 2>&1 \
         | tee "$OUT/step.log" ;;

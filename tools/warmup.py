@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         engine.load(voices, progress)
         t_load = time.perf_counter() - T0
         engine.warmup(progress)
+        # What the daemon defers to the moments between lines (F5: compile, CUDA graphs), now.
+        step = getattr(engine, "background_step", None)
+        while step is not None and (delay := step()) is not None:
+            time.sleep(delay)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"warm-up failed: {exc}", file=sys.stderr)
         return 1

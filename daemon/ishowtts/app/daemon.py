@@ -28,7 +28,7 @@ from ..control.metrics import Metrics
 from ..control.status import snapshot
 from ..control.timeline import Timeline
 from ..engines import Engine
-from ..errors import EXIT_RESTART
+from ..errors import EXIT_CONFIG, EXIT_RESTART
 from ..events import ChatEvent, Retraction, Utterance
 from ..pipeline import statefile
 from ..pipeline.dictionary_file import FILE_NAME as DICTIONARY_FILE
@@ -111,8 +111,12 @@ class Daemon(OperatorControls):
             failover=config.failover,
             primary_name=config.engine.type,
             fallback_name=fallback or "none",
+            # An engine that takes seconds to start (F5) warms behind the fallback.
+            behind_fallback=engine_factory is None
+            and getattr(engines.engine_class(config.engine.type), "slow_start", False),
         )
         self.worker.on_fatal = self._device_lost
+        self.worker.on_config_error = self._config_error
         self.player: Player | None = None  # built at start-up, at the engine's sample rate
         self.pending_file = pending.resolve(config.queue.pending_file, config.base_dir)
         self.paid_lost = PaidLoss()
@@ -155,6 +159,13 @@ class Daemon(OperatorControls):
             return
         log.error("restarting", reason=reason, exit_code=EXIT_RESTART)
         self.exit_code = EXIT_RESTART
+        self.request_stop()
+
+    def _config_error(self, exc: BaseException) -> None:
+        """The primary, built behind the fallback, found the config wrong (a bad voice): stop,
+        as a start that loaded it first would have (exit 2: a restart cannot fix it)."""
+        log.error("config_error", error=str(exc)[:500], exit_code=EXIT_CONFIG)
+        self.exit_code = EXIT_CONFIG
         self.request_stop()
 
     def _on_started(self, utt: Utterance, at: float) -> None:

@@ -64,6 +64,8 @@ def engine_check(worker: SynthWorker) -> Check:
             return f"{worker.fatal}; restarting"
         if worker.state == WorkerState.BROKEN:
             return "engine broken: its rebuild failed"
+        if worker.warming:
+            return f"{worker.primary_name} is warming up: {worker.fallback_name} speaks meanwhile"
         if worker.speaking == "fallback":
             return (
                 f"{worker.fallback_name} speaks instead of {worker.primary_name}: "

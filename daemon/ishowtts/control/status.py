@@ -46,6 +46,7 @@ def snapshot(d: StatusSource) -> dict[str, Any]:
             "primary": d.config.engine.type,
             "fallback": d.config.engine.fallback,
             "primary_error": d.worker.primary_error,
+            "warming": d.worker.warming,  # the fallback speaks while the primary is built
             "failovers": d.worker.failovers,
             "fatal": d.worker.fatal,
         },

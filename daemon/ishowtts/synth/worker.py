@@ -7,7 +7,12 @@ are made, so the first sentence plays while the rest is synthesised.
 With a fallback engine (eSpeak NG) the worker always has a voice: it speaks with the fallback
 when the primary engine cannot load at start, when it keeps failing after a rebuild, or when the
 device is lost for good (then ``on_fatal`` asks the daemon for a restart). While on the fallback
-it retries the primary in the background with backoff, and returns to it once it loads.
+it retries the primary in the background with backoff, and returns to it once it loads. An
+engine that takes a while to start (F5 on a GPU) is built behind the fallback the same way, so
+chat is read from the first seconds of a start.
+
+While no line waits, the worker gives the engine its deferred warm-up (``background_step``: F5
+captures its CUDA graphs there, one bucket a call), so a line is never held up by it.
 """
 
 from __future__ import annotations
@@ -98,6 +103,7 @@ class SynthWorker:
         passthrough: tuple[type[BaseException], ...] = (),  # start-up errors never failed over
         primary_name: str = "primary",
         fallback_name: str = "fallback",
+        behind_fallback: bool = False,  # start with the fallback, build the primary meanwhile
     ) -> None:
         self.engine_factory = engine_factory
         self.primary_name = primary_name
@@ -121,6 +127,14 @@ class SynthWorker:
         self.fatal: str | None = None  # the device is lost: this process must restart
         self.failovers = 0
         self.on_fatal: Callable[[str], None] | None = None
+        # A config error found while the primary was built behind the fallback (a bad voice):
+        # what the start would have stopped with.
+        self.on_config_error: Callable[[BaseException], None] | None = None
+        self.behind_fallback = behind_fallback and fallback_factory is not None
+        self.warming = False  # the fallback speaks while the primary is built (start-up)
+        self._warmed: Engine | None = None  # the engine whose deferred warm-up is done
+        # Something for the idle worker: a primary to swap in, warm-up for new voices.
+        self._wake = asyncio.Event()
         self.on_switch: Callable[[str], None] | None = None  # told "primary" / "fallback"
         self._fallback: Engine | None = None
         self._primary: Engine | None = None  # a recovered primary, swapped in between utterances
@@ -167,6 +181,10 @@ class SynthWorker:
         the seconds it took."""
         started = time.monotonic()
         self.state = WorkerState.LOADING
+        if self.behind_fallback:
+            await self._start_behind_fallback(progress)
+            self.state = WorkerState.READY
+            return time.monotonic() - started
         try:
             self.engine = await self._in_thread(self._build, self.engine_factory, progress)
             self.speaking = "primary"
@@ -178,6 +196,22 @@ class SynthWorker:
             await self._failover(exc, progress, at_start=True)
         self.state = WorkerState.READY
         return time.monotonic() - started
+
+    async def _start_behind_fallback(self, progress: Callable[[str], None]) -> None:
+        """Speak with the fallback at once; build the primary in the background and swap it
+        in between lines once it is ready."""
+        assert self.fallback_factory is not None
+        self._fallback = await self._in_thread(self._build, self.fallback_factory, progress)
+        self.engine, self.speaking, self.warming = self._fallback, "fallback", True
+        self.log.info(
+            "engine_warming",
+            primary=self.primary_name,
+            fallback=self.fallback_name,
+            hint=f"{self.fallback_name} reads chat until {self.primary_name} is ready",
+        )
+        if self.on_switch is not None:
+            self.on_switch("fallback")
+        self._recovery = asyncio.create_task(self._recover(first_s=0.0), name="synth-warming")
 
     async def _failover(
         self, why: BaseException, progress: Callable[[str], None], at_start: bool = False
@@ -212,29 +246,58 @@ class SynthWorker:
         if self.fatal is None and self._recovery is None:
             self._recovery = asyncio.create_task(self._recover(), name="synth-recovery")
 
-    async def _recover(self) -> None:
-        """While the fallback speaks: try the primary again, with backoff, until it loads."""
+    async def _recover(self, first_s: float | None = None) -> None:
+        """While the fallback speaks: try the primary again, with backoff, until it loads
+        (``first_s``: the first try after this long instead of the config's first delay)."""
         delay = self.failover.retry_first_s
+        wait = delay if first_s is None else first_s
         while self.speaking == "fallback" and self.fatal is None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._retry_now.wait(), delay)
+            if wait > 0:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._retry_now.wait(), wait)
             self._retry_now.clear()
             if self.fatal is not None:
                 break
-            self.log.info("engine_retry", primary=self.primary_name, after_s=delay)
+            if not self.warming:
+                self.log.info("engine_retry", primary=self.primary_name, after_s=wait)
             loop = asyncio.get_running_loop()
             try:
                 engine = await loop.run_in_executor(
                     self._probe,
                     self._build,
                     self.engine_factory,
-                    lambda line: self.log.debug("engine_retry_step", step=line),
+                    lambda line: (
+                        self.log.info("engine_warming_step", step=line)
+                        if self.warming
+                        else self.log.debug("engine_retry_step", step=line)
+                    ),
                 )
-            except Exception as exc:
-                delay = min(delay * 2, self.failover.retry_max_s)
+            except self.passthrough as exc:
+                if self.warming and self.on_config_error is not None:
+                    self.warming = False
+                    self.primary_error = _describe(exc)
+                    self.on_config_error(exc)  # as at a start in front: the config is wrong
+                    break
+                wait = delay = min(delay * 2, self.failover.retry_max_s)
                 self.log.warning("engine_retry_failed", error=_describe(exc), next_s=delay)
                 continue
-            self._primary = engine  # the worker swaps it in before its next utterance
+            except Exception as exc:
+                if self.warming:  # the primary cannot load: from now on, a failover
+                    self.warming = False
+                    self.primary_error = _describe(exc)
+                    self.failovers += 1
+                    self.log.warning("engine_fallback", primary=self.primary_name,
+                                     fallback=self.fallback_name, at="start",
+                                     reason=self.primary_error, fatal=False,
+                                     hint="reading chat with the fallback voice; the primary "
+                                     "is retried in the background")  # fmt: skip
+                    wait = delay
+                    continue
+                wait = delay = min(delay * 2, self.failover.retry_max_s)
+                self.log.warning("engine_retry_failed", error=_describe(exc), next_s=delay)
+                continue
+            self._primary = engine  # swapped in between lines
+            self._wake.set()
             break
         self._recovery = None
 
@@ -252,7 +315,11 @@ class SynthWorker:
         self.engine, self.speaking = engine, "primary"
         self.primary_error = None
         self._streak, self._rebuilt = 0, False
-        self.log.warning("engine_recovered", primary=self.primary_name, speaking="primary")
+        if self.warming:
+            self.warming = False
+            self.log.info("engine_ready", primary=self.primary_name, speaking="primary")
+        else:
+            self.log.warning("engine_recovered", primary=self.primary_name, speaking="primary")
         if self.on_switch is not None:
             self.on_switch("primary")
 
@@ -264,6 +331,8 @@ class SynthWorker:
             if other is not None and other is not self.engine:
                 await self._in_thread(other.set_voices, voices)
         self.voices = dict(voices)
+        self._warmed = None  # new voices may need more warm-up (F5: other buckets)
+        self._wake.set()
 
     def start(self) -> None:
         assert self.sink is not None, "no sink to play into"
@@ -310,7 +379,7 @@ class SynthWorker:
                 await self._halt.wait()  # the device is lost and there is no fallback: the
                 # daemon is restarting; what is queued stays queued (paid messages are saved)
             await self.sink.wait_below(self.lookahead_s)
-            utterance = await self.source.get()
+            utterance = await self._next()
             if self._primary is not None:
                 self._swap_in_primary()
             self.current = utterance
@@ -318,6 +387,43 @@ class SynthWorker:
                 await self._speak(utterance)
             finally:
                 self.current = None
+
+    async def _next(self) -> Utterance:
+        """The next utterance. While none waits: a primary that became ready is swapped in,
+        and the engine's deferred warm-up runs, one piece at a time (a piece never starts
+        while a line waits; a line that comes during one waits for that piece alone)."""
+        get = asyncio.ensure_future(self.source.get())
+        try:
+            while not get.done():
+                self._wake.clear()
+                if self._primary is not None:
+                    self._swap_in_primary()
+                delay = await self._background_step()
+                if not get.done():
+                    wake = asyncio.ensure_future(self._wake.wait())
+                    try:
+                        await asyncio.wait((get, wake), timeout=delay,
+                                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                    finally:
+                        wake.cancel()
+            return get.result()
+        finally:
+            get.cancel()  # when the worker is stopped meanwhile (a taken line stays open)
+
+    async def _background_step(self) -> float | None:
+        """One piece of the speaking engine's deferred warm-up; None when it has none left."""
+        engine = self.engine
+        step = getattr(engine, "background_step", None)
+        if step is None or engine is self._warmed:
+            return None
+        try:
+            delay: float | None = await self._in_thread(step)
+        except Exception as exc:  # the engine speaks as it is: only slower
+            self.log.warning("engine_warmup_failed", error=_describe(exc))
+            delay = None
+        if delay is None:
+            self._warmed = engine
+        return delay
 
     async def _speak(self, utterance: Utterance) -> None:
         assert self.engine is not None and self.sink is not None

@@ -37,6 +37,7 @@ from .voices import (
     load_voice,
     prepare_voice,
 )
+from .warmer import Warmer
 
 log = structlog.get_logger("ishowtts.engine.f5")
 
@@ -97,6 +98,10 @@ class F5Options(Section):
     # Attention kernel: auto = cuDNN first on CUDA (falling back where it cannot run a shape)
     attention: Literal["auto", "default", "flash", "cudnn", "efficient", "math"] = "auto"
     compile_cache: str | None = "~/.cache/ishowtts/inductor"  # inductor's on-disk cache
+    # Ready once the eager path is warm (seconds); torch.compile runs in a thread of its own
+    # and each bucket's CUDA graphs are captured between lines (docs/coldstart.md). false:
+    # all of it before ready (tools/warmup.py, benchmarks of the warm engine).
+    background_warmup: bool = True
     share_graph_pool: bool = True  # buckets' graphs share one memory pool (they never overlap)
     # Round each chunk's length up to its bucket (at most bucket_frames more): no padding, so
     # no attention mask (faster kernels). The estimate's own error is larger than the rounding.
@@ -160,6 +165,7 @@ def _pinyin(text: str) -> list[str]:
 
 class F5Engine:
     name = "f5"
+    slow_start = True  # seconds to load and warm: a fallback, if any, speaks meanwhile
     sample_rate = SAMPLE_RATE
     Options = F5Options
     VoiceOptions = F5VoiceOptions
@@ -176,6 +182,8 @@ class F5Engine:
         self.fast: FastDiT | None = None
         self.schedules: Schedules | None = None
         self.runners: dict[int, GraphRunner] = {}
+        self.pool: Any = None  # the buckets' graphs share one memory pool (never run at once)
+        self.warmer = Warmer(self)
         self.timings: dict[str, float] = {}
         self._mel_spec: torch.nn.Module | None = None
         self._vocab: dict[str, int] = {}
@@ -210,11 +218,12 @@ class F5Engine:
     def load(self, voices: Mapping[str, Voice], progress: Progress) -> None:
         o = self.options
         t0 = time.perf_counter()
-        if o.compile and self.device.type == "cuda" and o.compile_cache:
-            # Inductor reads this once; later starts reuse compiled kernels and autotuning.
-            os.environ.setdefault(
-                "TORCHINDUCTOR_CACHE_DIR", str(Path(o.compile_cache).expanduser())
-            )
+        if self.device.type == "cuda" and o.compile_cache:
+            # Read once; later starts reuse compiled kernels and autotuning. Triton's own cache
+            # holds our kernels (convolution, RoPE), which run uncompiled too.
+            cache = Path(o.compile_cache).expanduser()
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache))
+            os.environ.setdefault("TRITON_CACHE_DIR", str(cache / "triton"))
         # The checkpoint first: when it cannot be had, say so (and let the fallback speak)
         # before spending seconds building the model.
         path = None
@@ -356,9 +365,11 @@ class F5Engine:
         if any(v.duration == "predictor" for v in loaded.values()) and self.predictor is None:
             self.predictor = self._load_predictor()
         self.voices = loaded  # all or nothing: a bad voice keeps the old set
-        if self.runners:  # warmed already (a reload): a shorter clip or more steps need graphs
+        if not self.warmer.done:  # still warming in the background: it takes the new set
+            self.warmer.drop_stale()
+        elif self.runners:  # warmed already (a reload): a shorter clip or more steps need graphs
             try:
-                self._capture(lambda line: log.info("f5_reload_warmup", step=line))
+                self.warmer.capture(lambda line: log.info("f5_reload_warmup", step=line))
             except Exception as exc:  # the voices work without graphs (eagerly): keep them
                 log.warning("f5_reload_capture_failed", error=repr(exc)[:500])
 
@@ -391,6 +402,8 @@ class F5Engine:
         return sorted({self.steps} | {v.steps for v in self.voices.values() if v.steps})
 
     def warmup(self, progress: Progress) -> None:
+        """Ready to speak: with ``background_warmup`` once the eager path is warm (the rest
+        follows in ``background_step``), else once every bucket's CUDA graphs are captured."""
         if self.fast is None or self.schedules is None:
             raise EngineError("load() first")
         t0 = time.perf_counter()
@@ -400,85 +413,16 @@ class F5Engine:
                 self._teacher_plan(steps)
             else:
                 self.schedules.get(steps, self.options.sway)
-        if self._use_graphs:
-            if self.options.compile:
-                self.fast.compile(mode=self.options.compile_mode)
-                if self.teacher is not None:
-                    self.teacher.compile(mode=self.options.compile_mode)
-                self._compile_vocoder()
-            self._capture(progress)
-        # One real utterance per voice: vocoder kernels, cuFFT plans, the text front end.
-        for name in self.voices:
-            for _ in self.synthesize("Warm up, 热身一下。", name):
-                pass
+        self.warmer.ready(progress, self.options.background_warmup)
         self.timings["warmup_s"] = time.perf_counter() - t0
-        progress(f"f5 warm-up done in {self.timings['warmup_s']:.1f} s")
+        later = "" if self.warmer.done else "; compile and CUDA graphs follow between lines"
+        progress(f"f5 warm-up done in {self.timings['warmup_s']:.1f} s{later}")
 
-    def _compile_vocoder(self) -> None:
-        """Vocos' backbone through torch.compile (its ConvNeXt blocks' norms and activations
-        fused): a graph's vocoder pass gets shorter. Once: a reload warms up again."""
-        backbone = getattr(self.vocoder, "backbone", None)
-        if backbone is not None and not hasattr(backbone, "_orig_mod"):
-            self.vocoder.backbone = torch.compile(backbone, dynamic=True)  # type: ignore[union-attr]
-
-    def _uncompile_vocoder(self) -> None:
-        backbone = getattr(self.vocoder, "backbone", None)
-        if hasattr(backbone, "_orig_mod"):
-            self.vocoder.backbone = backbone._orig_mod  # type: ignore[union-attr]
-
-    def _capture(self, progress: Progress) -> None:
-        """A CUDA graph for every bucket the voices need that has none yet (or one made for
-        fewer steps than a voice now asks for)."""
-        assert self.fast is not None
-        o = self.options
-        fast = self.fast
-        steps_used = self._steps_used()
-        max_steps = max(steps_used)
-        # A runner serves every step count up to its largest, so its teacher tables and noise
-        # draws are sized for the teacher plans of all of them (a benchmark or a per-call
-        # step count may ask for fewer steps than any voice).
-        start = o.student_start_step + 1 if self.teacher is not None else 1
-        plans = {s: self._teacher_plan(s) for s in range(start, max_steps + 1)}
-        evals = max((p.evals for p in plans.values() if p is not None), default=0)
-        draws = max((p.draws for p in plans.values() if p is not None), default=0)
-        # The vocoder's window in each graph leaves out reference frames no voice lacks: a
-        # shorter clip (a reload) needs new graphs.
-        min_ref = min((v.frames for v in self.voices.values()), default=0)
-        self.runners = {
-            n: r
-            for n, r in self.runners.items()
-            if all(r.fits(s, p) for s, p in plans.items()) and r.min_ref <= min_ref
-        }
-        pool = torch.cuda.graph_pool_handle() if o.share_graph_pool else None
-        sizes = self.buckets()
-
-        def runner_for(n: int) -> GraphRunner:
-            return GraphRunner(fast, n, 1, max_steps, pool, self.vocoder, not o.quantise_duration,
-                               self.teacher, evals, draws, min_ref, o.vocoder_tf32)  # fmt: skip
-
-        for i, n in enumerate(sizes):
-            if n in self.runners:
-                continue
-            t1 = time.perf_counter()
-            runner = runner_for(n)
-            try:
-                runner.capture()
-            except Exception as exc:  # a compiler failure must not cost the stream its voice
-                if not self.fast.mark_dynamic:
-                    raise
-                log.warning("f5_compile_failed", error=repr(exc)[:500])
-                progress(f"f5 warm-up: torch.compile failed ({type(exc).__name__}); eager")
-                self.fast.uncompile()
-                if self.teacher is not None:
-                    self.teacher.uncompile()
-                self._uncompile_vocoder()
-                runner = runner_for(n)
-                runner.capture()
-            self.runners[n] = runner
-            progress(
-                f"f5 warm-up: bucket {i + 1}/{len(sizes)} ({n} frames, "
-                f"{n * HOP / SAMPLE_RATE:.1f} s) in {time.perf_counter() - t1:.1f} s"
-            )
+    def background_step(self) -> float | None:
+        """One piece of the deferred warm-up (the synth worker calls it, in the engine's
+        thread, only while no line waits): None when nothing is left, else the seconds after
+        which to call again."""
+        return self.warmer.step()
 
     # ---- synthesis -------------------------------------------------------------------
 
@@ -603,6 +547,7 @@ class F5Engine:
             "cuda_graphs": self._use_graphs,
             "compiled": self._use_graphs and o.compile,
             "buckets": sorted(self.runners),
+            "warm": self.warmer.done,  # every bucket's graphs captured (else still warming)
             "voices": sorted(self.voices),
             "sample_rate": self.sample_rate,
             **{k: round(v, 2) for k, v in self.timings.items()},
@@ -610,6 +555,7 @@ class F5Engine:
 
     def close(self) -> None:
         self.runners.clear()
+        self.pool = None
         self.cfm = self.vocoder = self.fast = self.teacher = None
         self.teacher_schedules = None
         if self.device.type == "cuda":

@@ -15,17 +15,16 @@ that per-step work is only what depends on the noisy state:
 
 from __future__ import annotations
 
-import contextlib
-import inspect
+import copy
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from . import convkernel, fused
+from .attention import ATTENTION, prefer
 from .upstream import UpstreamModule
 
 # Upstream's empirically pruned step schedules (t = index / 32), used when the count matches.
@@ -53,28 +52,6 @@ def timesteps(steps: int, sway: float | None, pruned: bool = True) -> Tensor:
     else:
         t = torch.linspace(0, 1, steps + 1, dtype=torch.float32)
     return t if sway is None else sway_map(t, sway)
-
-
-# Preferred attention kernels, first choice first; later ones serve shapes or masks the first
-# does not support.
-ATTENTION = {
-    "flash": [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH],
-    "cudnn": [
-        SDPBackend.CUDNN_ATTENTION,
-        SDPBackend.FLASH_ATTENTION,
-        SDPBackend.EFFICIENT_ATTENTION,
-        SDPBackend.MATH,
-    ],
-    "efficient": [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH],
-    "math": [SDPBackend.MATH],
-}
-
-
-def _prefer(backends: list[SDPBackend]) -> contextlib.AbstractContextManager[None]:
-    """Allow these attention kernels, in this order where torch takes an order (>= 2.6)."""
-    if "set_priority" in inspect.signature(sdpa_kernel).parameters:
-        return sdpa_kernel(backends, set_priority=True)
-    return sdpa_kernel(backends)
 
 
 # Fusions a FastDiT may use (``fuse``): "residual": each block's last residual is added by the
@@ -342,29 +319,46 @@ class FastDiT:
         self.prepare_fn: Callable[..., Tensor] = self._prepare_padded
         self.head_fn: Callable[..., Tensor] = head
 
-    def compile(self, **kwargs: Any) -> None:
-        """Compile the three step functions; the block is traced once for every layer, and the
-        sequence length is symbolic, so one compilation serves every shape bucket."""
-        self.embed_fn = torch.compile(embed, fullgraph=True, **kwargs)
+    def compiled(self, **kwargs: Any) -> dict[str, Callable[..., Any]]:
+        """The step functions through torch.compile, by attribute name (each compiles when
+        first called); ``use`` puts them in place. The block is traced once for every layer and
+        the sequence length is symbolic, so one compilation serves every shape bucket."""
         # Every FastDiT in a process (F5, a student, tests) shares the compiled code objects;
         # each distinct kernel choice or model is one more entry. Dynamo's default limit (8)
         # then fails a fullgraph compile outright.
         cfg = torch._dynamo.config
         limit = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"
         setattr(cfg, limit, max(getattr(cfg, limit), 64))
-        self.block_fn = torch.compile(block, fullgraph=True, **kwargs)
-        self.first_block_fn = torch.compile(first_block, fullgraph=True, **kwargs)
         # The text embedding's ~80 small kernels a request become a handful.
-        self.prepare_fn = torch.compile(self._prepare_padded, fullgraph=True, dynamic=True,
-                                        **kwargs)  # fmt: skip
-        self.head_fn = torch.compile(head, fullgraph=True, **kwargs)
-        self.mark_dynamic = True
+        prepare = torch.compile(self._prepare_padded, fullgraph=True, dynamic=True, **kwargs)
+        return {
+            "embed_fn": torch.compile(embed, fullgraph=True, **kwargs),
+            "block_fn": torch.compile(block, fullgraph=True, **kwargs),
+            "first_block_fn": torch.compile(first_block, fullgraph=True, **kwargs),
+            "prepare_fn": prepare,
+            "head_fn": torch.compile(head, fullgraph=True, **kwargs),
+        }
+
+    def use(self, fns: dict[str, Callable[..., Any]] | None) -> None:
+        """Run these step functions (from ``compiled``), or the plain ones (None)."""
+        plain = {"embed_fn": embed, "block_fn": block, "first_block_fn": first_block,
+                 "prepare_fn": self._prepare_padded, "head_fn": head}  # fmt: skip
+        for name, fn in (fns or plain).items():
+            setattr(self, name, fn)
+        self.mark_dynamic = fns is not None
+
+    def compile(self, **kwargs: Any) -> None:
+        self.use(self.compiled(**kwargs))
 
     def uncompile(self) -> None:
-        self.embed_fn, self.block_fn, self.head_fn = embed, block, head
-        self.first_block_fn = first_block
-        self.prepare_fn = self._prepare_padded
-        self.mark_dynamic = False
+        self.use(None)
+
+    def twin(self, fns: dict[str, Callable[..., Any]] | None) -> FastDiT:
+        """A copy sharing this one's weights that runs ``fns``: compiling through it (in
+        another thread) leaves the functions this one runs as they are."""
+        other = copy.copy(self)
+        other.use(fns)
+        return other
 
     @torch.no_grad()
     def modulation(self, t: Tensor) -> tuple[Tensor, Tensor]:
@@ -461,7 +455,7 @@ class FastDiT:
         the conditional prediction alone when ``cfg`` is None (``pre`` then has one half)."""
         if self.attention is None:
             return self._velocity(x, pre, mods, fmod, cos, sin, mask, cfg)
-        with _prefer(self.attention):
+        with prefer(self.attention):
             return self._velocity(x, pre, mods, fmod, cos, sin, mask, cfg)
 
     def _velocity(self, x: Tensor, pre: Tensor, mods: Tensor, fmod: Tensor, cos: Tensor,

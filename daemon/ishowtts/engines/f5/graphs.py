@@ -6,6 +6,7 @@ mathematics as the unpadded sequence; ``sampler``'s eager samplers are the refer
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -294,12 +295,28 @@ class GraphRunner:
             fn()
         self.graphs[name] = graph
 
+    def _vocos(self) -> bool:
+        head = getattr(self.vocoder, "head", None)
+        return hasattr(head, "out") and hasattr(getattr(head, "istft", None), "window")
+
+    @torch.no_grad()
+    def exercise(self) -> None:
+        """What ``capture`` runs, once each, outside any graph and on the current stream:
+        compiles what they call (a thread of its own can do this while another speaks)."""
+        self._prepare()
+        self._step()
+        if self._vocos():
+            with contextlib.suppress(RuntimeError), tf32_matmuls(self.vocoder_tf32):
+                self._vocode()  # if it fails, capture finds out and vocodes eagerly
+        if self.teacher is not None:
+            self._teacher_prepare()
+            self._teacher_step()
+
     @torch.no_grad()
     def capture(self) -> None:
         self._capture("prepare", self._prepare)
         self._capture("step", self._step)
-        head = getattr(self.vocoder, "head", None)
-        if hasattr(head, "out") and hasattr(getattr(head, "istft", None), "window"):  # Vocos
+        if self._vocos():
             try:
                 with tf32_matmuls(self.vocoder_tf32):
                     self._capture("vocode", self._vocode)

@@ -1,0 +1,240 @@
+"""The F5 engine's warm-up in stages, so that a start speaks within seconds (docs/coldstart.md).
+
+1. ``ready``: the eager path warmed by one utterance per voice, with the plain step functions
+   (no torch.compile, no CUDA graphs). The engine speaks from here on.
+2. In a thread of its own, torch.compile of the step functions and of the vocoder: they run
+   once on a throwaway runner of the smallest bucket, through twins of the FastDiTs that share
+   their weights, so what the engine speaks with is untouched meanwhile. The threads share the
+   GIL: a line made then is slower, never held up.
+3. ``step``, called by the synth worker only while no line waits: the compiled functions put in
+   place, then one bucket's CUDA graphs captured a call, smallest bucket first (short chat
+   lands there). A chunk whose bucket has no graphs yet runs eagerly.
+
+With ``background_warmup: false`` all of it happens before ready, in that order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import torch
+
+from ...threads import DaemonExecutor
+from ..base import Progress
+from .fastdit import FastDiT
+from .graphs import GraphRunner
+from .voices import HOP, SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from .engine import F5Engine
+
+log = structlog.get_logger("ishowtts.engine.f5")
+
+POLL_S = 0.25  # how soon to ask again while the compile thread works
+WARM_TEXT = "Warm up, 热身一下。"
+
+Fns = dict[str, Callable[..., Any]]
+
+
+@dataclass
+class Compiled:
+    """What the compile thread made: the step functions of the model (and of the teacher) and
+    the vocoder's backbone, each through torch.compile and run once."""
+
+    fns: Fns
+    teacher_fns: Fns | None
+    backbone: Any
+
+
+class Warmer:
+    """Warms one engine; ``engine.runners`` holds what it captured."""
+
+    def __init__(self, engine: F5Engine) -> None:
+        self.engine = engine
+        self.done = False
+        self._compiling: Future[Compiled | None] | None = None
+        self._ready_at = 0.0
+
+    # ---- stage 1 (and everything, when not in the background) --------------------------
+
+    def ready(self, progress: Progress, background: bool) -> None:
+        e = self.engine
+        if not e._use_graphs:
+            self._utterances()
+            self.done = True
+            return
+        if not background:
+            if e.options.compile:
+                self._install(self._compile_in_place())
+            self.capture(progress)
+            self._utterances()
+            self.done = True
+            return
+        self._utterances()  # before the compile thread: the two would share the GIL
+        self._ready_at = time.perf_counter()
+        if e.options.compile and e.buckets():
+            pool = DaemonExecutor("f5-compile")  # a compile running at exit never delays it
+            self._compiling = pool.submit(self._compile_twins, e.buckets()[0])
+            pool.shutdown(wait=False)
+
+    def _utterances(self) -> None:
+        """One real utterance per voice: kernels, cuBLAS/cuDNN plans, the text front end."""
+        e = self.engine
+        for name in e.voices:
+            for _ in e.synthesize(WARM_TEXT, name):
+                pass
+
+    # ---- stage 2: compile -------------------------------------------------------------
+
+    def _compile_in_place(self) -> Compiled:
+        e = self.engine
+        assert e.fast is not None
+        mode = e.options.compile_mode
+        teacher = e.teacher.compiled(mode=mode) if e.teacher is not None else None
+        return Compiled(e.fast.compiled(mode=mode), teacher, self._compiled_backbone())
+
+    def _compiled_backbone(self) -> Any:
+        backbone = getattr(self.engine.vocoder, "backbone", None)
+        if backbone is None or hasattr(backbone, "_orig_mod"):
+            return None
+        # Vocos' ConvNeXt blocks' norms and activations fused: a graph's vocoder pass shortens.
+        return torch.compile(backbone, dynamic=True)
+
+    def _compile_twins(self, n: int) -> Compiled | None:
+        """In the compile thread: compile and run every function a capture runs, on twins."""
+        e = self.engine
+        assert e.fast is not None
+        t0 = time.perf_counter()
+        try:
+            made = self._compile_in_place()
+            fast = e.fast.twin(made.fns)
+            teacher = e.teacher.twin(made.teacher_fns) if e.teacher is not None else None
+            vocoder: Any = e.vocoder
+            if made.backbone is not None:
+                vocoder = SimpleNamespace(head=vocoder.head, backbone=made.backbone)
+            stream = torch.cuda.Stream()
+            with torch.cuda.stream(stream):
+                self.runner(n, fast, teacher, vocoder, pool=None).exercise()
+            stream.synchronize()
+        except Exception as exc:  # a compiler failure must not cost the stream its voice
+            log.warning("f5_compile_failed", error=repr(exc)[:500], at="background")
+            return None
+        log.info("f5_compiled", s=round(time.perf_counter() - t0, 2), bucket=n)
+        return made
+
+    def _install(self, made: Compiled | None) -> None:
+        e = self.engine
+        if made is None or e.fast is None:
+            return
+        e.fast.use(made.fns)
+        if e.teacher is not None and made.teacher_fns is not None:
+            e.teacher.use(made.teacher_fns)
+        if made.backbone is not None:
+            vocoder: Any = e.vocoder
+            vocoder.backbone = made.backbone
+
+    def _uninstall(self) -> None:
+        e = self.engine
+        assert e.fast is not None
+        e.fast.uncompile()
+        if e.teacher is not None:
+            e.teacher.uncompile()
+        vocoder: Any = e.vocoder
+        backbone: Any = getattr(vocoder, "backbone", None)
+        if hasattr(backbone, "_orig_mod"):
+            vocoder.backbone = backbone._orig_mod
+
+    # ---- stage 3: buckets -------------------------------------------------------------
+
+    def step(self) -> float | None:
+        """One piece of the background warm-up, in the engine's thread while no line waits:
+        None when all is warm, else how soon to call again (0: at once)."""
+        if self.done:
+            return None
+        if self._compiling is not None:
+            if not self._compiling.done():
+                return POLL_S
+            self._install(self._compiling.result())
+            self._compiling = None
+            return 0.0
+        missing = [n for n in self.engine.buckets() if n not in self.engine.runners]
+        if not missing:
+            self.done = True
+            log.info("f5_warm", buckets=len(self.engine.runners),
+                     after_ready_s=round(time.perf_counter() - self._ready_at, 2))  # fmt: skip
+            return None
+        self._capture_one(missing[0], lambda line: log.debug("f5_background_warmup", step=line))
+        return 0.0
+
+    def drop_stale(self) -> None:
+        """Forget runners the voices outgrew (a shorter clip, more steps: a reload)."""
+        e = self.engine
+        _, plans, min_ref = self._sizes()
+        e.runners = {
+            n: r
+            for n, r in e.runners.items()
+            if all(r.fits(s, p) for s, p in plans.items()) and r.min_ref <= min_ref
+        }
+        self.done = self.done and all(n in e.runners for n in e.buckets())
+
+    def capture(self, progress: Progress) -> None:
+        """A CUDA graph for every bucket the voices need that has none yet (or one made for
+        fewer steps than a voice now asks for)."""
+        self.drop_stale()
+        sizes = self.engine.buckets()
+        for i, n in enumerate(sizes):
+            if n not in self.engine.runners:
+                t1 = time.perf_counter()
+                self._capture_one(n, progress)
+                progress(
+                    f"f5 warm-up: bucket {i + 1}/{len(sizes)} ({n} frames, "
+                    f"{n * HOP / SAMPLE_RATE:.1f} s) in {time.perf_counter() - t1:.1f} s"
+                )
+        self.done = not self._compiling
+
+    def _sizes(self) -> tuple[int, dict[int, Any], int]:
+        """(most steps, the teacher plan of each step count, shortest reference frames)."""
+        e = self.engine
+        max_steps = max(e._steps_used())
+        # A runner serves every step count up to its largest, so its teacher tables and noise
+        # draws are sized for the teacher plans of all of them (a benchmark or a per-call
+        # step count may ask for fewer steps than any voice).
+        start = e.options.student_start_step + 1 if e.teacher is not None else 1
+        plans = {s: e._teacher_plan(s) for s in range(start, max_steps + 1)}
+        # The vocoder's window in each graph leaves out reference frames no voice lacks: a
+        # shorter clip (a reload) needs new graphs.
+        min_ref = min((v.frames for v in e.voices.values()), default=0)
+        return max_steps, plans, min_ref
+
+    def runner(self, n: int, fast: FastDiT, teacher: FastDiT | None, vocoder: Any,
+               pool: Any) -> GraphRunner:  # fmt: skip
+        o = self.engine.options
+        max_steps, plans, min_ref = self._sizes()
+        evals = max((p.evals for p in plans.values() if p is not None), default=0)
+        draws = max((p.draws for p in plans.values() if p is not None), default=0)
+        return GraphRunner(fast, n, 1, max_steps, pool, vocoder, not o.quantise_duration,
+                           teacher, evals, draws, min_ref, o.vocoder_tf32)  # fmt: skip
+
+    def _capture_one(self, n: int, progress: Progress) -> None:
+        e = self.engine
+        assert e.fast is not None
+        if e.pool is None and e.options.share_graph_pool:
+            e.pool = torch.cuda.graph_pool_handle()
+        runner = self.runner(n, e.fast, e.teacher, e.vocoder, e.pool)
+        try:
+            runner.capture()
+        except Exception as exc:  # a compiler failure must not cost the stream its voice
+            if not e.fast.mark_dynamic:
+                raise
+            log.warning("f5_compile_failed", error=repr(exc)[:500])
+            progress(f"f5 warm-up: torch.compile failed ({type(exc).__name__}); eager")
+            self._uninstall()
+            runner = self.runner(n, e.fast, e.teacher, e.vocoder, e.pool)
+            runner.capture()
+        e.runners[n] = runner
