@@ -134,13 +134,9 @@ async def test_deferred_warm_up_runs_only_while_no_line_waits() -> None:
     engine = primary_of(worker)
     engine.source = source
     await wait_for(lambda: len(engine.pieces) >= 1)
-    asked = time.monotonic()
     line = say(ledger, source, "a line during the warm-up")
     await wait_for(lambda: done(sink, line))
-    # spoken after at most the one piece (0.3 s) under way, whatever was left to do
-    took = time.monotonic() - asked
-    assert took < 0.3 + 1.0, took
-    assert engine.left > 0  # and not after the rest
+    assert engine.left > 0  # spoken before the rest of the warm-up, not after it
     await wait_for(lambda: engine.left == 0)
     assert engine.waiting_at_start.count(True) == 0, engine.waiting_at_start
     assert len(engine.pieces) == 6
