@@ -144,6 +144,7 @@ def fate(d: Daemon, event: ChatEvent) -> tuple[str, dict[str, Any]]:
         ({"reading": {"mode": "members_only", "member_medal_level": 10}}, ev("大家好", MEDAL), "queued", {}),
         ({"reading": {"mode": "members_only"}}, ev("公告", kind=Kind.SYSTEM), "queued", {}),
         ({"reading": {"names": {"danmaku": True}}}, ev("主播好"), "queued", {"text": "路人甲说：主播好"}),
+        ({}, ev("公告", kind=Kind.SYSTEM), "queued", {"text": "公告"}),  # {text} alone: no name
         ({"reading": {"names": {"danmaku": True}, "nicknames": {"1001": "甲哥"}}}, ev("主播好"), "queued", {"text": "甲哥说：主播好"}),
         ({"reading": {"names": {"gift": False}}}, ev(kind=Kind.GIFT, gift_name="辣条"), "queued", {"text": "谢谢这位观众送的辣条"}),
         ({"reading": {"nicknames": {"舰长大人": "舰长"}}}, ev(kind=Kind.GIFT, user=FAN, gift_name="辣条"), "queued", {"text": "谢谢舰长送的辣条"}),

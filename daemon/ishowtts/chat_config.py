@@ -95,7 +95,8 @@ class ReadingConfig(Section):
     member_medal_level: int = Field(0, ge=0, le=100)
     bots: list[str] = Field(DEFAULT_BOTS, max_length=MAX_NAMES)
     # Whether each kind's line says who sent it (merged over: danmaku no, every other kind
-    # yes). Danmaku get name_prefix; another kind without its name says speech.anonymous.
+    # yes). A kind set true whose template lacks {user} (danmaku) gets name_prefix; a kind
+    # set false says speech.anonymous for {user}.
     names: dict[Kind, bool] = {}
     name_prefix: str = Field("{user}说：", max_length=64)
     # How a user's name is said: user id or name → the spoken name (a nickname, a fix).

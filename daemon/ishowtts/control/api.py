@@ -27,6 +27,7 @@ from .console import Console
 from .http import Body, error, is_loopback, read_body
 from .metrics import CONTENT_TYPE
 from .server import ApiServer, ListenError
+from .viewers import ViewersRoutes
 
 log = structlog.get_logger("ishowtts.control.api")
 
@@ -145,6 +146,7 @@ class ControlApi:
         r.add_post("/reload", self.reload)
         r.add_post("/reading", self.reading)
         Console(target).install(self.app)  # type: ignore[arg-type]
+        ViewersRoutes(target).install(self.app)  # type: ignore[arg-type]
 
     # The listener's figures, read by tests and tools through the API they start.
     @property

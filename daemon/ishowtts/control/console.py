@@ -65,6 +65,7 @@ class ConsoleTarget(Protocol):
     feed: EventFeed
     mutes: Any
     timeline: Any
+    pipeline: Any
 
     def remove_queued(self, utterance_id: str) -> bool: ...
     def mute(self, platform: str, uid: str, name: str) -> tuple[Any, int]: ...
@@ -235,6 +236,8 @@ class Console:
                 "queued": len(queued),
                 "voices": sorted(t.config.voices),
                 "default_voice": t.config.routing.default,
+                "reading": t.pipeline.reading.status(),
+                "dictionary_error": t.pipeline.pronunciation.error,
                 "mutes": t.mutes.list(),
                 "mutes_error": t.mutes.save_error,
                 "engine": {"state": t.worker.state, **described},

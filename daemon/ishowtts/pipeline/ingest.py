@@ -175,8 +175,8 @@ class Pipeline:
         else:
             if name is None:
                 name = self._spoken_name(event)
-            if "user" not in self._template_fields[event.kind]:
-                template = reading.name_prefix + template  # said first
+            if "user" not in self._template_fields[event.kind] and reading.names.get(event.kind):
+                template = reading.name_prefix + template  # asked for, and not in it: said first
         count = event.gift_count
         out = template.format(
             text=text,

@@ -138,6 +138,21 @@ export function forgetToken() {
 // ---- languages ----------------------------------------------------------------------------
 
 const WORDS = {
+  reading: ["Reading", "朗读范围"],
+  reading_mode: ["Read", "朗读"],
+  reading_on: ["on", "开启"],
+  mode_all: ["everyone", "全部"],
+  mode_commands_only: ["!tts lines only", "仅 !tts 指令"],
+  mode_paid_only: ["paid only", "仅付费"],
+  mode_members_only: ["members only", "仅舰长/会员"],
+  dictionary: ["Pronunciation", "读音词典"],
+  dict_term: ["term", "词语"],
+  dict_say: ["read as", "读作"],
+  dict_add: ["Add", "添加"],
+  dict_test: ["Test", "试读"],
+  dict_test_text: ["a line to hear", "试读一句"],
+  dict_none: ["No entries of your own", "还没有自定义词条"],
+  dict_starter: ["starter entries", "条内置词条"],
   title: ["ishowtts console", "ishowtts 控制台"],
   now: ["Now speaking", "正在朗读"],
   nothing: ["Nothing is being read", "没有正在朗读的内容"],
