@@ -32,6 +32,12 @@ api: {{host: "{host}", port: 0, token_env: ISHOWTTS_CONSOLE_TEST_TOKEN}}
 """
 
 
+def mute_file(folder: Path) -> Path:
+    """The mute list of the daemon whose config is ``folder``/config.yaml (named after it)."""
+    (path,) = folder.glob("mutes-config-*.json")
+    return path
+
+
 def write_config(folder: Path, connectors: str = "[]", host: str = "127.0.0.1") -> Path:
     path = folder / "config.yaml"
     path.write_text(CONFIG.format(connectors=connectors, host=host), encoding="utf-8")

@@ -12,7 +12,7 @@ import pytest
 
 from ishowtts.events import Kind
 from tests import browser
-from tests.console_daemon import TOKEN, running
+from tests.console_daemon import TOKEN, mute_file, running
 from tests.servers.util import until
 
 pytestmark = [
@@ -148,7 +148,7 @@ async def test_mute_from_a_line_stops_the_user_and_survives_a_restart(
             "dropped",
             {"rule": "muted_user"},
         )
-    assert "666" in (tmp_path / "mutes.json").read_text(encoding="utf-8")
+    assert "666" in mute_file(tmp_path).read_text(encoding="utf-8")
     async with running(tmp_path) as r, browser.launch() as b:  # a restart: the file is read
         again = r.chat("troll", "after the restart", uid="666")
         assert r.fate(again.id) == ("dropped", {"rule": "muted_user"})
@@ -159,7 +159,7 @@ async def test_mute_from_a_line_stops_the_user_and_survives_a_restart(
         await page.locator("#mutes li", has_text="troll").wait_for(state="detached")
         back = r.chat("troll", "unmuted now", uid="666")
         assert r.fate(back.id) != ("dropped", {"rule": "muted_user"})
-    assert json.loads((tmp_path / "mutes.json").read_text(encoding="utf-8"))["users"] == []
+    assert json.loads(mute_file(tmp_path).read_text(encoding="utf-8"))["users"] == []
 
 
 async def test_the_overlay_shows_the_line_while_it_is_heard(tmp_path: Path, pulse: Any) -> None:

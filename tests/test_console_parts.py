@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from ishowtts.control.timeline import Timeline
 from ishowtts.events import ChatEvent, Kind, User
 from ishowtts.pipeline.filters import Filters
 from ishowtts.pipeline.mutes import MAX_FIELD, MuteError, MuteList, default_path
-from tests.console_daemon import TOKEN, running
+from tests.console_daemon import TOKEN, mute_file, running
 from tests.servers import bilibili_samples as samples
 from tests.servers.bilibili_open import APP_ID, AUTH_CODE, KEY_ID, SECRET, OpenServer
 from tests.servers.util import until
@@ -127,15 +128,66 @@ def test_mutes_survive_a_restart_and_match_by_id_or_name(tmp_path: Path) -> None
     assert not list(path.parent.glob("*.tmp"))  # written through a rename
 
 
-def test_a_broken_mute_file_is_kept_aside_not_overwritten(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"users": [{"platform": "bilibili"',
+        b'{"users": [{"platform": "bilibili", "uid": "1", "name": "\xb2\xe2"}]}',  # GBK
+        b"[" * 100_000 + b"]" * 100_000,  # nested past the stack
+        b'{"users": "none"}',
+    ],
+)
+def test_a_broken_mute_file_is_kept_aside_not_overwritten(tmp_path: Path, body: bytes) -> None:
     path = tmp_path / "mutes.json"
-    path.write_text('{"users": [{"platform": "bilibili"', encoding="utf-8")
+    path.write_bytes(body)
     mutes = MuteList(path)
     assert len(mutes) == 0
     (aside,) = tmp_path.glob("mutes.json.bad-*")
-    assert aside.read_text(encoding="utf-8").startswith('{"users"')
+    assert aside.read_bytes() == body
     mutes.add("bilibili", "1", "a")
     assert json.loads(path.read_text(encoding="utf-8"))["users"][0]["uid"] == "1"
+
+
+def test_one_bad_mute_entry_does_not_lift_the_others(tmp_path: Path) -> None:
+    """An entry too long, or with a 400-digit time, is skipped; every other mute holds."""
+    path = tmp_path / "mutes.json"
+    users = [
+        {"platform": "bilibili", "uid": "1", "name": "kept", "at": 1.0},
+        {"platform": "bilibili", "uid": "2", "name": "x" * (MAX_FIELD + 1)},
+        {"platform": "bilibili", "uid": "3", "name": "far future", "at": 10**400},
+        {"platform": "bilibili", "uid": "4", "name": "also kept"},
+        "junk",
+    ]
+    path.write_text(json.dumps({"users": users}), encoding="utf-8")
+    mutes = MuteList(path)
+    assert [m["uid"] for m in mutes.list()] == ["4", "1"]
+    assert not list(tmp_path.glob("mutes.json.bad-*"))
+
+
+def test_a_mute_file_that_is_not_a_regular_file_is_set_aside(tmp_path: Path) -> None:
+    real = tmp_path / "real.json"
+    real.write_text(json.dumps({"users": [{"platform": "b", "uid": "1"}]}), encoding="utf-8")
+    for name, make in (("fifo.json", os.mkfifo), ("link.json", lambda p: p.symlink_to(real))):
+        path = tmp_path / name
+        make(path)
+        loaded: list[MuteList] = []  # in a thread: on a FIFO a plain read would hang forever
+        reader = threading.Thread(target=lambda p=path, out=loaded: out.append(MuteList(p)))
+        reader.daemon = True
+        reader.start()
+        reader.join(10)
+        assert loaded and len(loaded[0]) == 0, name  # no hang, no read through the link
+        assert not os.path.lexists(path) and len(list(tmp_path.glob(f"{name}.bad-*"))) == 1
+    assert real.exists()
+
+
+def test_the_mute_save_never_follows_a_planted_link(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    (tmp_path / "mutes.json.tmp").symlink_to(victim)  # the old fixed temporary name
+    mutes = MuteList(tmp_path / "mutes.json")
+    mutes.add("bilibili", "1", "a")
+    assert victim.read_text() == "untouched" and mutes.save_error is None
+    assert len(MuteList(tmp_path / "mutes.json")) == 1
 
 
 def test_mute_requests_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -176,8 +228,13 @@ def test_an_unwritable_mute_path_is_reported_and_kept_in_memory(tmp_path: Path) 
 
 def test_the_mute_file_lives_in_the_state_directory_under_systemd(tmp_path: Path) -> None:
     env = {"STATE_DIRECTORY": "/var/lib/ishowtts:/var/lib/other"}
-    assert default_path(tmp_path, env) == Path("/var/lib/ishowtts/mutes.json")
-    assert default_path(tmp_path, {}) == tmp_path / "mutes.json"
+    config = tmp_path / "config.yaml"
+    assert default_path(config, env).parent == Path("/var/lib/ishowtts")
+    assert default_path(config, {}).parent == tmp_path
+    assert default_path(config, {}).name.startswith("mutes-config-")
+    # Each config its own list: configs sharing a folder, or a state directory.
+    assert default_path(tmp_path / "room2.yaml", env) != default_path(config, env)
+    assert default_path(tmp_path / "x" / "config.yaml", env) != default_path(config, env)
 
 
 def test_mutes_are_a_filter_rule_beside_the_config_block_list() -> None:
@@ -449,7 +506,7 @@ async def test_queue_removal_mutes_and_the_say_voice(tmp_path: Path, pulse: Any)
         assert all(r.fate(e.id) == ("removed", {"rule": "muted"}) for e in trolls_queued)
         later = r.chat("troll", "am I still heard")
         assert r.fate(later.id) == ("dropped", {"rule": "muted_user"})
-        saved = json.loads((tmp_path / "mutes.json").read_text(encoding="utf-8"))
+        saved = json.loads(mute_file(tmp_path).read_text(encoding="utf-8"))
         assert saved["users"][0]["uid"] == "uid-troll"
         status, body = await r.call("POST", "/mute", {"platform": "bilibili"})
         assert status == 422 and body["error"] == "cannot mute"

@@ -105,6 +105,22 @@ async def test_what_needs_a_restart_is_refused_by_name(
         assert r.daemon.pipeline.config.filters.block_keywords == ["spam"]
 
 
+async def test_a_new_state_file_is_refused_not_ignored(tmp_path: Path, pulse: Any) -> None:
+    """The mute list and the saved paid lines are locked and read at start: a reload naming
+    other files says it needs a restart rather than answering "reloaded" and keeping the old."""
+    async with running(tmp_path) as r:
+        mutes, saved = r.daemon.mutes.path, r.daemon.pending_file
+        write(
+            tmp_path / "config.yaml",
+            filters="{block_keywords: [spam], mute_file: other-mutes.json}",
+            queue="{pending_file: other-pending.json}",
+        )
+        status, body, _ = await r.call("POST", "/reload", **bearer(OLD_TOKEN))
+        assert status == 422
+        assert body["detail"] == ["needs a restart: filters.mute_file, queue.pending_file"]
+        assert (r.daemon.mutes.path, r.daemon.pending_file) == (mutes, saved)
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [

@@ -89,8 +89,8 @@ class FiltersConfig(Section):
     rate: RateLimit | None = RateLimit()  # per user, danmaku only; null turns it off
     kinds: list[Kind] = list(Kind)  # kinds read at all
     # Users muted from the console, kept across restarts (JSON; the daemon writes it). Relative
-    # to the config's folder; default: $STATE_DIRECTORY/mutes.json under systemd, else
-    # mutes.json next to the config. Read at start.
+    # to the config's folder; default: mutes-<config>-<hash>.json in $STATE_DIRECTORY under
+    # systemd, else next to the config (docs/state-files.md). Locked and read at start.
     mute_file: str | None = None
 
     @field_validator("block_regex")
@@ -171,8 +171,9 @@ class QueueConfig(Section):
     # never evicted; past it a newcomer is lost loudly (error line, /status, metrics).
     max_paid: int = Field(1000, ge=1, le=100_000)
     # Paid messages still waiting at a stop or restart are saved here and read after the next
-    # start. auto: $STATE_DIRECTORY (systemd's StateDirectory), else $XDG_STATE_HOME/ishowtts,
-    # else ~/.local/state/ishowtts; a path (relative to the config file); null: not saved.
+    # start. auto: pending-paid-<config>-<hash>.json in $STATE_DIRECTORY (systemd's
+    # StateDirectory), else $XDG_STATE_HOME/ishowtts, else ~/.local/state/ishowtts; a path
+    # (relative to the config file); null: not saved.
     pending_file: str | None = "auto"
     priority: dict[Kind, int] = {}  # merged over DEFAULT_PRIORITY
     ttl_s: dict[Kind, PositiveFloat] = {}  # merged over DEFAULT_TTL

@@ -79,8 +79,9 @@ class Daemon(OperatorControls):
         self.ledger = Ledger()
         self.health = Health()
         mute_file = config.filters.mute_file
+        # Read once run() holds the file's lock: another daemon may be using it.
         self.mutes = MuteList(
-            config.resolve(mute_file) if mute_file else default_path(config.base_dir)
+            config.resolve(mute_file) if mute_file else default_path(config.path), load=False
         )
         self.scheduler = Scheduler(config.queue, self._on_queue_terminal)
         here = config.base_dir
@@ -118,7 +119,10 @@ class Daemon(OperatorControls):
         self.worker.on_fatal = self._device_lost
         self.worker.on_config_error = self._config_error
         self.player: Player | None = None  # built at start-up, at the engine's sample rate
-        self.pending_file = pending.resolve(config.queue.pending_file, config.base_dir)
+        self.pending_file = pending.resolve(config.queue.pending_file, config.path)
+        self.restored: pending.Restored | None = None  # paid lines read back at start
+        self._state_locks = statefile.Locks()
+        self._claimed = False
         self.paid_lost = PaidLoss()
         # handle() looked up per item: a probe may wrap it before start (tools/bench_daemon.py).
         self.intake = ConnectorSet(config, self.health, lambda item: self.handle(item))
@@ -235,7 +239,7 @@ class Daemon(OperatorControls):
         await startup.until_audible(self.player)
         self.worker.sink = self.player
         self.worker.start()
-        pending.restore(self.pending_file, self.handle)
+        self.restored = pending.restore(self.pending_file, self.handle, self.ledger)
         await self.intake.start_all()
         self.ready.set()
         self.reloader.ready()
@@ -253,7 +257,26 @@ class Daemon(OperatorControls):
             and not self.ledger.open
         )
 
+    def claim_state(self) -> None:
+        """Lock this daemon's state files, then read the mute list; raises
+        ``statefile.StateInUse`` (nothing read, nothing will be written) when another running
+        daemon holds one."""
+        if self._claimed:
+            return
+        files = (("filters.mute_file", self.mutes.path), ("queue.pending_file", self.pending_file))
+        try:
+            for key, path in files:
+                if path is not None:
+                    self._state_locks.claim(path, key)
+        except statefile.StateInUse:
+            self._state_locks.release()
+            self.mutes.path = self.pending_file = None
+            raise
+        self._claimed = True
+        self.mutes.load()
+
     async def run(self, progress: Callable[[str], None] | None = None) -> int:
+        self.claim_state()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -305,5 +328,7 @@ class Daemon(OperatorControls):
             player=self.player,
             ledger=self.ledger,
             pending_file=self.pending_file,
+            restored=self.restored,
             grace_s=self.shutdown_grace_s,
         )
+        self._state_locks.release()

@@ -4,12 +4,15 @@ A streamer would rather hear a super chat late than lose it because the GPU faul
 service was restarted. The file is small JSON (the events, with their original ids and wall
 clock arrival), written atomically; at the next start each event is queued again with the time
 it has left (a super chat older than its TTL expires, logged, instead of being read). The file
-is removed once read, so nothing is read twice. Everything read from it is bounded: a damaged
-file is logged and set aside, never fatal.
+keeps the restored lines until each has its terminal line (``Restored`` rewrites it as they
+close, and removes it after the last), so a crash before they are heard loses none, and none is
+read twice. Everything read from it is bounded: a damaged file is logged and set aside, never
+fatal (``pipeline/statefile.py``); an entry that cannot be read, or repeats an id, is skipped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -23,6 +26,7 @@ from typing import Any
 import structlog
 
 from ..events import ChatEvent, Kind, User
+from ..pipeline import statefile
 from ..queue.ledger import Ledger, Terminal
 
 log = structlog.get_logger("ishowtts.app.pending")
@@ -42,14 +46,15 @@ def default_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "ishowtts"
 
 
-def resolve(setting: str | None, base_dir: Path) -> Path | None:
-    """The file for a ``queue.pending_file`` setting (None: saving is off)."""
+def resolve(setting: str | None, config_path: Path) -> Path | None:
+    """The file for a ``queue.pending_file`` setting (None: saving is off); ``auto`` is named
+    after the config, so daemons of one user account keep their own paid lines."""
     if setting is None:
         return None
     if setting == "auto":
-        return default_dir() / FILENAME
+        return default_dir() / statefile.keyed(FILENAME, config_path)
     path = Path(os.path.expanduser(setting))
-    return path if path.is_absolute() else base_dir / path
+    return path if path.is_absolute() else config_path.parent / path
 
 
 def save(path: Path, events: Iterable[ChatEvent]) -> int:
@@ -58,11 +63,9 @@ def save(path: Path, events: Iterable[ChatEvent]) -> int:
     rows = [_row(e) for e in events][:MAX_EVENTS]
     if not rows:
         return 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     body = {"version": VERSION, "saved_at": time.time(), "events": rows}
-    tmp.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)  # atomic: a crash leaves the old file or the new one, never half
+    # ASCII: a lone surrogate in chat text is kept as its escape, not an encoding error.
+    statefile.write_atomic(path, json.dumps(body))
     return len(rows)
 
 
@@ -74,32 +77,29 @@ def _row(e: ChatEvent) -> dict[str, Any]:
 
 
 def load(path: Path) -> list[ChatEvent]:
-    """The saved events, then the file is removed. A damaged file is renamed ``*.bad``."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
+    """The saved events (the file stays until they are heard: see ``Restored``). A damaged
+    file is set aside."""
+    data = statefile.read(path, "pending", MAX_BYTES)
+    if data is None:
         return []
-    try:
-        if size > MAX_BYTES:
-            raise ValueError(f"{size} bytes, more than {MAX_BYTES}")
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or not isinstance(data.get("events"), list):
-            raise ValueError("no 'events' list")
-    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError included
-        bad = path.with_name(path.name + ".bad")
-        with contextlib.suppress(OSError):
-            os.replace(path, bad)
-        log.error("pending_unreadable", path=str(path), error=str(exc)[:300], moved_to=str(bad))
+    if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+        statefile.set_aside(path, "pending", statefile.BadState("no 'events' list"))
         return []
-    events, skipped = [], 0
+    events: list[ChatEvent] = []
+    seen: set[str] = set()
+    skipped = 0
     now_wall, now_mono = time.time(), time.monotonic()
     for row in data["events"][:MAX_EVENTS]:
         try:
-            events.append(_event(row, now_wall, now_mono))
-        except (TypeError, ValueError, KeyError):
+            event = _event(row, now_wall, now_mono)
+        except (TypeError, ValueError, KeyError, ArithmeticError):
             skipped += 1
-    with contextlib.suppress(OSError):
-        path.unlink()
+            continue
+        if event.id in seen:  # one id read twice would be closed twice
+            skipped += 1
+            continue
+        seen.add(event.id)
+        events.append(event)
     if skipped:
         log.warning("pending_bad_entries", path=str(path), skipped=skipped)
     return events
@@ -159,22 +159,70 @@ def _event(row: Any, now_wall: float, now_mono: float) -> ChatEvent:
     )
 
 
-def restore(path: Path | None, handle: Callable[[ChatEvent], None]) -> None:
+class Restored:
+    """A ledger listener that keeps the pending file true to the restored lines not yet
+    closed: rewritten as they close (once per loop turn, however many closed in it), removed
+    after the last. A crash or kill before they are heard leaves them for the next start."""
+
+    def __init__(self, path: Path, events: Iterable[ChatEvent]) -> None:
+        self.path = path
+        self.waiting = {e.id: e for e in events}
+        self._flush: asyncio.Handle | None = None
+        self.stopped = False
+
+    def __call__(self, event: ChatEvent, state: Terminal | None, fields: dict[str, Any]) -> None:
+        if state is None or self.stopped or self.waiting.pop(event.id, None) is None:
+            return
+        if self._flush is None:
+            try:
+                self._flush = asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop (a tool, a test): at once
+                self.flush()
+
+    def flush(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        try:
+            if self.waiting:
+                save(self.path, self.waiting.values())
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+        except OSError as exc:
+            log.error("pending_update_failed", path=str(self.path), error=str(exc))
+
+    def stop(self) -> None:
+        """Shutdown: bring the file up to date once more, then leave it to ``save_unheard``."""
+        if not self.stopped:
+            self.flush()
+            self.stopped = True
+
+
+def restore(
+    path: Path | None, handle: Callable[[ChatEvent], None], ledger: Ledger
+) -> Restored | None:
     """At start-up: queue again, through ``handle``, the paid messages the last run saved, with
-    their original ids."""
+    their original ids; the file follows them until each is closed (``Restored``)."""
     if path is None:
-        return
+        return None
     events = load(path)
-    if events:
-        log.info("restoring", count=len(events), path=str(path))
+    if not events:
+        return None
+    log.info("restoring", count=len(events), path=str(path))
+    restored = Restored(path, events)
+    ledger.listeners.append(restored)
     for event in events:
         log.info("restored", id=event.id, kind=event.kind.value, user=event.user.name)
         handle(event)
+    return restored
 
 
-def save_unheard(path: Path | None, ledger: Ledger) -> None:
+def save_unheard(path: Path | None, ledger: Ledger, restored: Restored | None = None) -> None:
     """At the end of shutdown: the paid messages not heard go to the file, and their ledger
     entries close as ``removed`` (rule ``saved``)."""
+    if restored is not None:
+        restored.stop()
     if path is None:
         return
     keep = [e for e in ledger.open.values() if e.is_paid]

@@ -3,7 +3,8 @@
 A reload is all or nothing: the new file is read and checked whole before anything changes.
 Filters, templates, routing, voices, the queue, the player's device and volume, the connectors
 and the API token apply live. What only a restart can change (the engine: its model is loaded;
-the API's socket and limits: bound at start; the mixer's fade) refuses the whole reload, naming
+the API's socket and limits: bound at start; the mixer's fade; the state files: locked and read
+at start) refuses the whole reload, naming
 the keys, so a reload never answers "reloaded" for something it did not do.
 """
 
@@ -28,8 +29,11 @@ NEEDS_RESTART = (
     "api.body_timeout_s",
     "api.max_connections",
     "player.fade_ms",
-    "viewer_voices.file",  # the state files are opened at start
+    # The state files are opened at start (the mute list and the saved paid lines locked too).
+    "viewer_voices.file",
     "dictionary.file",
+    "filters.mute_file",
+    "queue.pending_file",
 )
 _MISSING = object()
 

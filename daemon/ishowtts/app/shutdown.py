@@ -31,6 +31,7 @@ async def drain(
     player: Player | None,
     ledger: Ledger,
     pending_file: Path | None,
+    restored: pending.Restored | None,
     grace_s: float,
 ) -> None:
     await intake.stop_all()
@@ -56,7 +57,7 @@ async def drain(
                 break
             await asyncio.sleep(0.05)
         await player.stop()
-    pending.save_unheard(pending_file, ledger)
+    pending.save_unheard(pending_file, ledger, restored)
     left = ledger.close_all(Terminal.REMOVED, rule="shutdown")
     # Bounded: an engine hung in a call (a wedged GPU) is abandoned, not waited for.
     await asyncio.get_running_loop().run_in_executor(None, worker.close, ENGINE_CLOSE_TIMEOUT_S)

@@ -4,11 +4,13 @@ file so a mute survives a restart, and checked by the filters beside the config'
 A user is matched by platform and id where the platform gives one (names change), any of the
 user's ids counting (``User.alt_ids``), else by name. The file is written whole through a
 temporary file and a rename, so a crash never leaves half a list; a file that cannot be read is
-moved aside (kept for the operator, never overwritten) and the daemon starts with an empty list.
+moved aside (kept for the operator, never overwritten) and the daemon starts with an empty list;
+an entry that cannot be read is skipped (counted), the rest kept (see ``statefile``).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,19 +50,21 @@ class Mute:
         return (self.platform, self.uid) if self.uid else (self.platform, "name:" + self.name)
 
 
-def default_path(config_dir: Path, env: dict[str, str] | None = None) -> Path:
-    """Under the service's state directory when systemd gives one, else next to the config."""
-    return statefile.default_path(config_dir, FILE_NAME, env)
+def default_path(config_path: Path, env: dict[str, str] | None = None) -> Path:
+    """Under the service's state directory when systemd gives one, else next to the config;
+    named after the config, so daemons whose configs share a folder keep their own lists."""
+    name = statefile.keyed(FILE_NAME, config_path)
+    return statefile.default_path(config_path.parent, name, env)
 
 
 class MuteList:
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, load: bool = True) -> None:
         self.path = path  # None: in memory only (tests, the API disabled)
         self._by_key: dict[tuple[str, str], Mute] = {}
         self._names: dict[tuple[str, str], Mute] = {}  # (platform, name) → a mute by name
         self.save_error: str | None = None
-        if path is not None:
-            self._load(path)
+        if load:
+            self.load()
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -113,28 +117,24 @@ class MuteList:
         if not mute.uid:
             self._names[(mute.platform, mute.name)] = mute
 
-    def _load(self, path: Path) -> None:
-        data = statefile.read(path, "mutes", MAX_FILE_BYTES)
-        if data is None:
+    def load(self) -> None:
+        """Read the file (the daemon does so once it holds the file's lock)."""
+        path = self.path
+        data = None if path is None else statefile.read(path, "mutes", MAX_FILE_BYTES)
+        if path is None or data is None:
             return
-        try:
-            entries = data["users"]
-            if not isinstance(entries, list):
-                raise TypeError("users is not a list")
-            for entry in entries[:MAX_MUTES]:
-                self._put(
-                    Mute(
-                        _clean(str(entry["platform"])),
-                        _clean(str(entry.get("uid", ""))),
-                        _clean(str(entry.get("name", ""))),
-                        float(entry.get("at", 0.0)),
-                    )
-                )
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            self._by_key.clear()
-            self._names.clear()
-            statefile.set_aside(path, "mutes", exc)
+        entries = data.get("users") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            statefile.set_aside(path, "mutes", statefile.BadState("no 'users' list"))
             return
+        skipped = 0
+        for entry in entries[:MAX_MUTES]:
+            try:
+                self._put(_entry(entry))
+            except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError):
+                skipped += 1  # one bad entry must not lift every other mute
+        if skipped:
+            log.warning("mutes_bad_entries", path=str(path), skipped=skipped)
         log.info("mutes_loaded", path=str(path), users=len(self._by_key))
 
     def _save(self) -> None:
@@ -142,6 +142,18 @@ class MuteList:
             # Kept in memory on failure; the console shows this so the operator knows.
             data = {"version": 1, "users": self.list()}
             self.save_error = statefile.write(self.path, data, "mutes")
+
+
+def _entry(entry: Any) -> Mute:
+    if not isinstance(entry, dict):
+        raise TypeError("not an object")
+    at = float(entry.get("at", 0.0))
+    return Mute(
+        _clean(str(entry["platform"])),
+        _clean(str(entry.get("uid", ""))),
+        _clean(str(entry.get("name", ""))),
+        at if math.isfinite(at) else 0.0,
+    )
 
 
 def _clean(value: str) -> str:

@@ -17,6 +17,7 @@ from ..app.daemon import Daemon
 from ..control.api import ApiError, ControlApi, resolve_token
 from ..engines import WeightsUnusable
 from ..errors import Failure, exit_code
+from ..pipeline.statefile import StateInUse
 from ..synth.worker import WorkerState
 from .notify import (
     Notifier,
@@ -146,6 +147,11 @@ async def serve(daemon: Daemon, notifier: Notifier | None = None) -> int:
     notifier = notifier or Notifier.from_env()
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(notifier.close)
+        try:
+            daemon.claim_state()  # before the API: two daemons sharing state must not both run
+        except StateInUse as exc:
+            log.error("refusing_to_start", reason=str(exc))
+            return exc.exit_code  # 2: each config needs its own files
         cfg = daemon.config.api
         if cfg.enabled:
             try:
