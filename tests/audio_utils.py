@@ -82,17 +82,18 @@ class PulseServer:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def start_pulseaudio() -> PulseServer:
+def start_pulseaudio(base: Path | None = None) -> PulseServer:
     """A PulseAudio server of our own with the obs_tts null sink: its own HOME and
     XDG_RUNTIME_DIR under a fresh temp folder (so no other server, session or test run is
     touched, and several runs at once each have their own), in the foreground as a child of
     this process, which it does not outlive. Nothing talks to it unless told its
-    ``address``."""
+    ``address`` (``base``: that folder, made if missing, for a test that points a client at
+    a server before it runs)."""
     if shutil.which("pulseaudio") is None:
         raise RuntimeError("PulseAudio is not installed (apt-get install pulseaudio)")
-    base = Path(tempfile.mkdtemp(prefix="ishowtts-pulse-"))
-    (base / "home").mkdir()
-    (base / "run").mkdir(mode=0o700)
+    base = base or Path(tempfile.mkdtemp(prefix="ishowtts-pulse-"))
+    (base / "home").mkdir(parents=True, exist_ok=True)
+    (base / "run").mkdir(mode=0o700, exist_ok=True)
     env = {**os.environ, "HOME": str(base / "home"), "XDG_RUNTIME_DIR": str(base / "run")}
     for name in ("PULSE_SERVER", "PULSE_SINK", "PULSE_COOKIE", "XDG_CONFIG_HOME"):
         env.pop(name, None)  # all of these would point at someone else's server or settings

@@ -64,12 +64,13 @@ def _settle_at_exit() -> None:
     into 120 (a clean stop on a full disk read as a crash). Bytes a failed log write left in
     the stream's buffer are lost either way: flush once, and if that fails, give the
     interpreter a stream that can be flushed."""
-    if _stream is None or _stream.error is None or _stream.stream is not sys.stderr:
+    if _stream is None or _stream.error is None:
         return
     try:
-        sys.stderr.flush()
+        _stream.stream.flush()
     except (OSError, ValueError):
-        sys.stderr = open(os.devnull, "w")  # noqa: SIM115  # lives until the process ends
+        if _stream.stream is sys.stderr:
+            sys.stderr = open(os.devnull, "w")  # noqa: SIM115  # lives until the process ends
 
 
 atexit.register(_settle_at_exit)
@@ -80,10 +81,30 @@ def problem() -> str | None:
     return _stream.problem() if _stream is not None else None
 
 
+def _own_stderr() -> TextIO:
+    """The log's own handle on the process's stderr (a duplicate of fd 2) when sys.stderr is
+    fd 2. sounddevice points fd 2 at /dev/null while PortAudio starts (to hide ALSA's probing
+    chatter), and the player restarts PortAudio to find a device or a sound server that came
+    up: lines other threads log meanwhile must not be swallowed with it."""
+    global _own
+    try:
+        if sys.stderr.fileno() != 2:
+            return sys.stderr
+    except (AttributeError, OSError, ValueError):  # replaced (tests capture it) or closed
+        return sys.stderr
+    if _own is None:
+        encoding, errors = sys.stderr.encoding, sys.stderr.errors
+        _own = open(os.dup(2), "w", encoding=encoding, errors=errors, buffering=1)  # noqa: SIM115
+    return _own
+
+
+_own: TextIO | None = None
+
+
 def configure(level: str = "info", fmt: Literal["auto", "json", "console"] = "auto") -> None:
     global _stream
-    _stream = SafeStream(sys.stderr)
-    as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    _stream = SafeStream(_own_stderr())
+    as_json = fmt == "json" or (fmt == "auto" and not _stream.isatty())
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -95,7 +116,7 @@ def configure(level: str = "info", fmt: Literal["auto", "json", "console"] = "au
             structlog.processors.JSONRenderer(ensure_ascii=False),
         ]
         if as_json
-        else [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        else [structlog.dev.ConsoleRenderer(colors=_stream.isatty())]
     )
     structlog.configure(
         processors=shared + renderer,

@@ -28,7 +28,7 @@ from ..control.metrics import Metrics
 from ..control.status import snapshot
 from ..control.timeline import Timeline
 from ..engines import Engine
-from ..errors import EXIT_CONFIG, EXIT_RESTART
+from ..errors import EXIT_CONFIG, EXIT_FAILED, EXIT_RESTART
 from ..events import ChatEvent, Retraction, Utterance
 from ..pipeline import statefile
 from ..pipeline.dictionary_file import FILE_NAME as DICTIONARY_FILE
@@ -51,6 +51,10 @@ from .shutdown import drain
 from .startup import StartupCancelled
 
 log = structlog.get_logger("ishowtts")
+
+# --until-idle gives up (status 1) once no sound output has played for this long: a batch run
+# on a machine without a sound server must end, not wait for one. Paid lines are saved.
+NO_OUTPUT_LIMIT_S = 20.0
 
 
 class Daemon(OperatorControls):
@@ -306,14 +310,27 @@ class Daemon(OperatorControls):
                 log.error("synth_worker_died", error=repr(worker.exception()))
                 self.exit_code = 1
                 return
-            if self.until_idle and self.idle():
-                failed = [c.name for c in self.connectors if c.state is ConnectorState.FAILED]
-                if failed:  # a batch run whose source failed must not look like a success
-                    log.error("idle", reason="a connector failed", failed=failed)
-                    self.exit_code = 1
-                else:
-                    log.info("idle", reason="every connector finished and the queue is empty")
+            if self.until_idle and self._batch_over():
                 return
+
+    def _batch_over(self) -> bool:
+        """--until-idle: whether to end now (the exit status set): the replay read and spoken,
+        or no sound output for too long."""
+        down = self.player.down_for() if self.player else 0.0
+        if down > NO_OUTPUT_LIMIT_S:
+            error = str(self.player.open_error if self.player else None)
+            log.error("no_output_gave_up", waited_s=round(down, 1), error=error)
+            self.exit_code = EXIT_FAILED  # the paid lines still queued are saved as at any stop
+            return True
+        if not self.idle():
+            return False
+        failed = [c.name for c in self.connectors if c.state is ConnectorState.FAILED]
+        if failed:  # a batch run whose source failed must not look like a success
+            log.error("idle", reason="a connector failed", failed=failed)
+            self.exit_code = EXIT_FAILED
+        else:
+            log.info("idle", reason="every connector finished and the queue is empty")
+        return True
 
     async def shutdown(self) -> None:
         """Stop intake, let the utterance being heard finish (bounded), account for the rest:

@@ -84,7 +84,9 @@ def player_check(player: Callable[[], Player | None], config: Callable[[], Confi
         p = player()
         if p is None or p.state != PlayerState.REOPENING:
             return None
-        return f"no output stream on {config().player.device or 'default'}: reopening"
+        device = config().player.device or "default"
+        why = f": {str(p.open_error)[:300]}" if p.open_error is not None else ""
+        return f"no output stream on {device}{why}; reopening"
 
     return check
 

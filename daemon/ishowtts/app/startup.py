@@ -47,6 +47,8 @@ async def until_audible(player: Player) -> None:
     that cannot open is reported by /healthz, and the daemon starts anyway (the player keeps
     retrying)."""
     await player.start()
+    if player.open_error is not None:  # said by the player, which retries in the background
+        return
     if not await player.wait_audible(AUDIBLE_TIMEOUT_S):
         log.warning("output_not_playing_yet", waited_s=AUDIBLE_TIMEOUT_S)
 

@@ -6,6 +6,9 @@ sounddevice is imported where used: importing it loads PortAudio, which a daemon
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
+from pathlib import Path
 from typing import Any
 
 from ..errors import Temporary
@@ -14,6 +17,17 @@ from ..errors import Temporary
 class PlayerError(Temporary, RuntimeError):
     """The configured output device cannot be used (not found, not an output). Temporary: a
     device unplugged at start may be back for the next."""
+
+
+class NoSoundOutput(PlayerError):
+    """PortAudio has no output device at all: no sound server (PulseAudio, PipeWire) runs and
+    no sound card is usable. Not the config's fault: one may come up later."""
+
+    ways_out = (
+        "start PulseAudio or PipeWire (`pulseaudio --start`, or `systemctl --user start "
+        "pipewire pipewire-pulse`); or set `player.device: none` to play nowhere; or let OBS "
+        "play the voice from its browser source, the control API's /overlay?audio=1"
+    )
 
 
 def list_output_devices() -> list[dict[str, Any]]:
@@ -69,6 +83,72 @@ def resolve_output_device(device: str | int | None) -> int | None:
         f"output device {device!r} is ambiguous: "
         + ", ".join(f"[{d['index']}] {d['name']}" for d in matches)
     )
+
+
+def check_device(device: str | int | None) -> None:
+    """PlayerError if ``device`` names an output PortAudio does not list. When it lists none at
+    all there is nothing to judge by (no sound server yet): no error, the player retries."""
+    if list_output_devices():
+        resolve_output_device(device)
+
+
+def open_target(device: str | int | None) -> tuple[int | None, int]:
+    """The device index for ``device`` and how many output channels it has, looked up again in
+    a fresh device list if the first look fails (a device re-plugged, a sound server started
+    since PortAudio listed its devices). NoSoundOutput when PortAudio lists no output at all,
+    PlayerError when ``device`` is not among those it lists. Only while no stream is open."""
+    import sounddevice as sd
+
+    for fresh in (False, True):
+        if fresh:
+            rescan()
+        if not list_output_devices():
+            continue
+        try:
+            index = resolve_output_device(device)
+            return index, int(sd.query_devices(index, kind="output")["max_output_channels"])
+        except (PlayerError, sd.PortAudioError, ValueError):
+            if fresh:
+                raise
+    raise NoSoundOutput(f"no sound output: {why_no_output()}")
+
+
+def why_no_output() -> str:
+    """Why PortAudio lists no output device, as far as can be told without a sound server."""
+    server = pulse_socket()
+    if server is None:
+        return f"PortAudio finds no output device (PULSE_SERVER is {os.environ['PULSE_SERVER']!r})"
+    if not answers(server):
+        return (
+            f"no PulseAudio or PipeWire server answers at {server} and PortAudio finds no "
+            f"sound card"
+        )
+    return (
+        f"a sound server answers at {server} but PortAudio finds no output device (is the ALSA "
+        f"pulse plugin installed? apt-get install libasound2-plugins)"
+    )
+
+
+def pulse_socket() -> Path | None:
+    """The local socket a PulseAudio client (PipeWire's pulse server takes the same place)
+    would connect to; None when ``$PULSE_SERVER`` names a server that is not a local socket."""
+    named = os.environ.get("PULSE_SERVER", "").split()
+    if named:
+        first = named[0].removeprefix("unix:")
+        return Path(first) if first.startswith("/") else None
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    return Path(runtime) / "pulse" / "native"
+
+
+def answers(path: Path) -> bool:
+    """Whether something accepts connections on the unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 def rescan() -> None:

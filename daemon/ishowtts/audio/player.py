@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
@@ -25,12 +26,19 @@ from ..backoff import Backoff
 from ..config import PlayerConfig
 from ..events import AudioChunk, Utterance
 from ..threads import DaemonExecutor
-from .devices import PlayerError, list_output_devices, resolve_output_device
+from .devices import (
+    NoSoundOutput,
+    PlayerError,
+    check_device,
+    list_output_devices,
+    resolve_output_device,
+)
 from .mixer import Mixer, Started
 from .null_output import NullOutput, is_null_device
 from .output import Output
 
 __all__ = [
+    "NoSoundOutput",
     "Player",
     "PlayerError",
     "PlayerState",
@@ -105,6 +113,10 @@ class Player:
         self._audible = asyncio.Event()
         self._switch_to: Output | None = None  # a reload's new output, opened by the supervisor
         self.reopens = 0
+        # Why the output is not open (its last open failed), and since when it is not: None
+        # while it plays. Read by the health check and by --until-idle's bound.
+        self.open_error: Exception | None = None
+        self._down_since: float | None = None
         # Opens and closes, one at a time in order: a call stuck in a wedged backend holds up
         # only the later ones (each waited for with a deadline), never the loop or the exit.
         self._io: DaemonExecutor | None = None  # made on first use
@@ -150,6 +162,10 @@ class Player:
             return PlayerState.PAUSED
         return PlayerState.PLAYING if self.mixer.busy else PlayerState.IDLE
 
+    def down_for(self) -> float:
+        """Seconds since the output last played (0 while it is open)."""
+        return 0.0 if self._down_since is None else time.monotonic() - self._down_since
+
     async def start(self) -> None:
         """Open the output; on failure keep retrying in the background with backoff.
         A device name or index that matches nothing is a configuration error: raised."""
@@ -158,10 +174,11 @@ class Player:
         self._loop = self._loop or asyncio.get_running_loop()
         self.output.check()
         self._running = True
+        self._down_since = time.monotonic()
         try:
             await self._open_output()
-        except Exception as exc:  # the device exists but would not open: retry later
-            log.error("player_open_failed", device=self.cfg.device, error=str(exc))
+        except Exception as exc:  # no sound server, or the device would not open: retry later
+            self._open_failed(exc, "player_open_failed", log.error)
         self._supervisor = asyncio.create_task(self._supervise(), name="player-supervisor")
 
     def reconfigure(self, cfg: PlayerConfig) -> None:
@@ -179,7 +196,7 @@ class Player:
     def check(self, cfg: PlayerConfig) -> None:
         """Raise PlayerError if ``cfg.device`` names no output device."""
         if self._managed and not is_null_device(cfg.device):
-            resolve_output_device(cfg.device)
+            check_device(cfg.device)
 
     async def stop(self) -> None:
         self._running = False
@@ -364,12 +381,14 @@ class Player:
         finally:
             self._opening = False
         self._open = True
+        self.open_error = self._down_since = None
         self.mixer.draining = True
 
     async def _close_output(self) -> None:
         if not self._open:
             return
         self._open = False
+        self._down_since = time.monotonic()
         self.mixer.draining = False
         with contextlib.suppress(OutputHung):
             await self._io_call(self.output.close, CLOSE_TIMEOUT_S, "close")
@@ -384,20 +403,41 @@ class Player:
                 continue
             if switch is not None:
                 log.info("player_switching", device=self.cfg.device, blocksize=self.cfg.blocksize)
-            else:
+            elif self.open_error is None:  # else it never opened, and that was said
                 queued = round(self.queued_seconds, 3)
                 log.warning("player_stream_lost", reason=reason, queued_s=queued)
             await self._close_output()
             if switch is not None:
                 self.output = switch
+            since = self._down_since or time.monotonic()
             while self._running:
                 await asyncio.sleep(backoff.next_delay())
                 try:
                     await self._open_output()
                 except Exception as exc:
-                    log.warning("player_reopen_failed", error=str(exc), attempt=backoff.attempt)
+                    self._open_failed(exc, "player_reopen_failed", log.warning, backoff.attempt)
                     continue
                 self.reopens += 1
+                log.info(
+                    "player_reopened",
+                    queued_s=round(self.queued_seconds, 3),
+                    attempts=backoff.attempt,
+                    down_s=round(time.monotonic() - since, 1),
+                )
                 backoff.reset()
-                log.info("player_reopened", queued_s=round(self.queued_seconds, 3))
                 break
+
+    def _open_failed(self, exc: Exception, event: str, level: Any, attempt: int = 0) -> None:
+        """Remember why the output is not open; log it when that changed, not every attempt
+        (retries go on with backoff, silently, while the reason stays the same)."""
+        before, self.open_error = self.open_error, exc
+        if before is not None and (type(before), str(before)) == (type(exc), str(exc)):
+            return
+        if isinstance(exc, NoSoundOutput):  # the one line a first run without sound gets
+            meanwhile = "lines wait; the output is retried in the background"
+            log.error(
+                "no_sound_output", reason=str(exc), ways_out=exc.ways_out, meanwhile=meanwhile
+            )
+            return
+        meanwhile = "retrying with backoff; logged again only if this changes"
+        level(event, device=self.cfg.device, error=str(exc), attempt=attempt, meanwhile=meanwhile)

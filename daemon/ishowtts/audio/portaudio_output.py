@@ -14,7 +14,7 @@ import sounddevice as sd
 import structlog
 
 from ..config import PlayerConfig
-from .devices import PlayerError, rescan, resolve_output_device
+from .devices import PlayerError, check_device, open_target
 from .output import Render
 
 log = structlog.get_logger("ishowtts.audio.player")
@@ -125,22 +125,17 @@ class PortAudioOutput:
         return self._stream
 
     def check(self) -> None:
-        resolve_output_device(self.cfg.device)
+        check_device(self.cfg.device)
 
     def open(self, render: Render) -> None:
         with _exit_need_not_wait():
             self._open(render)
 
     def _open(self, render: Render) -> None:
-        try:
-            device = resolve_output_device(self.cfg.device)
-        except PlayerError:  # gone from PortAudio's list: maybe it was re-plugged
-            rescan()
-            device = resolve_output_device(self.cfg.device)
+        device, max_ch = open_target(self.cfg.device)  # NoSoundOutput: nothing to open
         latency: Any = self.cfg.latency
         last_exc: Exception | None = None
         # Mono first; some devices only take two or more channels: duplicate then.
-        max_ch = sd.query_devices(device, kind="output")["max_output_channels"]
         for channels in dict.fromkeys((1, min(2, max_ch), max_ch)):
             if channels < 1:
                 continue
