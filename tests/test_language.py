@@ -88,3 +88,17 @@ def test_espeak_reads_a_language_voice_in_that_language() -> None:
     assert len(as_zh) > 2 * len(as_ja)
     with pytest.raises(Exception, match="no voice 'xx'"):
         list(engine.synthesize(line, "lang:xx"))
+
+
+def test_real_chat_lines_are_routed_right() -> None:
+    """474 real lines (tools/data/chat_lines.tsv): Bilibili danmaku, English and Korean Twitch
+    chat. A line the voices can read must stay with them; a Korean or Japanese one must not."""
+    from tools.bench_language import ACCEPT, DATA, read
+
+    languages = Languages(LanguagesConfig())
+    rows = read(DATA)
+    assert len(rows) >= 300
+    right = [languages.detect(text) in ACCEPT.get(label, {label}) for label, text in rows]
+    assert sum(right) / len(rows) >= 0.98
+    korean = [languages.detect(text) for label, text in rows if label == "ko"]
+    assert len(korean) >= 50 and korean.count("ko") == len(korean)
