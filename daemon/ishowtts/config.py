@@ -35,6 +35,7 @@ from .chat_config import (
 from .confload import ConfigError, Section, SourceMap, format_loc, read_yaml, validate
 from .errors import BrokenInstall
 from .events import Kind
+from .speech_api_config import SpeechApiConfig
 
 __all__ = ["BrokenInstall", "Config", "ConfigError", "PluginConfig", "load_config", "load_plugin"]
 
@@ -292,6 +293,7 @@ class Config(Section):
     queue: QueueConfig = QueueConfig()
     player: PlayerConfig = PlayerConfig()
     api: ApiConfig = ApiConfig()
+    speech_api: SpeechApiConfig = SpeechApiConfig()  # POST /v1/audio/speech
     path: Path = Path("config.yaml")
     # Where each key is in the file, for checks after the schema's (voices, reload).
     _source: SourceMap | None = PrivateAttr(None)
@@ -498,6 +500,8 @@ def _check_routing(config: Config, source: SourceMap) -> list[str]:
     for key in ("allowed", "paid", "members", "pool"):
         refs += [(("viewer_voices", key, i), v) for i, v in enumerate(getattr(vv, key))]
     refs += [(("languages", "voices", k), v) for k, v in config.languages.voices.items()]
+    if config.speech_api.default_voice:
+        refs.append((("speech_api", "default_voice"), config.speech_api.default_voice))
     for loc, voice in refs:
         if voice not in voices:
             out.append(

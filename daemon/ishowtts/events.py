@@ -122,6 +122,7 @@ class Utterance:
     voice: str
     priority: int
     deadline: float  # monotonic time after which it is stale and must not be read
+    speed: float = 1.0  # speaking rate asked of the engine (raised under a backlog)
     speaker: str = ""  # the user's name as read aloud (cleaned): what the overlay shows
     language: str = ""  # the line's language as detected (ISO 639-1), "" when unknown
     # No configured voice speaks that language: the fallback engine (eSpeak NG) reads it in it.

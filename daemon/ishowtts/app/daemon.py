@@ -39,6 +39,7 @@ from ..pipeline.viewer_voices import FILE_NAME as VOICES_FILE
 from ..queue.ledger import Ledger, Terminal
 from ..queue.paidloss import PaidLoss
 from ..queue.scheduler import Scheduler
+from ..synth.responses import Responses
 from ..synth.voices import voices_from
 from ..synth.worker import SynthWorker
 from . import health_checks as checks
@@ -123,6 +124,8 @@ class Daemon(OperatorControls):
         self.worker.on_fatal = self._device_lost
         self.worker.on_config_error = self._config_error
         self.player: Player | None = None  # built at start-up, at the engine's sample rate
+        # The worker's sink: the player, but speech requests' audio back to their callers.
+        self.responses = Responses()
         self.pending_file = pending.resolve(config.queue.pending_file, config.path)
         self.restored: pending.Restored | None = None  # paid lines read back at start
         self._state_locks = statefile.Locks()
@@ -142,6 +145,7 @@ class Daemon(OperatorControls):
         self.worker.on_stats = self.live.on_stats
         self.ledger.listeners.append(self.live.on_ledger)
         self.ledger.listeners.append(checks.EngineFailures(self.health))
+        self.ledger.listeners.append(self.responses.on_ledger)
         self.health.add_check("queue", checks.queue_check(self.scheduler, self.paid_lost))
         self.health.add_check("log", logs.problem)
         self.health.add_check("engine", checks.engine_check(self.worker))
@@ -241,7 +245,8 @@ class Daemon(OperatorControls):
             asyncio.get_running_loop(),
         )
         await startup.until_audible(self.player)
-        self.worker.sink = self.player
+        self.responses.player = self.player
+        self.worker.sink = self.responses
         self.worker.start()
         self.restored = pending.restore(self.pending_file, self.handle, self.ledger)
         await self.intake.start_all()

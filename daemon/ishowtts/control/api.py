@@ -27,6 +27,7 @@ from .console import Console
 from .http import Body, error, is_loopback, read_body
 from .metrics import CONTENT_TYPE
 from .server import ApiServer, ListenError
+from .speech import SpeechApi
 from .viewers import ViewersRoutes
 
 log = structlog.get_logger("ishowtts.control.api")
@@ -147,6 +148,8 @@ class ControlApi:
         r.add_post("/reading", self.reading)
         Console(target).install(self.app)  # type: ignore[arg-type]
         ViewersRoutes(target).install(self.app)  # type: ignore[arg-type]
+        SpeechApi(target, cfg.body_timeout_s).install(self.app)  # type: ignore[arg-type]
+        self.server.cors_origins = frozenset(target.config.speech_api.cors_origins)
 
     # The listener's figures, read by tests and tools through the API they start.
     @property
@@ -265,5 +268,6 @@ class ControlApi:
         return error(422, "config rejected; the running config is kept", list(result.problems))
 
     def _configured(self, config: Any, token: str | None) -> None:
-        """A reload was applied: its token takes effect at once."""
+        """A reload was applied: its token and allowed pages take effect at once."""
         self.server.set_token(token)
+        self.server.cors_origins = frozenset(config.speech_api.cors_origins)

@@ -123,19 +123,37 @@ def host_name(host: str) -> str:
     return name if sep and port.isdigit() and ":" not in name else host
 
 
+def host_refusal(host: str, token_required: bool) -> str | None:
+    """Without a token the API is bound to loopback, and a page that rebinds its own name to
+    127.0.0.1 would be "same-origin" with it: there the ``Host`` must be a loopback name too,
+    which a rebound name never is."""
+    if not token_required and not is_loopback(host_name(host)):
+        return f"Host {clip(host, 80)!r} is not a loopback name (this API is bound to loopback)"
+    return None
+
+
+def cors_origin(headers: Any, path: str, allowed: frozenset[str]) -> str | None:
+    """The ``Origin`` of a browser request to the speech server (``/v1/``) from a page the
+    config allows (``speech_api.cors_origins``: Social Stream Ninja's dock calls it from its
+    own site), else None."""
+    origin = headers.get("Origin")
+    if origin is not None and path.startswith("/v1/") and origin.lower() in allowed:
+        return str(origin)
+    return None
+
+
 def browser_refusal(
     headers: Any, host: str, token_required: bool, method: str = "GET", path: str = ""
 ) -> str | None:
     """Why a request must be refused as a browser's (None: it may pass).
 
     Browsers mark cross-site requests (``Sec-Fetch-Site``, ``Origin``); only the console's own
-    origin may drive the API, though a link from elsewhere may open the pages themselves.
-    Without a token the API is bound to loopback, and a page that rebinds its own name to
-    127.0.0.1 would be "same-origin" with it: there the ``Host`` must be a loopback name too,
-    which a rebound name never is.
+    origin may drive the API, though a link from elsewhere may open the pages themselves; and
+    the ``Host`` must pass ``host_refusal``.
     """
-    if not token_required and not is_loopback(host_name(host)):
-        return f"Host {clip(host, 80)!r} is not a loopback name (this API is bound to loopback)"
+    refused = host_refusal(host, token_required)
+    if refused is not None:
+        return refused
     site = headers.get("Sec-Fetch-Site")
     if (
         method in ("GET", "HEAD")

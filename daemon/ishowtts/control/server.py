@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 
 from ..config import ApiConfig
-from .http import bearer_ok, browser_refusal, error, is_public
+from .http import bearer_ok, browser_refusal, cors_origin, error, host_refusal, is_public
 
 log = structlog.get_logger("ishowtts.control.server")
 
@@ -104,10 +104,13 @@ class ApiServer:
         self.connections = 0  # open now
         self.refused = 0  # connections turned away at the cap, since start
         self.idle_closed = 0  # connections closed for sending no complete request in time
+        # Pages allowed to call the speech server from a browser (speech_api.cors_origins).
+        self.cors_origins: frozenset[str] = frozenset()
         self.app = web.Application(
             client_max_size=cfg.max_body_bytes,
             middlewares=[self._busy, self._errors, self._guard],
         )
+        self.app.on_response_prepare.append(self._cors_headers)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -207,9 +210,16 @@ class ApiServer:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        refused = browser_refusal(
-            request.headers, request.host, self._token is not None, request.method, request.path
-        )
+        token_required = self._token is not None
+        cors = cors_origin(request.headers, request.path, self.cors_origins)
+        if cors is None:
+            refused = browser_refusal(
+                request.headers, request.host, token_required, request.method, request.path
+            )
+        else:  # an allowed page: cross-site, but the host rule and the token still hold
+            refused = host_refusal(request.host, token_required)
+            if refused is None and request.method == "OPTIONS":
+                return _preflight(request)  # carries no token, by the browser's rules
         if refused is not None:
             log.warning("api_browser_refused", path=request.path, why=refused)
             return error(403, "browser request refused", refused)
@@ -226,9 +236,31 @@ class ApiServer:
             return error(413, "body too large", f"at most {self.cfg.max_body_bytes} bytes")
         return await handler(request)
 
+    async def _cors_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        """An allowed page may read the answer (the browser hides it otherwise)."""
+        origin = cors_origin(request.headers, request.path, self.cors_origins)
+        if origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+
     def _authorized(self, request: web.Request) -> bool:
         """No token needed (loopback), a path that holds no data, or the right bearer token."""
         token = self._token
         if token is None or request.path == "/healthz" or is_public(request.path):
             return True
         return bearer_ok(request.headers, token)
+
+
+# ---- CORS for the pages speech_api.cors_origins allows ------------------------------------
+
+
+def _preflight(request: web.Request) -> web.Response:
+    headers = {
+        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+        "Access-Control-Allow-Headers": "Authorization, Content-Type",
+        "Access-Control-Max-Age": "600",
+    }
+    # Chrome asks before a public page may reach a private address (Private Network Access).
+    if request.headers.get("Access-Control-Request-Private-Network") == "true":
+        headers["Access-Control-Allow-Private-Network"] = "true"
+    return web.Response(status=204, headers=headers)
