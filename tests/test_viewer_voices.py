@@ -175,3 +175,32 @@ def test_a_file_over_its_bound_is_set_aside_unparsed(
     (line,) = logs
     assert line["event"] == "voices_file_invalid" and "larger than 1000 bytes" in line["error"]
     assert len(p.viewer_voices) == 0
+
+
+def test_the_daemon_keeps_choices_in_its_own_locked_file(tmp_path: Path) -> None:
+    from ishowtts.app.daemon import Daemon
+    from ishowtts.pipeline import statefile
+
+    cfg = Config(voices=VOICES, path=tmp_path / "stream.yaml")
+    first = Daemon(cfg)
+    first.claim_state()
+    first.handle(ev("!voice gold"))
+    first.pipeline.flush()
+    (path,) = tmp_path.glob("voices-stream-*.json")
+    assert json.loads(path.read_text())["choices"][0]["voice"] == "gold"
+    # Another daemon naming the same file may not write it at the same time.
+    other = Config(
+        voices=VOICES,
+        path=tmp_path / "other.yaml",
+        filters={"mute_file": "other-mutes.json"},
+        queue={"pending_file": "other-pending.json"},
+        viewer_voices={"file": path.name},
+    )
+    with pytest.raises(statefile.StateInUse, match=r"viewer_voices\.file"):
+        Daemon(other).claim_state()
+    first._state_locks.release()
+    again = Daemon(cfg)
+    again.claim_state()
+    utt = again.pipeline.ingest(ev("hello"), now=0.0)
+    assert utt is not None and utt.voice == "gold"
+    again._state_locks.release()

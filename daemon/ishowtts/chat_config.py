@@ -132,8 +132,9 @@ class ViewerVoicesConfig(Section):
     pool: list[str] = []
     cooldown_s: float = Field(30.0, ge=0, le=86_400)  # per viewer, between two changes
     list_aloud: bool = False  # "!voice list" is read aloud too (always: console and log)
-    # Where the choices are kept: $STATE_DIRECTORY/voices.json under systemd, else next to the
-    # config (auto); a path relative to the config; null: in memory only.
+    # Where the choices are kept: auto, like the mute list (voices-<config>-<hash>.json in
+    # $STATE_DIRECTORY under systemd, else next to the config); a path relative to the
+    # config; null: in memory only.
     file: str | None = "auto"
     max_users: int = Field(100_000, ge=1, le=1_000_000)  # the oldest choice goes past it
 

@@ -89,16 +89,19 @@ class Daemon(OperatorControls):
             config.resolve(mute_file) if mute_file else default_path(config.path), load=False
         )
         self.scheduler = Scheduler(config.queue, self._on_queue_terminal)
-        here = config.base_dir
+        # The viewers' voices, like the mutes: this config's own file, read under its lock.
+        voices = config.viewer_voices.file
+        self.voices_file = statefile.setting(
+            voices, config.base_dir, statefile.keyed(VOICES_FILE, config.path)
+        )
         self.pipeline = Pipeline(
             config,
             self.ledger,
             self.scheduler,
             self.mutes,
             moderation=self,  # moderators' chat commands drive the operator's controls
-            voices_file=statefile.setting(config.viewer_voices.file, here, VOICES_FILE),
             pronunciation=Pronunciation(
-                statefile.setting(config.dictionary.file, here, DICTIONARY_FILE),
+                statefile.setting(config.dictionary.file, config.base_dir, DICTIONARY_FILE),
                 config.dictionary.starter,
             ),
         )
@@ -272,17 +275,22 @@ class Daemon(OperatorControls):
         daemon holds one."""
         if self._claimed:
             return
-        files = (("filters.mute_file", self.mutes.path), ("queue.pending_file", self.pending_file))
+        files = (
+            ("filters.mute_file", self.mutes.path),
+            ("queue.pending_file", self.pending_file),
+            ("viewer_voices.file", self.voices_file),
+        )
         try:
             for key, path in files:
                 if path is not None:
                     self._state_locks.claim(path, key)
         except statefile.StateInUse:
             self._state_locks.release()
-            self.mutes.path = self.pending_file = None
+            self.mutes.path = self.pending_file = self.voices_file = None
             raise
         self._claimed = True
         self.mutes.load()
+        self.pipeline.viewer_voices.attach(self.voices_file)
 
     async def run(self, progress: Callable[[str], None] | None = None) -> int:
         self.claim_state()

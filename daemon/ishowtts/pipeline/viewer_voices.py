@@ -45,7 +45,7 @@ class ViewerVoices:
         path: Path | None,
         is_member: Callable[[User], bool],
     ) -> None:
-        self.path = path
+        self.path: Path | None = None
         self.is_member = is_member
         self._choices: OrderedDict[tuple[str, str], str] = OrderedDict()  # oldest change first
         self._last: OrderedDict[tuple[str, str], float] = OrderedDict()  # cooldowns
@@ -54,6 +54,11 @@ class ViewerVoices:
         self._saved_at = float("-inf")
         self.save_error: str | None = None
         self.reconfigure(cfg, voices)
+        self.attach(path)
+
+    def attach(self, path: Path | None) -> None:
+        """Keep the choices in ``path`` from now on, starting with what it holds."""
+        self.path = path
         if path is not None:
             self._load(path)
 
