@@ -23,6 +23,14 @@ needs_browser = pytest.mark.skipif(
 )
 
 
+async def console(b: Any, r: Any) -> Any:
+    """The console page, signed in and showing."""
+    page = await b.new_page()
+    await page.goto(r.base + "/")
+    await page.wait_for_function("() => document.getElementById('main').hidden === false")
+    return page
+
+
 def spoken_text(r: Any, event_id: str) -> str | None:
     fate = r.fate(event_id)
     return fate[1].get("text") if fate and fate[0] == "spoken" else None
@@ -31,10 +39,7 @@ def spoken_text(r: Any, event_id: str) -> str | None:
 @needs_browser
 async def test_the_mode_switch(tmp_path: Path, pulse: Any) -> None:
     async with running(tmp_path) as r, browser.launch() as b:
-        page = await b.new_page()
-        await page.goto(r.base + "/")
-        await page.wait_for_selector("#reading-mode")
-        await page.wait_for_function("() => document.getElementById('main').hidden === false")
+        page = await console(b, r)
         assert await page.input_value("#reading-mode") == "all"
         await page.select_option("#reading-mode", "paid_only")
         await until(lambda: r.daemon.pipeline.reading.mode.value == "paid_only", 10, "mode set")
@@ -59,11 +64,21 @@ async def test_the_mode_switch(tmp_path: Path, pulse: Any) -> None:
 
 
 @needs_browser
+async def test_a_voice_list_is_answered_in_the_console(tmp_path: Path, pulse: Any) -> None:
+    async with running(tmp_path) as r, browser.launch() as b:
+        page = await console(b, r)
+        r.chat("viewer", "!voice list")
+        r.chat("viewer", "!skip")
+        row = page.locator("#decisions li", has_text="!voice list")
+        await row.locator(".rule", has_text="command: voices: default, bright").wait_for()
+        refused = page.locator("#decisions li", has_text="!skip")
+        await refused.locator(".rule", has_text="refused: not a moderator").wait_for()
+
+
+@needs_browser
 async def test_the_dictionary_editor_and_its_test_button(tmp_path: Path, pulse: Any) -> None:
     async with running(tmp_path) as r, browser.launch() as b:
-        page = await b.new_page()
-        await page.goto(r.base + "/")
-        await page.wait_for_function("() => document.getElementById('main').hidden === false")
+        page = await console(b, r)
         await page.wait_for_selector("#dict li")
         assert "starter" in (await page.text_content("#dict-more") or "")
         await page.fill("#dict-term", "主播")

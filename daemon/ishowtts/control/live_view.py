@@ -43,7 +43,9 @@ class LiveView:
             )
             return
         self.timeline.outcome(state.value)
-        extra = {k: clip(str(v), 120) for k, v in fields.items() if k in ("rule", "error")}
+        # A chat command's outcome and answer ("!voice list") are shown where its rule is.
+        shown = ("rule", "error", "outcome", "answer")
+        extra = {k: clip(str(v), 200) for k, v in fields.items() if k in shown}
         self.feed.publish(
             "terminal",
             id=event.id,

@@ -228,7 +228,8 @@ function decision(r) {
   const badge = row.querySelector(".fate");
   badge.dataset.i18n = fate;
   badge.textContent = t(fate);
-  if (r.rule) row.querySelector(".rule").textContent = r.rule;
+  const said = r.answer || r.outcome; // a chat command's: "voices: a, b", "refused: ..."
+  if (r.rule) row.querySelector(".rule").textContent = said ? `${r.rule}: ${said}` : r.rule;
   if (r.error) row.querySelector(".rule").textContent = r.error;
   filterRow(row);
 }
