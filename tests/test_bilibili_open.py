@@ -239,6 +239,49 @@ async def test_a_refused_socket_or_dead_servers_start_a_new_session(server: Open
     assert conn.counters["auth_failures"] == 1
 
 
+async def test_a_heartbeat_answer_with_a_junk_code_does_not_stop_the_heartbeat(
+    server: OpenServer,
+) -> None:
+    """An answer whose code is not an integer is one failed beat: the next ones go on, so the
+    platform does not end the session ~60 s later."""
+    server.heartbeat_codes = ["oops", None, [1], 1.5]
+    conn = connector(server)
+    async with running(conn):
+        await server.wait_live()
+        game = server.live_game()
+        assert game is not None
+        await until(lambda: game.beats >= 8, 10, "heartbeats after the junk answers")
+        assert conn.counters["app_heartbeat_errors"] + conn.counters["app_error:-1"] == 4
+        assert not game.ended and conn.state == ConnectorState.CONNECTED
+
+
+async def test_a_start_naming_thousands_of_servers_tries_a_few(server: OpenServer) -> None:
+    """2,000 dead wss_links: the session keeps the first few, so each attempt tries (and logs)
+    a bounded number, and the session is started anew after a few failed ones."""
+    from ishowtts_plugins.bilibili.openapi import MAX_SERVERS
+
+    server.extra_links = 2000
+    conn = connector(server)
+    with capture_logs() as logs:
+        async with running(conn):
+            await until(lambda: conn.counters["app_starts"] >= 2, 10, "a second session")
+            app = conn.app
+    assert app is None or len(app.urls) <= MAX_SERVERS
+    tried = [r for r in logs if r["event"] == "bilibili_server_unreachable"]
+    assert 0 < len(tried) <= MAX_SERVERS * 3 * conn.counters["app_starts"]
+
+
+async def test_a_session_ended_at_every_auth_backs_off(server: OpenServer) -> None:
+    """The platform ends every session right after its socket is accepted: the accepted
+    session does not reset the wait, which keeps growing (before, it stayed at the floor:
+    ~1 app start a second at the defaults)."""
+    server.end_at_auth = True
+    conn = connector(server)
+    async with running(conn):
+        await until(lambda: conn.backoff.attempt >= 4, 10, "the backoff to grow")
+    assert conn.counters["app_ended_by_platform"] >= 3 and len(server.auths) >= 3
+
+
 @pytest.mark.parametrize(
     ("setup", "code"),
     [

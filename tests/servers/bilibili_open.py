@@ -54,6 +54,9 @@ class OpenServer:
     start_codes: list[int] = field(default_factory=list)  # answered (then removed) to starts
     refuse_sockets: int = 0  # the next socket auths refused (code -101)
     dead_games: int = 0  # the first games name only a dead server
+    heartbeat_codes: list[Any] = field(default_factory=list)  # "code"s answered to heartbeats
+    extra_links: int = 0  # dead servers named before the live one
+    end_at_auth: bool = False  # INTERACTION_END on every socket right after its auth
     host: str = "127.0.0.1"
     port: int = 0
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -153,6 +156,9 @@ class OpenServer:
             if game is None or game.ended:
                 return self._answer(7003)
             game.last_beat, game.beats = time.monotonic(), game.beats + 1
+            if self.heartbeat_codes:  # a broken answer: the beat counts, the code is junk
+                body = {"code": self.heartbeat_codes.pop(0), "message": "?", "data": {}}
+                return web.json_response(body)
             return self._answer(0)
         if what == "end":
             game = next((g for g in self.games if g.game_id == payload.get("game_id")), None)
@@ -181,8 +187,8 @@ class OpenServer:
         return self._answer(0, {
             "game_info": {"game_id": game.game_id},
             "websocket_info": {"auth_body": game.auth_body, "wss_link": [
-                f"ws://{self.host}:9/sub"] + ([] if n <= self.dead_games else [
-                f"ws://{self.host}:{self.port}/sub"])},
+                f"ws://{self.host}:9/sub"] * (1 + self.extra_links) + ([] if n <= self.dead_games
+                else [f"ws://{self.host}:{self.port}/sub"])},
             "anchor_info": {**s.ANCHOR, "room_id": s.OPEN_ROOM},
         })  # fmt: skip
 
@@ -247,6 +253,9 @@ class OpenServer:
             self.auths.append(game.game_id)
             sock.game = game
             await ws.send_bytes(pack(b'{"code":0}', 8, 1))
+            if self.end_at_auth:
+                await self._end(game, notify=True)
+                return ws
             async for msg in ws:
                 if msg.type == WSMsgType.BINARY and unpack_one(msg.data)[1] == 2:
                     self.socket_heartbeats += 1

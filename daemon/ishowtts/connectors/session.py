@@ -2,9 +2,10 @@
 
 A *session* is one connection (a WebSocket, or a run of HTTP polls). The skeleton runs sessions
 one after another: state (connecting → connected → reconnecting, or failed), exponential backoff
-with jitter between them (reset once a session was accepted), giving up after too many refused
-logins, dedupe of platform message ids across reconnects, throttled logging of malformed frames,
-and bounded counters. A platform writes only:
+with jitter between them (reset once a session was accepted, unless it then ended within the
+longest wait: a server that accepts and drops at once still backs off), giving up after too many
+refused logins, dedupe of platform message ids across reconnects, throttled logging of malformed
+frames, and bounded counters. A platform writes only:
 
 - ``session(http)``: connect, log in, call ``connected()`` once accepted, then read until the
   connection ends by raising ``SessionEnded`` (or ``AuthFailed``, ``ReconnectNow``, ``GiveUp``;
@@ -119,6 +120,7 @@ class SessionConnector(BaseConnector):
         # since an accepted session resets the other) until a session outlives the longest wait.
         self._requested = Backoff(options.backoff_initial_s, options.backoff_max_s)
         self._up_since: float | None = None  # when the current session was accepted
+        self._attempts_before = 0  # the backoff's attempts when the current session was accepted
 
     # -- what a platform writes ----------------------------------------------------------------
     async def session(self, http: aiohttp.ClientSession) -> None:
@@ -190,14 +192,21 @@ class SessionConnector(BaseConnector):
             self.log.info(f"{p}_disconnected", error=short(exc))
         except Exception as exc:  # the HTTP side of a platform can raise anything: keep trying
             self.log.warning(f"{p}_error", error=short(exc))
+        up = self._up_since
+        if up is not None and time.monotonic() - up < self.options.backoff_max_s:
+            # Accepted, then ended at once (a session ended right after its auth, a frame it
+            # cannot take): still failing, so the wait keeps growing instead of staying at
+            # the floor (that looped ~1 app start a second).
+            self.backoff.attempt = self._attempts_before
         return self.backoff.next_delay()
 
     def connected(self, **why: Any) -> None:
         """The session was accepted: the next failure starts the backoff afresh."""
         self._refusals = 0
-        self.backoff.reset()
         if self._up_since is None:
             self._up_since = time.monotonic()
+            self._attempts_before = self.backoff.attempt
+        self.backoff.reset()
         self.set_state(ConnectorState.CONNECTED, **why)
 
     def _requested_delay(self) -> float:

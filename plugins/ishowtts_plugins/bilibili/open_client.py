@@ -16,7 +16,7 @@ import os
 import aiohttp
 from pydantic import Field
 
-from ishowtts.connectors import AuthFailed, ConnectorContext, GiveUp, SessionEnded
+from ishowtts.connectors import AuthFailed, ConnectorContext, GiveUp, SessionEnded, short
 
 from .api import Target
 from .client import LiveSocketConnector, SocketOptions
@@ -134,10 +134,11 @@ class BilibiliOpenConnector(LiveSocketConnector):
                 if exc.code == 7003:  # the session is over: start again
                     await self._session_over(app, "heartbeat expired")
                     return
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-                # The next beat may get through; the platform allows a few misses.
+            except Exception as exc:  # the beat must go on, whatever one answer was
+                # The next beat may get through; the platform allows a few misses. A task that
+                # died here would end the session silently ~60 s later.
                 self.counters["app_heartbeat_errors"] += 1
-                self.log.info("bilibili_open_heartbeat_error", error=type(exc).__name__)
+                self.log.info("bilibili_open_heartbeat_error", error=short(exc))
 
     async def _session_over(self, app: AppSession, why: str) -> None:
         """The platform ended ``app``: forget it and drop the socket, so the loop starts anew."""

@@ -61,6 +61,9 @@ HINTS = {
     7003: "the session expired (missed heartbeats): starting a new one",
 }
 RETRY_AFTER = {7001: 10.0, 7002: 30.0, 4009: 10.0}  # seconds, at least
+# WebSocket servers of one session tried, at most: the platform names 2-4; a start answer naming
+# thousands would make every reconnect try (and log) each one.
+MAX_SERVERS = 8
 
 
 class OpenPlatformError(Exception):
@@ -141,7 +144,9 @@ class OpenPlatform:
                 raise OpenPlatformError(-1, str(exc), path=path) from None
         if not isinstance(answer, dict):
             raise OpenPlatformError(-1, "answer is not a JSON object", path=path)
-        code = int(answer.get("code", -1))
+        code = answer.get("code", -1)
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise OpenPlatformError(-1, f"answer's code is not an integer: {code!r:.40}", path=path)
         if code != 0:
             rid = str(answer.get("request_id", ""))
             raise OpenPlatformError(code, str(answer.get("message", "")), rid, path)
@@ -156,11 +161,14 @@ class OpenPlatform:
             links = ws["wss_link"]
             auth_body = ws["auth_body"]
             anchor = data.get("anchor_info") or {}
-            if not isinstance(links, list) or not links or not isinstance(auth_body, str):
+            if not isinstance(links, list) or not isinstance(auth_body, str):
                 raise TypeError("no servers or no auth body")
+            urls = [u for u in links if isinstance(u, str) and u.startswith(("wss://", "ws://"))]
+            if not urls:
+                raise TypeError("no WebSocket server named")
             return AppSession(
                 game_id=str(game),
-                urls=tuple(str(u) for u in links),
+                urls=tuple(urls[:MAX_SERVERS]),
                 auth_body=auth_body.encode(),
                 room_id=int(anchor.get("room_id") or 0),
                 anchor_open_id=str(anchor.get("open_id", "")),
