@@ -3,6 +3,7 @@ found before any model loads and reported in one line with exit status 2."""
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import subprocess
@@ -159,3 +160,34 @@ def test_an_unreachable_hub_at_load_is_one_line_not_a_traceback(tmp_path: Path) 
         assert result.returncode == 1, (command, result.stderr)
         assert "Traceback" not in result.stderr, result.stderr
         assert "cannot get 'model.safetensors' from the hub repo 'nobody/nothing'" in result.stderr
+
+
+HANGUP_EARLY = """
+import os, signal, sys
+from ishowtts.shell import cli
+real = cli.load_config
+def load_then_hangup(path):  # systemctl reload while a slow config load (F5: torch) runs
+    os.kill(os.getpid(), signal.SIGHUP)
+    return real(path)
+cli.load_config = load_then_hangup
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_sighup_before_the_daemon_handles_it_is_a_reload_not_a_kill(tmp_path: Path) -> None:
+    replay = tmp_path / "chat.jsonl"
+    replay.write_text('{"t": 0, "user": {"id": "1", "name": "a"}, "text": "hello"}\n')
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "engine: {type: tone, seconds_per_char: 0.01}\n"
+        f"connectors: [{{type: replay, path: {replay}}}]\n"
+        "player: {device: none}\napi: {enabled: false}\nlog: {format: json}\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", HANGUP_EARLY, "run", "-c", str(config), "--until-idle"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
+    events = [json.loads(line).get("event") for line in run.stderr.splitlines() if line[:1] == "{"]
+    assert "reload_deferred" in events and "reloaded" in events and "spoken" in events
+    assert events.index("ready") < events.index("reloaded")

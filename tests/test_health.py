@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -101,6 +102,42 @@ async def test_an_engine_failing_every_message_is_degraded_until_one_is_spoken(
         await until(lambda: r.daemon.ledger.summary().get("spoken", 0) == 1, 10)
         status, body, _ = await r.call("GET", "/healthz")
         assert (status, body) == (200, {"status": "ok"})
+
+
+class HangingTone(ToneEngine):
+    """The tone engine, except that a text with "hang" in it never returns until released, as
+    a wedged GPU would."""
+
+    release = threading.Event()
+
+    def synthesize(self, text: str, voice: str) -> Iterator[np.ndarray]:
+        if "hang" in text:
+            self.release.wait(30)
+        return super().synthesize(text, voice)
+
+
+async def test_an_engine_hung_in_a_call_is_degraded_not_ok(
+    tmp_path: Path, pulse: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watchdog is withheld while one utterance synthesises past the stall limit; /healthz
+    says so too (it answered 200 while the engine hung), and heals when the engine does."""
+    monkeypatch.setattr("ishowtts.app.health_checks.SYNTH_STALL_S", 0.5)
+    HangingTone.release.clear()
+    try:
+        async with running(tmp_path, engine_factory=HangingTone) as r:
+            assert (await r.call("GET", "/healthz"))[0] == 200
+            await r.call("POST", "/say", {"text": "hang here"})
+            await until(lambda: r.daemon.stall.reason is not None, 10, "the stall")
+            status, body, _ = await r.call("GET", "/healthz")
+            assert status == 503 and body["status"] == "degraded"
+            assert "synthesis stalled" in body["reasons"]["engine"]
+            assert not r.daemon.stall()  # what the watchdog feeder asks
+            HangingTone.release.set()
+            await until(lambda: r.daemon.ledger.summary().get("spoken", 0) == 1, 10, "spoken")
+            await until(lambda: r.daemon.stall.reason is None, 10, "healed")
+            assert (await r.call("GET", "/healthz"))[0] == 200
+    finally:
+        HangingTone.release.set()
 
 
 async def test_a_connector_that_gave_up_is_degraded(tmp_path: Path, pulse: Any) -> None:

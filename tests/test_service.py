@@ -358,7 +358,7 @@ class FakeWorker:
 def test_stall_guard_withholds_the_watchdog_when_synthesis_hangs() -> None:
     from types import SimpleNamespace
 
-    from ishowtts.shell.service import StallGuard
+    from ishowtts.app.health_checks import StallGuard
 
     now = [0.0]
     worker = FakeWorker()

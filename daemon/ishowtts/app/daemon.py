@@ -42,8 +42,8 @@ from ..queue.scheduler import Scheduler
 from ..synth.responses import Responses
 from ..synth.voices import voices_from
 from ..synth.worker import SynthWorker
+from . import hangup, pending, startup
 from . import health_checks as checks
-from . import pending, startup
 from .connector_set import ConnectorSet
 from .controls import OperatorControls
 from .reload import ReloadResult
@@ -151,7 +151,8 @@ class Daemon(OperatorControls):
         self.ledger.listeners.append(self.responses.on_ledger)
         self.health.add_check("queue", checks.queue_check(self.scheduler, self.paid_lost))
         self.health.add_check("log", logs.problem)
-        self.health.add_check("engine", checks.engine_check(self.worker))
+        self.stall = checks.StallGuard(self.worker)  # ticked by the run loop; the watchdog's too
+        self.health.add_check("engine", checks.engine_check(self.worker, self.stall))
         self.health.add_check(
             "player", checks.player_check(lambda: self.player, lambda: self.config)
         )
@@ -300,6 +301,8 @@ class Daemon(OperatorControls):
                 loop.add_signal_handler(sig, self.request_stop)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        if hangup.take():  # one came before the loop handled them: reload once ready
+            self.request_reload()
         try:
             # A stop during start-up ends it (at the engine's next step, or after the grace).
             await startup.unless_stopped(
@@ -318,6 +321,7 @@ class Daemon(OperatorControls):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=0.1)
             self.timeline.depth(len(self.scheduler))
+            self.stall()
             self.pipeline.tick()
             if worker is not None and worker.done():
                 log.error("synth_worker_died", error=repr(worker.exception()))

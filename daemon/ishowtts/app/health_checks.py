@@ -6,8 +6,11 @@ through the ledger, because a run of failed messages is a fault that no state sh
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
+
+import structlog
 
 from ..audio.player import Player, PlayerState
 from ..config import Config
@@ -18,6 +21,13 @@ from ..queue.ledger import Terminal
 from ..queue.paidloss import PaidLoss
 from ..queue.scheduler import Scheduler
 from ..synth.worker import SynthWorker, WorkerState
+
+log = structlog.get_logger("ishowtts")
+
+# One utterance synthesising for longer than this means the engine (the GPU) hangs: the loop
+# is fine, so neither the loop's watchdog nor a failure count would notice. Long texts are
+# split into sentence chunks, so even a slow board stays far below it.
+SYNTH_STALL_S = 180.0
 
 # The engine failing this many messages in a row (none spoken between) is a fault, not bad
 # luck with one text: /healthz says degraded until a message is spoken again.
@@ -46,6 +56,38 @@ class EngineFailures:
                 )
 
 
+class StallGuard:
+    """Healthy unless the synth worker has been on the same utterance for ``limit`` seconds
+    (the daemon calls it every tick; the service's watchdog feeding asks it too, and
+    ``reason`` is what /healthz reports)."""
+
+    def __init__(
+        self,
+        worker: Any,
+        limit: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.worker, self.clock = worker, clock
+        self.limit = SYNTH_STALL_S if limit is None else limit
+        self._current: Any = None
+        self._since = clock()
+        self.reason: str | None = None  # why synthesis is stalled, while it is
+
+    def __call__(self) -> bool:
+        now = self.clock()
+        current = self.worker.current
+        if current is not self._current:
+            self._current, self._since = current, now
+        stalled = current is not None and now - self._since > self.limit
+        reason = f"synthesis stalled: {current.id} for over {self.limit:g} s" if stalled else None
+        if reason is not None and self.reason is None:  # one line as it begins
+            log.error("synth_stalled", id=current.id, seconds=round(now - self._since, 1))
+        self.reason = reason
+        if self.worker.state == WorkerState.BROKEN or getattr(self.worker, "fatal", None):
+            return False  # the device is lost: if the restart hangs, systemd kills us
+        return not stalled
+
+
 def queue_check(scheduler: Scheduler, paid_lost: PaidLoss) -> Check:
     def check() -> str | None:
         if scheduler.paid < scheduler.max_paid:
@@ -58,8 +100,10 @@ def queue_check(scheduler: Scheduler, paid_lost: PaidLoss) -> Check:
     return check
 
 
-def engine_check(worker: SynthWorker) -> Check:
+def engine_check(worker: SynthWorker, stall: StallGuard) -> Check:
     def check() -> str | None:
+        if stall.reason is not None:
+            return f"{stall.reason} (the engine hangs; the watchdog is withheld)"
         if worker.fatal is not None:
             return f"{worker.fatal}; restarting"
         if worker.state == WorkerState.BROKEN:

@@ -49,6 +49,9 @@ def _load_checked(path: Path | None, voices: bool = True,
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ..app import hangup
+
+    hangup.install()  # before the imports and the config load: a SIGHUP now must not kill us
     from ..app.daemon import Daemon
     from .service import serve
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +17,6 @@ from ..control.api import ApiError, ControlApi, resolve_token
 from ..engines import WeightsUnusable
 from ..errors import Failure, exit_code
 from ..pipeline.statefile import StateInUse
-from ..synth.worker import WorkerState
 from .notify import (
     Notifier,
     feed_watchdog,
@@ -31,33 +29,6 @@ from .notify import (
 log = structlog.get_logger("ishowtts.shell.service")
 
 STATUS_EVERY_S = 5.0
-# One utterance synthesising for longer than this means the engine (the GPU) hangs: the loop
-# is fine, so it is the watchdog that must notice. Long texts are split into sentence chunks,
-# so even a slow board stays far below it.
-SYNTH_STALL_S = 180.0
-
-
-class StallGuard:
-    """Healthy unless the synth worker has been on the same utterance for ``limit`` seconds."""
-
-    def __init__(
-        self, worker: Any, limit: float = SYNTH_STALL_S, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.worker, self.limit, self.clock = worker, limit, clock
-        self._current: Any = None
-        self._since = clock()
-
-    def __call__(self) -> bool:
-        now = self.clock()
-        current = self.worker.current
-        if current is not self._current:
-            self._current, self._since = current, now
-        if self.worker.state == WorkerState.BROKEN or getattr(self.worker, "fatal", None):
-            return False  # the device is lost: if the restart hangs, systemd kills us
-        stalled = current is not None and now - self._since > self.limit
-        if stalled:
-            log.error("synth_stalled", id=current.id, seconds=round(now - self._since, 1))
-        return not stalled
 
 
 def status_line(daemon: Daemon) -> str:
@@ -173,8 +144,8 @@ async def serve(daemon: Daemon, notifier: Notifier | None = None) -> int:
         interval = watchdog_interval()
         if interval is not None and notifier.enabled:
             log.info("watchdog", interval_s=interval)
-            guard = StallGuard(daemon.worker)
-            watchdog = asyncio.create_task(feed_watchdog(notifier, interval, guard))
+            # The daemon's stall guard (a hung engine) withholds the watchdog; /healthz says why.
+            watchdog = asyncio.create_task(feed_watchdog(notifier, interval, daemon.stall))
             stack.push_async_callback(_cancelled, watchdog)
         announce = asyncio.create_task(_announce(daemon, notifier, announced))
         stack.push_async_callback(_cancelled, announce)
