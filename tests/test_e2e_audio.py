@@ -57,7 +57,8 @@ LOG = [
         "text": "super chat thanks 0",
         "amount": 30,
     },
-    # dropped (blocked word), deduplicated and recalled ones are accounted for, never heard
+    # dropped (blocked word) and recalled ones are accounted for, never heard; the same text
+    # again is said by the line still waiting for it (spoken, merged_into naming it)
     {"t": 0.75, "kind": "danmaku", "user": {"id": "7", "name": "g"}, "text": "buy followers now"},
     {"t": 0.8, "kind": "danmaku", "user": {"id": "8", "name": "h"}, "text": "plain chat two 5"},
     {
@@ -139,9 +140,12 @@ def test_daemon_speaks_in_priority_order_without_gaps(pulse, tmp_path: Path) -> 
     assert len(received) == len(LOG) - 1  # the recall is not an event
     assert all(ended[i] == 1 for i in received), ended
     states = Counter(r["event"] for r in lines if r.get("event") in terminal)
-    assert states == {"spoken": 6, "dropped": 2, "removed": 1}
+    assert states == {"spoken": 7, "dropped": 1, "removed": 1}
     rules = {r.get("rule") for r in lines if r.get("event") == "dropped"}
-    assert rules == {"blocked_keyword", "duplicate"}
+    assert rules == {"blocked_keyword"}
+    said_by = {r["id"]: r.get("merged_into") for r in lines if r.get("event") == "spoken"}
+    first = next(r["id"] for r in lines if r.get("text") == "plain chat two 5")
+    assert list(said_by.values()).count(first) == 1  # the repeat, said by the first
     speaking = [r for r in lines if r.get("event") == "speaking"]
     assert len(speaking) == 6 and all(r["ttfa_ms"] >= 0 for r in speaking)
 

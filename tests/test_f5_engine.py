@@ -152,3 +152,16 @@ def test_fused_step_can_be_turned_off_and_speaks_the_same(files, engine):
     a = np.concatenate(list(engine.synthesize("主播666", "zh")))
     b = np.concatenate(list(plain.synthesize("主播666", "zh")))
     assert a.shape == b.shape and np.abs(a - b).max() < 1e-3 * max(np.abs(b).max(), 1e-3)
+
+
+def test_speed_makes_fewer_frames_for_the_same_text(engine):
+    """The daemon raises ``speed`` under a backlog: the model is asked for fewer frames (its own
+    duration control), so the line is shorter; nothing is resampled."""
+    voice = engine.voices["zh"]
+    text = "主播今天唱得真好听，再来一首吧"
+    assert engine.new_frames(voice, text, 1.35) == pytest.approx(
+        engine.new_frames(voice, text) / 1.35, abs=1
+    )
+    slow = np.concatenate(list(engine.synthesize(text, "zh")))
+    fast = np.concatenate(list(engine.synthesize(text, "zh", speed=1.35)))
+    assert 1.25 < len(slow) / len(fast) < 1.45

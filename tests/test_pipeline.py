@@ -66,12 +66,25 @@ def test_drops(config: dict[str, Any], event: ChatEvent, rule: str | None) -> No
 
 
 def test_duplicates() -> None:
-    p, ledger, s = build()
+    p, ledger, s = build(airtime={"storm": {"enabled": False}})
     assert p.ingest(ev(text="666", raw_id="a"), now=0.0) is not None
     assert p.ingest(ev(text="６６６６６６！", user=User("7", "bob")), now=1.0) is None
     assert p.ingest(ev(text="different", raw_id="a"), now=2.0) is None
     assert ledger.rules == {"dropped:duplicate": 1, "dropped:duplicate_id": 1}
     assert len(s) == 1
+
+
+def test_a_repeat_is_said_by_the_line_waiting_for_its_text() -> None:
+    """With storms on (the default) a near-same text from another viewer is not dropped: the
+    line still waiting for it says it too, and it closes with that line."""
+    p, ledger, s = build(dictionary={"starter": False})
+    first = p.ingest(ev(text="666", raw_id="a"), now=0.0)
+    repeat = ev(text="６６６６６６！", user=User("7", "bob"))
+    assert first is not None and p.ingest(repeat, now=1.0) is None
+    assert p.ingest(ev(text="different", raw_id="a"), now=2.0) is None
+    assert ledger.rules == {"dropped:duplicate_id": 1}
+    assert len(s) == 1 and ledger.covered == {first.id: [repeat.id]}
+    assert s.peek(first.id) is not None and s.peek(first.id).text == "666"  # two viewers: no storm
 
 
 def test_templates_and_routing() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,6 +24,7 @@ from pydantic import (
 )
 
 from . import registry
+from .airtime_config import AirtimeConfig
 from .chat_config import (
     CommandsConfig,
     DictionaryConfig,
@@ -32,7 +32,15 @@ from .chat_config import (
     ReadingConfig,
     ViewerVoicesConfig,
 )
-from .confload import ConfigError, Section, SourceMap, format_loc, read_yaml, validate
+from .confload import (
+    ConfigError,
+    Section,
+    SourceMap,
+    checked_template,
+    format_loc,
+    read_yaml,
+    validate,
+)
 from .errors import BrokenInstall
 from .events import Kind
 from .speech_api_config import SpeechApiConfig
@@ -197,18 +205,13 @@ DEFAULT_TEMPLATES = {
     Kind.LIKE: "谢谢{user}点赞",
     Kind.SYSTEM: "{text}",
 }
+# Under a backlog (airtime.busy_backlog_s) a kind with a short form is said with it.
+DEFAULT_SHORT_TEMPLATES = {Kind.GIFT: "谢谢{user}的{gift}", Kind.SUPER_CHAT: "{user}：{text}"}
 TEMPLATE_FIELDS = frozenset({"text", "user", "gift", "count", "count_text", "amount", "platform"})
 
 
 def _template(template: str) -> str:
-    try:
-        names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
-    except ValueError as exc:
-        raise ValueError(f"bad template: {exc}") from None
-    unknown = names - TEMPLATE_FIELDS
-    if unknown:
-        raise ValueError(f"unknown field(s) {sorted(unknown)}; known: {sorted(TEMPLATE_FIELDS)}")
-    return template
+    return checked_template(template, TEMPLATE_FIELDS)
 
 
 # Checked one by one, so an error names the kind and its line.
@@ -217,11 +220,18 @@ Template = Annotated[str, AfterValidator(_template)]
 
 class SpeechConfig(Section):
     templates: dict[Kind, Template] = {}  # merged over DEFAULT_TEMPLATES
+    short_templates: dict[Kind, Template] = {}  # merged over DEFAULT_SHORT_TEMPLATES
     # Said for {user} when the platform gives no name (Bilibili masks names without a login).
     anonymous: str = "这位观众"
 
     def template_for(self, kind: Kind) -> str:
         return self.templates.get(kind, DEFAULT_TEMPLATES[kind])
+
+    def short_template_for(self, kind: Kind) -> str | None:
+        """The short form, if any: a kind whose template was changed has only its own."""
+        if kind in self.short_templates or kind in self.templates:
+            return self.short_templates.get(kind)
+        return DEFAULT_SHORT_TEMPLATES.get(kind)
 
 
 class VoiceConfig(Section):
@@ -291,6 +301,7 @@ class Config(Section):
     dedupe: DedupeConfig = DedupeConfig()
     gifts: GiftsConfig = GiftsConfig()
     queue: QueueConfig = QueueConfig()
+    airtime: AirtimeConfig = AirtimeConfig()
     player: PlayerConfig = PlayerConfig()
     api: ApiConfig = ApiConfig()
     speech_api: SpeechApiConfig = SpeechApiConfig()  # POST /v1/audio/speech

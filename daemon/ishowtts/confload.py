@@ -6,6 +6,7 @@ Kept apart from the schema (config.py) so plugins can validate their own section
 from __future__ import annotations
 
 import json
+import string
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +32,19 @@ class Section(BaseModel):
     """Base of every config section: unknown keys are errors (typos must not pass silently)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def checked_template(template: str, known: frozenset[str]) -> str:
+    """``template`` if it parses as a format string naming only ``known`` fields, else a
+    ValueError saying what is wrong (validators use it: the error gets its key and line)."""
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+    except ValueError as exc:
+        raise ValueError(f"bad template: {exc}") from None
+    unknown = names - known
+    if unknown:
+        raise ValueError(f"unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
+    return template
 
 
 class ConfigError(ConfigInvalid):

@@ -36,6 +36,7 @@ from ..pipeline.dictionary_file import Pronunciation
 from ..pipeline.ingest import Pipeline
 from ..pipeline.mutes import MuteList, default_path
 from ..pipeline.viewer_voices import FILE_NAME as VOICES_FILE
+from ..queue.airtime import Airtime
 from ..queue.ledger import Ledger, Terminal
 from ..queue.paidloss import PaidLoss
 from ..queue.scheduler import Scheduler
@@ -105,6 +106,10 @@ class Daemon(OperatorControls):
                 config.dictionary.starter,
             ),
         )
+        # What is said next and when (budget, backlog, combined lines, the turn-taking gate).
+        self.airtime = Airtime(
+            config.airtime, config.queue, self.scheduler, self.ledger, self.pipeline
+        )
         self.engine_factory = engine_factory or (
             lambda: engines.build(config.engine.type, config.engine.options)
         )
@@ -112,7 +117,7 @@ class Daemon(OperatorControls):
         self.worker = SynthWorker(
             self.engine_factory,
             voices_from(config),
-            self.scheduler,
+            self.airtime,
             self.ledger,
             config.player.lookahead_s,
             fallback_factory=(lambda: engines.build(fallback)) if fallback else None,
@@ -185,9 +190,11 @@ class Daemon(OperatorControls):
         self.request_stop()
 
     def _on_started(self, utt: Utterance, at: float) -> None:
+        self.airtime.started(utt, at)
         self.live.started(utt, at)
 
     def _on_done(self, utt: Utterance, played: bool) -> None:
+        self.airtime.finished(utt, time.monotonic(), played)
         self.live.done(utt, played)
         if played:
             foreign = {"read_by": "fallback", "language": utt.language} if utt.by_fallback else {}

@@ -20,6 +20,7 @@ from ..audio.player import Player
 from ..config import Config, ConfigError, load_config
 from ..control.api import resolve_token
 from ..pipeline.ingest import Pipeline
+from ..queue.airtime import Airtime
 from ..synth.voices import voices_from
 from ..synth.worker import SynthWorker
 from .connector_set import ConnectorSet
@@ -36,6 +37,7 @@ class Reloadable(Protocol):
     player: Player | None
     worker: SynthWorker
     pipeline: Pipeline
+    airtime: Airtime
     intake: ConnectorSet
     # Told when a reload begins (True) and ends (False): sd_notify RELOADING=1 / READY=1.
     on_reload: Callable[[bool], None] | None
@@ -121,6 +123,7 @@ class Reloader:
             return _rejected([f"{type(exc).__name__}: {exc}"])
         # 2. Commit: nothing below raises.
         d.pipeline.reconfigure(new)
+        d.airtime.reconfigure(new.airtime, new.queue)
         d.config = new
         d.worker.lookahead_s = new.player.lookahead_s
         d.worker.failover = new.failover

@@ -43,8 +43,9 @@ class LiveView:
             )
             return
         self.timeline.outcome(state.value)
-        # A chat command's outcome and answer ("!voice list") are shown where its rule is.
-        shown = ("rule", "error", "outcome", "answer")
+        # A chat command's outcome and answer ("!voice list") are shown where its rule is; a
+        # line said by another (a combined or storm line) names it.
+        shown = ("rule", "error", "outcome", "answer", "merged_into")
         extra = {k: clip(str(v), 200) for k, v in fields.items() if k in shown}
         self.feed.publish(
             "terminal",
@@ -68,7 +69,9 @@ class LiveView:
         self.ttfa.append(ttfa)
         self.metrics.observe_ttfa(ttfa)
         self.timeline.ttfa(ttfa)
-        log.info("speaking", id=utt.id, voice=utt.voice, ttfa_ms=round(ttfa * 1000, 1))
+        log.info(
+            "speaking", id=utt.id, voice=utt.voice, speed=utt.speed, ttfa_ms=round(ttfa * 1000, 1)
+        )
         e = utt.event
         self.feed.publish(
             "speaking",

@@ -10,6 +10,7 @@ from ..audio.player import Player
 from ..config import Config
 from ..connectors import Connector
 from ..pipeline.ingest import Pipeline
+from ..queue.airtime import Airtime
 from ..queue.ledger import Ledger
 from ..queue.paidloss import PaidLoss
 from ..queue.scheduler import Scheduler
@@ -26,6 +27,7 @@ class StatusSource(Protocol):
     worker: SynthWorker
     player: Player | None
     scheduler: Scheduler
+    airtime: Airtime
     connectors: list[Connector]
     ledger: Ledger
     health: Health
@@ -58,6 +60,7 @@ def snapshot(d: StatusSource) -> dict[str, Any]:
         "queue": d.scheduler.depth_by_kind(),
         # Who and what is read (the mode, "!tts off"), and how many viewers picked a voice.
         "reading": {**d.pipeline.reading.status(), "viewer_voices": len(d.pipeline.viewer_voices)},
+        "airtime": d.airtime.status(),
         "connectors": {
             c.name: {"state": str(c.state), "counters": dict(c.counters)} for c in d.connectors
         },

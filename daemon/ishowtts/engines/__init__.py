@@ -13,6 +13,7 @@ from .base import (
     Voice,
     WeightsUnavailable,
     WeightsUnusable,
+    synthesize,
 )
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "check_files",
     "check_voice",
     "engine_class",
+    "synthesize",
 ]
 
 GROUP = registry.ENGINES

@@ -3,6 +3,7 @@ calls it from its own thread only, so engines need not be thread-safe."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,11 +80,21 @@ class Engine(Protocol):
     def warmup(self, progress: Progress) -> None:
         """Do whatever makes the first real request fast (compile, capture, caches)."""
 
-    def synthesize(self, text: str, voice: str) -> Iterator[np.ndarray]:
+    def synthesize(self, text: str, voice: str, speed: float = 1.0) -> Iterator[np.ndarray]:
         """Yield mono float32 chunks at ``sample_rate``. The first chunk should come as soon
-        as possible (streaming); chunks are already cross-faded and play back to back."""
+        as possible (streaming); chunks are already cross-faded and play back to back.
+        ``speed`` multiplies the voice's speaking rate (the daemon raises it under a backlog):
+        through the engine's own duration or rate control, never by resampling."""
 
     def describe(self) -> Mapping[str, Any]:
         """Device, precision and the like, for the start-up summary and /status."""
 
     def close(self) -> None: ...
+
+
+def synthesize(engine: Engine, text: str, voice: str, speed: float = 1.0) -> Iterator[np.ndarray]:
+    """``engine.synthesize``, at ``speed`` where the engine takes one (an engine written before
+    ``speed`` joined the protocol speaks at its own rate)."""
+    if speed != 1.0 and "speed" in inspect.signature(engine.synthesize).parameters:
+        return engine.synthesize(text, voice, speed=speed)
+    return engine.synthesize(text, voice)

@@ -210,7 +210,7 @@ class EspeakEngine:
         g = gcd(src, dst)
         return resample_poly(audio, dst // g, src // g).astype(np.float32)
 
-    def synthesize(self, text: str, voice: str) -> Iterator[np.ndarray]:
+    def synthesize(self, text: str, voice: str, speed: float = 1.0) -> Iterator[np.ndarray]:
         if self._lib is None:
             raise EngineError("load() first")
         if voice.startswith(LANGUAGE_VOICE):
@@ -221,7 +221,7 @@ class EspeakEngine:
             return
         if self.voices and voice not in self.voices:
             raise EngineError(f"unknown voice {voice!r}; voices: {', '.join(self.voices)}")
-        speed = self.voices[voice].speed if voice in self.voices else 1.0
+        speed *= self.voices[voice].speed if voice in self.voices else 1.0  # eSpeak's own rate
         for lang, piece in runs(text[: self.options.max_chars], self._language(voice)):
             audio = self._resample(self._speak(lang, piece, speed))
             if len(audio):

@@ -61,15 +61,17 @@ class ToneEngine:
             progress(f"tone warm-up: step {i + 1}/{self.warmup_steps}")
         progress("tone engine warm")
 
-    def duration(self, text: str, voice: str) -> float:
-        speed = self.voices[voice].speed if voice in self.voices else 1.0
+    def duration(self, text: str, voice: str, speed: float = 1.0) -> float:
+        """Seconds ``text`` takes: its length at the speaking rate, the voice's speed times
+        ``speed`` (the tone stays at its pitch: the duration is what changes)."""
+        speed *= self.voices[voice].speed if voice in self.voices else 1.0
         return max(self.min_seconds, len(text) * self.seconds_per_char) / speed
 
-    def synthesize(self, text: str, voice: str) -> Iterator[np.ndarray]:
+    def synthesize(self, text: str, voice: str, speed: float = 1.0) -> Iterator[np.ndarray]:
         if self.voices and voice not in self.voices:
             raise EngineError(f"unknown voice {voice!r}")
         freq = tone_frequency(text)
-        total = round(self.duration(text, voice) * self.sample_rate)
+        total = round(self.duration(text, voice, speed) * self.sample_rate)
         step = max(1, round(self.chunk_seconds * self.sample_rate))
         for start in range(0, total, step):
             if self.delay_s:

@@ -2,15 +2,18 @@
 
 bots → chat commands (``chat``) → reading mode → normalise → filters → dedupe → gifts (value,
 merge) → the line's language → render the template → route the voice → the pronunciation
-dictionary → queue (where a gift repeat folds into its first line).
+dictionary → queue (where a gift repeat folds into its first line); a repeated chat text is
+said by its storm line (storms.py) rather than dropped. Airtime's combined and short lines are
+worded here too (``together``, ``short``).
 Pure and synchronous; time comes in as ``now`` (monotonic seconds). Never raises on chat
 content: an unexpected error fails that one event in the ledger and is logged.
 """
 
 from __future__ import annotations
 
-import string
+import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
@@ -20,28 +23,22 @@ from ..events import ChatEvent, Kind, Retraction, Utterance
 from ..queue.ledger import Ledger, Terminal
 from ..queue.scheduler import Placed, Scheduler
 from .chat import ChatCommands, Done, Moderation
-from .dedupe import Deduper
+from .dedupe import Deduper, canonical
 from .dictionary_file import Pronunciation
 from .filters import Filters, Muted
 from .gifts import Gifts
 from .language import Languages, Route
 from .normalize import Normalizer
 from .reading import Reading
+from .storms import Storms
 from .viewer_voices import ViewerVoices
+from .words import Words, amount_text, fields
 
 log = structlog.get_logger("ishowtts.pipeline.ingest")
 
 
 # What a viewer writes themselves, read in the voice they picked.
 VIEWER_KINDS = frozenset({Kind.DANMAKU, Kind.SUPER_CHAT})
-
-
-def _fields(template: str) -> frozenset[str]:
-    return frozenset(f for _, f, _, _ in string.Formatter().parse(template) if f)
-
-
-def _amount_text(amount: float) -> str:
-    return f"{amount:.2f}".rstrip("0").rstrip(".") if amount else "0"
 
 
 class Pipeline:
@@ -66,6 +63,9 @@ class Pipeline:
         self.chat = ChatCommands(config.commands, self.reading, self.viewer_voices, moderation)
         self.pronunciation = pronunciation or Pronunciation(None, config.dictionary.starter)
         self.languages = Languages(config.languages)
+        self.storms = Storms(
+            config.airtime.storm, config.dedupe.window_s, config.dedupe.max_entries
+        )
         self._apply(config)
 
     def _apply(self, config: Config) -> None:
@@ -73,7 +73,11 @@ class Pipeline:
         self.gifts = Gifts(config.gifts)
         self.normalizer = Normalizer(config.normalize)
         self._templates = {k: config.speech.template_for(k) for k in Kind}
-        self._template_fields = {k: _fields(t) for k, t in self._templates.items()}
+        self._template_fields = {k: fields(t) for k, t in self._templates.items()}
+        self.words = Words(config, self.normalizer)
+        self.storms.reconfigure(
+            config.airtime.storm, config.dedupe.window_s, config.dedupe.max_entries
+        )
 
     def reconfigure(self, config: Config, now: float | None = None) -> None:
         """New rules (reload); the queue and the dedupe/rate memory stay."""
@@ -138,6 +142,11 @@ class Pipeline:
             or self.deduper.check(event, text, now)
             or self.gifts.check(event)
         )
+        storm = kind is Kind.DANMAKU and self.storms.on
+        if storm:
+            senders = self.storms.sent(canonical(text), _sender(event), now)
+            if rule == "duplicate":
+                return self._storm(event, text, name, senders, now)
         if rule is not None:
             self._drop(event, rule)
             return None
@@ -147,7 +156,58 @@ class Pipeline:
             return None
         merge = self.gifts.merge(event, self._rerender)
         # Merged or evicted at once: the scheduler has closed it in the ledger.
-        return utt if self.scheduler.put(utt, now, merge) is Placed.QUEUED else None
+        if self.scheduler.put(utt, now, merge) is not Placed.QUEUED:
+            return None
+        if storm:
+            self.storms.said_by(canonical(text), utt.id, storm=False)
+        return utt
+
+    def _storm(
+        self, event: ChatEvent, text: str, name: str, senders: int, now: float
+    ) -> Utterance | None:
+        """A repeated chat text: said by the line waiting for it (a storm line once enough
+        viewers sent it), or by a new storm line, or (too few viewers) dropped as a duplicate."""
+        key, storms = canonical(text), self.storms
+        waiting = self.scheduler.peek(storms.line(key))
+        if waiting is not None:
+            if storms.is_storm(senders):  # in the first sender's spelling
+                said = self._storm_line(waiting, self.normalizer(waiting.event.text), senders)
+                # Fresh while the storm goes on: the deadline follows the newest repeat.
+                deadline = max(waiting.deadline, now + self.config.queue.ttl_of(Kind.DANMAKU))
+                line = dataclasses.replace(waiting, text=said, deadline=deadline)
+                self.scheduler.replace(waiting.id, line)
+                storms.said_by(key, waiting.id, storm=True)
+            if len(self.ledger.covered.get(waiting.id, ())) < storms.cfg.max_cover:
+                self.ledger.cover(waiting.id, event.id)
+                return None
+        elif storms.is_storm(senders) and storms.may_start(key):
+            utt = self._utterance(event, text, name)
+            utt = dataclasses.replace(utt, text=self._storm_line(utt, text, senders))
+            if self.scheduler.put(utt, now) is Placed.QUEUED:
+                storms.said_by(key, utt.id, storm=True)
+                return utt
+            return None  # evicted at once: the scheduler has closed it
+        self._drop(event, "duplicate")
+        return None
+
+    # -- airtime's wording (queue/airtime.py) ---------------------------------------------------
+
+    def together(self, utts: Sequence[Utterance], busy: bool = False) -> str:
+        """One line for acknowledgements of one kind waiting together (see words.py)."""
+        head = utts[0]
+        return self.pronunciation.apply(self.words.together(utts, busy), head.voice, head.language)
+
+    def short(self, utt: Utterance) -> str | None:
+        """``utt``'s line in its kind's short form (under a backlog), or None: it has none."""
+        template = self.config.speech.short_template_for(utt.event.kind)
+        if template is None:
+            return None
+        e = utt.event
+        line = self._render(e, self.normalizer(e.text) if e.text else "", None, template)
+        return self.pronunciation.apply(line, utt.voice, utt.language)
+
+    def _storm_line(self, utt: Utterance, text: str, senders: int) -> str:
+        return self.pronunciation.apply(self.words.storm(text, senders), utt.voice, utt.language)
 
     # -- rendering -----------------------------------------------------------------------------
 
@@ -167,15 +227,19 @@ class Pipeline:
         name = event.user.name
         return (self.normalizer(name) or name) if name else self.config.speech.anonymous
 
-    def _render(self, event: ChatEvent, text: str, name: str | None = None) -> str:
+    def _render(
+        self, event: ChatEvent, text: str, name: str | None = None, template: str | None = None
+    ) -> str:
+        """The line for ``event``: its kind's template (or ``template``, a short form)."""
         reading = self.config.reading
-        template = self._templates[event.kind]
+        needs = self._template_fields[event.kind] if template is None else fields(template)
+        template = template or self._templates[event.kind]
         if not reading.says_name(event.kind):
             name = self.config.speech.anonymous  # this kind's names are switched off
         else:
             if name is None:
                 name = self._spoken_name(event)
-            if "user" not in self._template_fields[event.kind] and reading.names.get(event.kind):
+            if "user" not in needs and reading.names.get(event.kind):
                 template = reading.name_prefix + template  # asked for, and not in it: said first
         count = event.gift_count
         out = template.format(
@@ -184,7 +248,7 @@ class Pipeline:
             gift=event.gift_name,
             count=count,
             count_text=f"x{count}" if count > 1 else "",
-            amount=_amount_text(event.amount),
+            amount=amount_text(event.amount),
             platform=event.platform,
         )
         return " ".join(out.split())
@@ -226,3 +290,7 @@ class Pipeline:
     def retract(self, r: Retraction) -> int:
         """Take recalled/deleted/banned messages out of the queue."""
         return self.scheduler.retract(r)
+
+
+def _sender(event: ChatEvent) -> str:
+    return f"{event.platform}:{event.user.id or event.user.name}"

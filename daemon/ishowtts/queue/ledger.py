@@ -41,6 +41,9 @@ class Ledger:
         self.terminal_counts: Counter[tuple[str, str]] = Counter()  # (kind, state)
         self.rules: Counter[str] = Counter()  # why things were dropped/removed
         self.listeners: list[Listener] = []
+        # A line's id → the events it also says (a combined or storm line): they stay open
+        # and close with it, in its state, with ``merged_into`` naming it.
+        self.covered: dict[str, list[str]] = {}
 
     def _tell(self, event: ChatEvent, state: Terminal | None, fields: dict[str, Any]) -> None:
         for listener in self.listeners:
@@ -63,6 +66,14 @@ class Ledger:
         )
         self._tell(event, None, {})
 
+    def cover(self, line_id: str, event_id: str) -> bool:
+        """``event_id`` is said by the line ``line_id`` (still open): it closes when that line
+        does. False, and nothing recorded, if that line is closed already."""
+        if line_id not in self.open or event_id not in self.open:
+            return False
+        self.covered.setdefault(line_id, []).append(event_id)
+        return True
+
     def close(self, event_id: str, state: Terminal, **fields: Any) -> bool:
         """Log the one terminal line for ``event_id``; False if it was already closed."""
         event = self.open.pop(event_id, None)
@@ -76,6 +87,10 @@ class Ledger:
             state.value, id=event_id, kind=event.kind.value, user=event.user.name, **fields
         )
         self._tell(event, state, fields)
+        # The line's text is logged once; a covered event names the line that said it.
+        said = {k: v for k, v in fields.items() if k not in ("text", "merged_into")}
+        for covered in self.covered.pop(event_id, ()):
+            self.close(covered, state, **said, merged_into=event_id)
         return True
 
     def close_all(self, state: Terminal, **fields: Any) -> int:

@@ -17,6 +17,7 @@ worst class is a scan of a handful of keys, and every operation but a search is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections import Counter, OrderedDict
@@ -140,28 +141,41 @@ class Scheduler:
 
     # -- serving -------------------------------------------------------------------------------
 
-    def pop(self, now: float) -> Utterance | None:
-        """The best utterance still fresh at ``now``, or None; stale ones on the way expire."""
-        while self._len:
-            best = max(p for p, q in self._classes.items() if q)
-            _, utt = self._classes[best].popitem(last=False)
-            self._forget(utt)
-            if utt.deadline < now:
-                self._report(utt, Terminal.EXPIRED, rule="ttl")
-                continue
-            return utt
+    def pop(
+        self,
+        now: float,
+        allow: Callable[[Utterance], bool] | None = None,
+        newest_first: frozenset[int] = frozenset(),
+    ) -> Utterance | None:
+        """The best utterance still fresh at ``now`` that ``allow`` accepts (all by default),
+        or None; stale ones on the way expire. Classes in ``newest_first`` serve their latest
+        arrival first (plain chat under a backlog: what the room says now)."""
+        for priority in sorted((p for p, q in self._classes.items() if q), reverse=True):
+            queue = self._classes[priority]
+            order = reversed(queue.values()) if priority in newest_first else queue.values()
+            for utt in list(order):
+                if utt.deadline < now:
+                    self._take(utt.id)
+                    self._report(utt, Terminal.EXPIRED, rule="ttl")
+                elif allow is None or allow(utt):
+                    return self._take(utt.id)
         return None
 
     async def get(self) -> Utterance:
         """Wait for the best fresh utterance."""
-        if self._ready is None:
-            self._ready = asyncio.Event()
         while True:
             utt = self.pop(time.monotonic())
             if utt is not None:
                 return utt
-            self._ready.clear()
-            await self._ready.wait()
+            await self.wait()
+
+    async def wait(self, timeout: float | None = None) -> None:
+        """Until something is put (or ``timeout`` seconds pass)."""
+        if self._ready is None:
+            self._ready = asyncio.Event()
+        self._ready.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout)
 
     # -- taking out ----------------------------------------------------------------------------
 
@@ -170,15 +184,23 @@ class Scheduler:
         where = self._where.get(utt_id)
         return None if where is None else self._classes[where[0]][where[1]]
 
-    def expire(self, now: float) -> int:
-        if now <= self._min_deadline:
-            return 0
-        stale = [u for u in self._iter() if u.deadline < now]
-        for utt in stale:
+    def expire(
+        self, now: float, too_old: Callable[[Utterance], bool] | None = None, rule: str = "ttl"
+    ) -> int:
+        """Expire what is past its deadline, and (reported with ``rule``) what ``too_old``
+        says is too old to be worth reading now; how many."""
+        n = 0
+        if now > self._min_deadline:
+            for utt in [u for u in self._iter() if u.deadline < now]:
+                self._take(utt.id)
+                self._report(utt, Terminal.EXPIRED, rule="ttl")
+                n += 1
+            self._min_deadline = min((u.deadline for u in self._iter()), default=float("inf"))
+        for utt in [] if too_old is None else [u for u in self._iter() if too_old(u)]:
             self._take(utt.id)
-            self._report(utt, Terminal.EXPIRED, rule="ttl")
-        self._min_deadline = min((u.deadline for u in self._iter()), default=float("inf"))
-        return len(stale)
+            self._report(utt, Terminal.EXPIRED, rule=rule)
+            n += 1
+        return n
 
     def retract(self, r: Retraction) -> int:
         """Take out what ``r`` matches; reported REMOVED with ``rule=r.reason``."""
@@ -192,6 +214,11 @@ class Scheduler:
             self._take(utt.id)
             self._report(utt, Terminal.REMOVED, rule=reason)
         return len(victims)
+
+    def take_all(self, match: Callable[[Utterance], bool]) -> list[Utterance]:
+        """Take out every queued utterance ``match`` is true of, in serving order, unreported:
+        the caller accounts for them (a combined line covers them)."""
+        return [self._take(u.id) for u in self._iter() if match(u)]
 
     def clear(self, reason: str = "cleared") -> int:
         return self.remove(lambda _u: True, reason)
@@ -286,12 +313,6 @@ class Scheduler:
         utt = self._classes[priority].pop(slot)
         self._count(utt, -1)
         return utt
-
-    def _forget(self, utt: Utterance) -> None:
-        del self._where[utt.id]
-        self._len -= 1
-        self._count(utt, -1)
-        self._drop_merge_key(utt.id)
 
     def _drop_merge_key(self, utt_id: str) -> None:
         key = self._merge_key.pop(utt_id, None)

@@ -31,7 +31,7 @@ import numpy as np
 import structlog
 
 from ..config import FailoverConfig
-from ..engines import LANGUAGE_VOICE, Engine, EngineBroken, Voice
+from ..engines import LANGUAGE_VOICE, Engine, EngineBroken, Voice, synthesize
 from ..engines.faults import unrecoverable
 from ..events import AudioChunk, Utterance
 from ..queue.ledger import Ledger, Terminal
@@ -438,7 +438,9 @@ class SynthWorker:
         samples = 0
         index = 0
         try:
-            chunks = await self._in_thread(engine.synthesize, utterance.text, voice)
+            chunks = await self._in_thread(
+                synthesize, engine, utterance.text, voice, utterance.speed
+            )
             while (chunk := await self._in_thread(_next_chunk, chunks)) is not _END:
                 if index == 0:
                     first_chunk_s = time.monotonic() - started

@@ -175,6 +175,7 @@ const WORDS = {
   evicted: ["evicted", "被挤出"],
   removed: ["removed", "已移除"],
   failed: ["failed", "失败"],
+  said_with: ["said with", "合并于"],
   user_filter: ["user", "用户"],
   mute: ["Mute", "屏蔽"],
   unmute: ["Unmute", "取消屏蔽"],

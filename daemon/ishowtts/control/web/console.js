@@ -231,6 +231,8 @@ function decision(r) {
   const said = r.answer || r.outcome; // a chat command's: "voices: a, b", "refused: ..."
   if (r.rule) row.querySelector(".rule").textContent = said ? `${r.rule}: ${said}` : r.rule;
   if (r.error) row.querySelector(".rule").textContent = r.error;
+  // Said by another line (a combined thanks, a storm line): which one.
+  if (r.merged_into) row.querySelector(".rule").textContent = `${t("said_with")} ${r.merged_into}`;
   filterRow(row);
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -430,10 +431,11 @@ class F5Engine:
         chars = upstream.to_pinyin_tokens([text])[0]
         return torch.tensor([self._vocab.get(c, 0) for c in chars], dtype=torch.long)
 
-    def new_frames(self, voice: LoadedVoice, text: str) -> int:
+    def new_frames(self, voice: LoadedVoice, text: str, speed: float = 1.0) -> int:
         """Frames of new speech for a chunk: the voice's speaking rate, or the learned
-        predictor (searched around the reference's token rate, as DMOSpeech 2 does)."""
-        rate = voice.rate.frames(text, voice.speed)
+        predictor (searched around the reference's token rate, as DMOSpeech 2 does); ``speed``
+        times faster (fewer frames for the same text: the model speaks it faster)."""
+        rate = voice.rate.frames(text, voice.speed * speed)
         if voice.duration != "predictor" or self.predictor is None:
             return rate
         ref = _pinyin(voice.ref_text)
@@ -441,12 +443,14 @@ class F5Engine:
         ids = torch.tensor([self._vocab.get(c, 0) for c in [*ref, " ", *new]], dtype=torch.long)
         estimate = int(voice.frames / max(len(ref), 1) * len(new) / voice.speed)
         frames = self.predictor.frames(ids, voice.mel, estimate)
-        return rate if frames is None else frames
+        return rate if frames is None else math.ceil(frames / speed)
 
-    def chunk_audio(self, voice: LoadedVoice, text: str, steps: int | None = None) -> np.ndarray:
+    def chunk_audio(
+        self, voice: LoadedVoice, text: str, steps: int | None = None, speed: float = 1.0
+    ) -> np.ndarray:
         """Audio of one chunk of normalised text (mono float32); NaN/inf → EngineError."""
         o = self.options
-        gen = self.new_frames(voice, text)
+        gen = self.new_frames(voice, text, speed)
         frames = min(voice.frames + gen, o.max_frames)
         if self._use_graphs and o.quantise_duration:
             frames = self.bucket(frames)
@@ -494,28 +498,28 @@ class F5Engine:
             raise EngineError("the vocoder produced NaN/inf; utterance dropped")
         return audio
 
-    def plan(self, text: str, voice: LoadedVoice) -> list[str]:
-        """Normalised chunks of ``text`` for ``voice``, first chunk short."""
+    def plan(self, text: str, voice: LoadedVoice, speed: float = 1.0) -> list[str]:
+        """Normalised chunks of ``text`` for ``voice`` at ``speed``, first chunk short."""
         o = self.options
         norm = normalize(text, self.options.emoji)
         if not norm:
             return []
 
         def frames(s: str) -> int:
-            return voice.rate.frames(s, voice.speed)
+            return voice.rate.frames(s, voice.speed * speed)
 
         first = round(o.first_chunk_seconds * SAMPLE_RATE / HOP)
         room = o.max_frames - voice.frames
         return chunk(norm, frames, min(first, room), room)
 
-    def synthesize(self, text: str, voice: str) -> Iterator[np.ndarray]:
+    def synthesize(self, text: str, voice: str, speed: float = 1.0) -> Iterator[np.ndarray]:
         if voice not in self.voices:
             raise EngineError(f"unknown voice {voice!r}; voices: {', '.join(self.voices)}")
         v = self.voices[voice]
         xf = round(self.options.cross_fade * SAMPLE_RATE)
         tail: np.ndarray | None = None
-        for piece in self.plan(text, v):
-            audio = self.chunk_audio(v, piece)
+        for piece in self.plan(text, v, speed):
+            audio = self.chunk_audio(v, piece, speed=speed)
             if tail is not None and xf:
                 n = min(xf, len(tail), len(audio))
                 ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
