@@ -127,6 +127,15 @@ async def test_pcm_and_mp3(tmp_path: Path, pulse: Any) -> None:
         assert terminal_lines(r) == {"spoken": 2}
 
 
+async def test_speed_reaches_the_engine(tmp_path: Path, pulse: Any) -> None:
+    async with running(tmp_path) as r:
+        for speed in (2.0, 0.5):
+            body = {"input": TEXT, "response_format": "pcm", "speed": speed}
+            status, data, _ = await speak(r, body)
+            assert status == 200
+            assert len(data) // 2 == round(len(TEXT) * 0.06 / speed * 24000)
+
+
 async def test_heard_in_the_room_only_when_asked(tmp_path: Path, pulse: Any) -> None:
     async with running(tmp_path, "{play_in_room: true}") as r:
         with Recorder() as recorder:
