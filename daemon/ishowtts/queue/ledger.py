@@ -1,7 +1,12 @@
 """The ledger: every received event ends in exactly one terminal log line.
 
 Operators rely on it (``journalctl | grep <id>`` always ends in spoken/dropped/expired/evicted/
-removed/failed), and the metrics are counted here.
+removed/failed), and the metrics are counted here. Its lines are the log's vocabulary for
+what happened to each message, read back by ``ishowtts logs`` (shell/logview.py):
+
+- ``received``: id, platform, kind, user, uid, text;
+- then one fate (``Terminal``): id, kind, user, and ``rule`` (why) where there is one; ``spoken``
+  adds text and voice, ``failed`` an ``error``, a merged gift ``merged_into``, a saved one ``path``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from typing import Any
 import structlog
 
 from ..events import ChatEvent
+
+RECEIVED = "received"  # the event name of a message's first line
 
 
 class Terminal(str, Enum):
@@ -56,7 +63,7 @@ class Ledger:
         self.open[event.id] = event
         self.received_by_kind[event.kind.value] += 1
         self.log.info(
-            "received",
+            RECEIVED,
             id=event.id,
             platform=event.platform,
             kind=event.kind.value,

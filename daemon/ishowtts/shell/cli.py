@@ -12,6 +12,7 @@ from pathlib import Path
 from .. import __version__, logs
 from ..config import Config, ConfigError, load_config
 from ..errors import EXIT_FAILED, EXIT_USAGE, Failure
+from . import logs_command
 
 DEFAULT_PATHS = (Path("config.yaml"), Path("/etc/ishowtts/config.yaml"))
 
@@ -201,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("-v", "--verbose", action="store_true", help="print passing checks too")
     doctor.set_defaults(func=cmd_doctor)
+    logs_command.add_parser(sub)
     return parser
 
 
