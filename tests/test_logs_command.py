@@ -77,7 +77,10 @@ def test_one_line_per_decision_with_its_text_and_reason(daemon_log: Path) -> Non
             assert said.endswith(f"({fate['rule']})") or f"({fate['rule']}:" in said
         if fate["event"] == "dropped" and received[fate["id"]]["text"]:
             assert received[fate["id"]]["text"][:40] in said  # the text, from its received line
-    assert {"duplicate", "blocked_keyword", "recalled"} <= {r.get("rule") for r in fates}
+    assert {"blocked_keyword", "recalled"} <= {r.get("rule") for r in fates}
+    for (_, _, said), fate in zip(decisions, fates, strict=True):
+        if fate.get("merged_into"):  # said by another line: which one
+            assert f"in {fate['merged_into']})" in said
     assert sum(g[0] == "spoken" for g in decisions) >= 5
 
 
@@ -97,8 +100,8 @@ def test_filters_by_user_kind_event_and_rule(daemon_log: Path) -> None:
     assert [g[0] for g in fates_shown("--event", "dropped")] == ["dropped"] * sum(
         r["event"] == "dropped" for r in all_fates
     )
-    (dup,) = fates_shown("--rule", "duplicate")
-    assert dup[0] == "dropped" and dup[2].endswith("(duplicate)")
+    (spam,) = fates_shown("--rule", "blocked_keyword")
+    assert spam[0] == "dropped" and spam[2].endswith("(blocked_keyword)")
 
 
 def test_the_summary_counts_fates_and_rules(daemon_log: Path) -> None:
@@ -109,7 +112,7 @@ def test_the_summary_counts_fates_and_rules(daemon_log: Path) -> None:
     for fate, n in fates.items():
         assert int(table[fate][1]) == n
     assert int(table["received"][1]) == sum(r["event"] == "received" for r in recs)
-    assert "duplicate 1" in table["dropped"][2] and "blocked_keyword 1" in table["dropped"][2]
+    assert "blocked_keyword 1" in table["dropped"][2] and "recalled 1" in table["removed"][2]
     assert int(table["undecided"][1]) == 0
     ledger = next(r for r in recs if r["event"] == "stopped")  # the daemon's own count
     assert int(table["received"][1]) == ledger["received"]

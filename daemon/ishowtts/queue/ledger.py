@@ -6,7 +6,8 @@ what happened to each message, read back by ``ishowtts logs`` (shell/logview.py)
 
 - ``received``: id, platform, kind, user, uid, text;
 - then one fate (``Terminal``): id, kind, user, and ``rule`` (why) where there is one; ``spoken``
-  adds text and voice, ``failed`` an ``error``, a merged gift ``merged_into``, a saved one ``path``.
+  adds text and voice, ``failed`` an ``error``, a saved one ``path``; one said by another line (a
+  merged gift, a combined or storm line) names it in ``merged_into``.
 """
 
 from __future__ import annotations

@@ -192,7 +192,9 @@ class Printer:
         user = clean(_text(record, "user"), 40)
         text = clean(_text(record, "text"), MAX_TEXT)
         said = f"{user}: {text}" if text else user
-        why = [clean(_text(record, key), MAX_VALUE) for key in ("rule", "error", "merged_into")]
+        why = [clean(_text(record, key), MAX_VALUE) for key in ("rule", "error")]
+        if into := _text(record, "merged_into"):  # said by another line (a gift, a storm)
+            why.append(f"in {clean(into, 40)}")
         reason = f"  ({': '.join(w for w in why if w)})" if any(why) else ""
         kind = clean(_text(record, "kind"), 12)
         return f"{when}  {self.paint(event, f'{event:<8}')} {kind:<11} {said}{reason}"
