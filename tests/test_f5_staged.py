@@ -69,3 +69,40 @@ def test_without_cuda_graphs_the_engine_is_warm_when_ready(tmp_path) -> None:
     engine.warmup(lambda _: None)
     assert engine.background_step() is None
     assert engine.describe()["warm"] is True
+
+
+def test_a_compile_steps_aside_while_a_line_is_made_and_stops_at_close() -> None:
+    """The compile thread's profile hook holds it while the engine speaks (the two would share
+    the GIL op by op), lets it go on afterwards, and ends it once the engine closes."""
+    import sys
+    import time
+
+    from ishowtts.engines.f5.warmer import CompileAbandoned, Pause
+
+    pause, steps, ended = Pause(), [0], threading.Event()
+
+    def compile_thread() -> None:
+        sys.setprofile(pause.hook)
+        try:
+            while True:
+                steps[0] += 1
+                abs(-1)  # a call: the hook runs
+        except CompileAbandoned:
+            ended.set()
+        finally:
+            sys.setprofile(None)
+
+    t = threading.Thread(target=compile_thread, daemon=True)
+    t.start()
+    while steps[0] < 1000:
+        time.sleep(0.01)
+    with pause.speaking():
+        time.sleep(0.05)
+        held = steps[0]
+        time.sleep(0.2)
+        assert steps[0] <= held + 1  # held while the line is made
+    while steps[0] < held + 1000:  # and going on after it
+        time.sleep(0.01)
+    pause.closing = True
+    t.join(5)
+    assert ended.is_set() and not t.is_alive()

@@ -122,6 +122,7 @@ class Daemon:
         self.proc = subprocess.Popen([sys.executable, "-m", "ishowtts", "run", "-c", str(config)],
                                      stderr=subprocess.PIPE, text=True)  # fmt: skip
         self.lines: list[tuple[float, dict[str, Any]]] = []
+        self.other: list[str] = []  # not JSON: a traceback, say
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -129,6 +130,8 @@ class Daemon:
         for raw in self.proc.stderr:
             if raw.startswith("{"):
                 self.lines.append((time.monotonic() - self.t0, json.loads(raw)))
+            else:
+                self.other = [*self.other[-30:], raw.rstrip()]
 
     def when(self, test: Any, timeout: float) -> tuple[float, dict[str, Any]] | None:
         deadline = time.monotonic() + timeout
@@ -159,7 +162,9 @@ def one_start(config: Path, port: int, warm_timeout: float) -> dict[str, Any]:
         got = d.when(lambda r, e=event: r.get("event") == e, 180)
         if got is None:
             out["error"] = f"no {event} line; exit {d.proc.poll()}"
-            d.stop()
+            print("\n".join(d.other), file=sys.stderr)
+            if d.proc.poll() is None:
+                d.stop()
             return out
         out[key] = round(got[0], 2)
     ready = next(r for _, r in d.lines if r.get("event") == "ready")

@@ -68,6 +68,10 @@ class SynthStats:
 _END = object()
 
 
+class Closing(Exception):
+    """The worker closed while an engine was built in the background."""
+
+
 def _next_chunk(chunks: Iterator[np.ndarray]) -> Any:
     return next(chunks, _END)
 
@@ -133,6 +137,7 @@ class SynthWorker:
         self.behind_fallback = behind_fallback and fallback_factory is not None
         self.warming = False  # the fallback speaks while the primary is built (start-up)
         self._warmed: Engine | None = None  # the engine whose deferred warm-up is done
+        self._closing = False
         # Something for the idle worker: a primary to swap in, warm-up for new voices.
         self._wake = asyncio.Event()
         self.on_switch: Callable[[str], None] | None = None  # told "primary" / "fallback"
@@ -170,6 +175,8 @@ class SynthWorker:
             engine.load(self.voices, progress)
             self.state = WorkerState.WARMING if self.state == WorkerState.LOADING else self.state
             engine.warmup(progress)
+            if self._closing:  # built in the background while the worker closed: unused
+                raise Closing(self.primary_name)
         except BaseException:
             with contextlib.suppress(Exception):
                 engine.close()
@@ -266,11 +273,7 @@ class SynthWorker:
                     self._probe,
                     self._build,
                     self.engine_factory,
-                    lambda line: (
-                        self.log.info("engine_warming_step", step=line)
-                        if self.warming
-                        else self.log.debug("engine_retry_step", step=line)
-                    ),
+                    self._probe_step,
                 )
             except self.passthrough as exc:
                 if self.warming and self.on_config_error is not None:
@@ -300,6 +303,16 @@ class SynthWorker:
             self._wake.set()
             break
         self._recovery = None
+
+    def _probe_step(self, line: str) -> None:
+        """Progress of a primary built in the background; it stops here once the worker
+        closes."""
+        if self._closing:
+            raise Closing(line)
+        if self.warming:
+            self.log.info("engine_warming_step", step=line)
+        else:
+            self.log.debug("engine_retry_step", step=line)
 
     def retry_primary(self) -> None:
         """Try the primary now (a config reload) instead of waiting for the backoff."""
@@ -354,8 +367,14 @@ class SynthWorker:
         """Close the engines in their thread; False if the thread is still inside an engine call
         after ``timeout`` seconds (hung): it is then abandoned, and exit does not wait for it."""
         state = self.state
-        # A probe still loading the primary is not waited for (it may hang on the network).
-        self._probe.shutdown(wait=False, cancel_futures=True)
+        # A probe still loading the primary stops at its next step; it is waited for a bounded
+        # while only (it may hang on the network), as a thread still inside torch at exit can
+        # abort the process.
+        self._closing = True
+        probe_free = self._probe.submit(lambda: None)
+        self._probe.shutdown(wait=False)
+        with contextlib.suppress(FutureTimeout):
+            probe_free.result(timeout)
         engines = {id(e): e for e in (self.engine, self._fallback, self._primary) if e}
         # With no engine built yet (a start-up step hung inside the factory or load), a no-op
         # still finds out whether the thread is free, so a hung thread is never joined.

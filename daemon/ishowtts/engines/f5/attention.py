@@ -47,6 +47,10 @@ class _SharedPreference:
         self._users = 0
         self._held: contextlib.AbstractContextManager[None] | None = None
 
+    def busy(self) -> bool:
+        """Whether a thread is setting or restoring the preference (holds the lock)."""
+        return self._lock.locked()
+
     @contextlib.contextmanager
     def __call__(self, backends: list[SDPBackend]) -> Iterator[None]:
         with self._lock:

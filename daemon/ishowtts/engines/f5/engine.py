@@ -462,34 +462,16 @@ class F5Engine:
         """Audio of one job's new frames (mono float32): its bucket's CUDA graphs if they fit,
         else the eager sampler and vocoder. NaN/inf → EngineError; out of GPU memory →
         EngineBroken."""
-        assert self.fast is not None and self.schedules is not None
         o = self.options
-        nref = job.cond.shape[0]
-        runner = self.runners.get(self.bucket(job.frames)) if self._use_graphs else None
-        plan = self._teacher_plan(steps)
-        wav: torch.Tensor | None = None
         try:
-            if runner is not None and runner.fits(steps, plan):
-                mel, wav = runner.run([job], steps, o.cfg_strength, o.sway, self.schedules,
-                                      plan)[0]  # fmt: skip
-            elif plan is not None:
-                assert self.teacher is not None
-                full = sample_guided_start_eager(self.fast, self.teacher, [job], steps, plan,
-                                                 o.cfg_strength, o.sway,
-                                                 self.schedules)  # fmt: skip
-                mel = full[0][nref:]
-            elif self.student:
-                full = sample_student_eager(self.fast, [job], steps, o.sway, self.schedules)
-                mel = full[0][nref:]
-            else:
-                full = sample_eager(self.fast, [job], steps, o.cfg_strength, o.sway, self.schedules)
-                mel = full[0][nref:]
-            if wav is None:
-                assert self.vocoder is not None
-                with torch.inference_mode(), tf32_matmuls(o.vocoder_tf32):
-                    wav = self.vocoder.decode(mel.T[None].float())[0]
-            # One wait for the GPU: both checks run there, beside the copy of the audio.
-            audio, mel_ok, audio_ok = fetch(wav, mel)
+            with self.warmer.pause.speaking():  # a compile in the background steps aside
+                mel, wav = self._sample(job, steps)
+                if wav is None:
+                    assert self.vocoder is not None
+                    with torch.inference_mode(), tf32_matmuls(o.vocoder_tf32):
+                        wav = self.vocoder.decode(mel.T[None].float())[0]
+                # One wait for the GPU: both checks run there, beside the copy of the audio.
+                audio, mel_ok, audio_ok = fetch(wav, mel)
         except torch.cuda.OutOfMemoryError as exc:
             raise EngineBroken(f"out of GPU memory: {exc}") from None
         if not mel_ok:
@@ -497,6 +479,25 @@ class F5Engine:
         if not audio_ok:
             raise EngineError("the vocoder produced NaN/inf; utterance dropped")
         return audio
+
+    def _sample(self, job: Job, steps: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(new mel, its audio if the bucket's graphs made it too)."""
+        assert self.fast is not None and self.schedules is not None
+        o = self.options
+        nref = job.cond.shape[0]
+        runner = self.runners.get(self.bucket(job.frames)) if self._use_graphs else None
+        plan = self._teacher_plan(steps)
+        if runner is not None and runner.fits(steps, plan):
+            return runner.run([job], steps, o.cfg_strength, o.sway, self.schedules, plan)[0]
+        if plan is not None:
+            assert self.teacher is not None
+            full = sample_guided_start_eager(self.fast, self.teacher, [job], steps, plan,
+                                             o.cfg_strength, o.sway, self.schedules)  # fmt: skip
+        elif self.student:
+            full = sample_student_eager(self.fast, [job], steps, o.sway, self.schedules)
+        else:
+            full = sample_eager(self.fast, [job], steps, o.cfg_strength, o.sway, self.schedules)
+        return full[0][nref:], None
 
     def plan(self, text: str, voice: LoadedVoice, speed: float = 1.0) -> list[str]:
         """Normalised chunks of ``text`` for ``voice`` at ``speed``, first chunk short."""
@@ -558,6 +559,7 @@ class F5Engine:
         }
 
     def close(self) -> None:
+        self.warmer.close()
         self.runners.clear()
         self.pool = None
         self.cfm = self.vocoder = self.fast = self.teacher = None

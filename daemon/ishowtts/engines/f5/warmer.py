@@ -4,8 +4,9 @@
    (no torch.compile, no CUDA graphs). The engine speaks from here on.
 2. In a thread of its own, torch.compile of the step functions and of the vocoder: they run
    once on a throwaway runner of the smallest bucket, through twins of the FastDiTs that share
-   their weights, so what the engine speaks with is untouched meanwhile. The threads share the
-   GIL: a line made then is slower, never held up.
+   their weights, so what the engine speaks with is untouched meanwhile. The compile steps
+   aside while a line is made (``Pause``): the two threads share the GIL, and torch releases
+   it at every op, so a line made beside a compile waited up to 5 s (measured on the H200).
 3. ``step``, called by the synth worker only while no line waits: the compiled functions put in
    place, then one bucket's CUDA graphs captured a call, smallest bucket first (short chat
    lands there). A chunk whose bucket has no graphs yet runs eagerly.
@@ -15,8 +16,11 @@ With ``background_warmup: false`` all of it happens before ready, in that order.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -27,6 +31,7 @@ import torch
 
 from ...threads import DaemonExecutor
 from ..base import Progress
+from .attention import prefer
 from .fastdit import FastDiT
 from .graphs import GraphRunner
 from .voices import HOP, SAMPLE_RATE
@@ -37,9 +42,44 @@ if TYPE_CHECKING:
 log = structlog.get_logger("ishowtts.engine.f5")
 
 POLL_S = 0.25  # how soon to ask again while the compile thread works
+# The compile waits at most this long for a line (then goes on until the line ends): a pause
+# at the wrong moment (holding a lock or a module import the line needs) cannot hang the line.
+MAX_PAUSE_S = 1.0
+CLOSE_WAIT_S = 5.0  # for the compile thread to stop at close
 WARM_TEXT = "Warm up, 热身一下。"
 
 Fns = dict[str, Callable[..., Any]]
+
+
+class CompileAbandoned(BaseException):
+    """The engine closed while its compile thread was still at work (a BaseException: torch's
+    own ``except Exception`` handlers must not turn it into a compile failure)."""
+
+
+class Pause:
+    """Holds a compile thread (its profile hook, called at each Python call and return) while
+    the engine speaks, up to ``MAX_PAUSE_S`` a line; stops it once the engine closes."""
+
+    def __init__(self) -> None:
+        self.idle = threading.Event()
+        self.idle.set()
+        self.closing = False
+        self._since = 0.0
+
+    @contextlib.contextmanager
+    def speaking(self) -> Iterator[None]:
+        self._since = time.monotonic()
+        self.idle.clear()
+        try:
+            yield
+        finally:
+            self.idle.set()
+
+    def hook(self, frame: Any, event: str, arg: Any) -> None:
+        if self.closing:
+            raise CompileAbandoned
+        if not self.idle.is_set() and not prefer.busy():
+            self.idle.wait(max(0.0, self._since + MAX_PAUSE_S - time.monotonic()))
 
 
 @dataclass
@@ -60,6 +100,7 @@ class Warmer:
         self.done = False
         self._compiling: Future[Compiled | None] | None = None
         self._ready_at = 0.0
+        self.pause = Pause()
 
     # ---- stage 1 (and everything, when not in the background) --------------------------
 
@@ -111,6 +152,7 @@ class Warmer:
         e = self.engine
         assert e.fast is not None
         t0 = time.perf_counter()
+        sys.setprofile(self.pause.hook)  # this thread only
         try:
             made = self._compile_in_place()
             fast = e.fast.twin(made.fns)
@@ -122,11 +164,24 @@ class Warmer:
             with torch.cuda.stream(stream):
                 self.runner(n, fast, teacher, vocoder, pool=None).exercise()
             stream.synchronize()
+        except CompileAbandoned:
+            return None
         except Exception as exc:  # a compiler failure must not cost the stream its voice
             log.warning("f5_compile_failed", error=repr(exc)[:500], at="background")
             return None
+        finally:
+            sys.setprofile(None)
         log.info("f5_compiled", s=round(time.perf_counter() - t0, 2), bucket=n)
         return made
+
+    def close(self) -> None:
+        """Stop the compile thread (at its next Python call), waiting a bounded while: a
+        thread still inside torch at exit can abort the process."""
+        self.pause.closing = True
+        if self._compiling is not None:
+            with contextlib.suppress(Exception):
+                self._compiling.result(CLOSE_WAIT_S)
+        self._compiling = None
 
     def _install(self, made: Compiled | None) -> None:
         e = self.engine
