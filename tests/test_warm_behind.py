@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 from structlog.testing import capture_logs
 
-from ishowtts.app.health_checks import engine_check
+from ishowtts.app.health_checks import StallGuard, engine_check
 from ishowtts.engines import Voice, build
 from ishowtts.engines.tone import ToneEngine, ToneOptions
 from ishowtts.queue.ledger import Ledger
@@ -97,7 +97,10 @@ async def test_the_fallback_reads_chat_while_the_primary_loads_then_hands_over()
     with capture_logs() as logs:
         worker, sink, ledger, source, _ = await start(cls)
         assert worker.speaking == "fallback" and worker.warming
-        assert engine_check(worker)() == "tone is warming up: espeak speaks meanwhile"
+        assert (
+            engine_check(worker, StallGuard(worker))()
+            == "tone is warming up: espeak speaks meanwhile"
+        )
         early = say(ledger, source, "read while the primary loads")
         await wait_for(lambda: done(sink, early))
         assert is_speech(heard(sink, early))
@@ -107,7 +110,7 @@ async def test_the_fallback_reads_chat_while_the_primary_loads_then_hands_over()
         await wait_for(lambda: done(sink, later))
     assert is_tone(heard(sink, later), "read by the primary")
     assert not worker.warming and worker.primary_error is None and worker.failovers == 0
-    assert engine_check(worker)() is None
+    assert engine_check(worker, StallGuard(worker))() is None
     events = [e["event"] for e in logs]
     assert "engine_warming" in events and "engine_ready" in events
     assert "engine_fallback" not in events and "engine_recovered" not in events
