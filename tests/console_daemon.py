@@ -20,14 +20,15 @@ from ishowtts.queue.ledger import Terminal
 
 TOKEN = "console-test-token-0123456789abcdef"
 
+TONE = "{type: tone, seconds_per_char: 0.05}"
 CONFIG = """\
-engine: {{type: tone, seconds_per_char: 0.05}}
+engine: {engine}
 connectors: {connectors}
 voices: {{default: {{}}, bright: {{}}}}
 speech:
   templates: {{super_chat: "{{user}}: {{text}}", danmaku: "{{text}}"}}
 filters: {{block_keywords: [buy followers], rate: null}}
-player: {{device: pulse, lookahead_s: 0.5}}
+player: {{device: {device}, lookahead_s: 0.5}}
 api: {{host: "{host}", port: 0, token_env: ISHOWTTS_CONSOLE_TEST_TOKEN}}
 """
 
@@ -38,9 +39,16 @@ def mute_file(folder: Path) -> Path:
     return path
 
 
-def write_config(folder: Path, connectors: str = "[]", host: str = "127.0.0.1") -> Path:
+def write_config(
+    folder: Path,
+    connectors: str = "[]",
+    host: str = "127.0.0.1",
+    engine: str = TONE,
+    device: str = "pulse",
+) -> Path:
     path = folder / "config.yaml"
-    path.write_text(CONFIG.format(connectors=connectors, host=host), encoding="utf-8")
+    text = CONFIG.format(connectors=connectors, host=host, engine=engine, device=device)
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -84,10 +92,14 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running(
-    folder: Path, connectors: str = "[]", token: str | None = None
+    folder: Path,
+    connectors: str = "[]",
+    token: str | None = None,
+    engine: str = TONE,
+    device: str = "pulse",
 ) -> AsyncIterator[Running]:
     host = "0.0.0.0" if token else "127.0.0.1"
-    config = load_config(write_config(folder, connectors, host))
+    config = load_config(write_config(folder, connectors, host, engine, device))
     env = {"ISHOWTTS_CONSOLE_TEST_TOKEN": token} if token else {}
     daemon = Daemon(config, shutdown_grace_s=1.0)
     api = ControlApi(daemon, config.api, resolve_token(config.api, env))

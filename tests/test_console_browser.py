@@ -4,7 +4,6 @@ running daemon on the PulseAudio null sink: what an operator and OBS see and do.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,7 @@ from tests import browser
 from tests.console_daemon import TOKEN, mute_file, running
 from tests.servers.util import until
 
-pytestmark = [
-    pytest.mark.audio,
-    # Under CI a missing browser is a failure, not a skip (.ci/run installs it).
-    pytest.mark.skipif(
-        not browser.available() and not os.getenv("CI"),
-        reason=f"{browser.CHROMIUM} is not installed (apt-get install chromium)",
-    ),
-]
+pytestmark = [pytest.mark.audio, browser.needed]
 
 XSS = "<img src=x onerror=alert(1)>"
 CHAT = [

@@ -154,7 +154,7 @@ def test_started_notice_says_when_the_first_sample_leaves() -> None:
     mixer.enqueue(AudioChunk(a, ONES(6, np.float32), SR, index=0, last=True))
     mixer.enqueue(AudioChunk(b, ONES(6, np.float32), SR, index=0, last=True))
     notices = mixer.fill(zeros(10), 50.0)
-    assert notices == [Started(a, 50.0), Finished(a), Started(b, 50.006)]
+    assert notices == [Started(a, 50.0), Finished(a, 50.006), Started(b, 50.006)]
 
 
 def test_other_rates_are_resampled_and_bad_samples_tamed() -> None:

@@ -281,6 +281,8 @@ class ApiConfig(Section):
     # Open connections at most (past it a newcomer gets 503 and is closed before anything is
     # parsed), far below the unit's file descriptor limit.
     max_connections: int = Field(64, ge=1, le=4096)
+    # Pages playing the voice at once (/overlay?audio=1: OBS browser sources); a reload applies it.
+    max_audio_listeners: int = Field(8, ge=1, le=64)
 
 
 class Config(Section):

@@ -21,6 +21,7 @@ from .. import engines, logs
 from ..audio.player import Player
 from ..config import Config
 from ..connectors import ConnectorState
+from ..control.audio_fanout import AudioFanout
 from ..control.feed import EventFeed
 from ..control.health import Health
 from ..control.live_view import LiveView
@@ -161,6 +162,9 @@ class Daemon(OperatorControls):
         self.health.add_check(
             "player", checks.player_check(lambda: self.player, lambda: self.config)
         )
+        # The voice for browser sources (/overlay?audio=1): the player's blocks, fanned out.
+        self.audio_fanout = AudioFanout(config.api.max_audio_listeners)
+        self.on_config.append(self._audio_configured)
         self.reloader = Reloader(self)
 
     # -- plumbing between the parts ------------------------------------------------------------
@@ -189,6 +193,9 @@ class Daemon(OperatorControls):
         self.exit_code = EXIT_CONFIG
         self.request_stop()
 
+    def _audio_configured(self, config: Config, token: str | None) -> None:
+        self.audio_fanout.max_listeners = config.api.max_audio_listeners
+
     def _on_started(self, utt: Utterance, at: float) -> None:
         self.airtime.started(utt, at)
         self.live.started(utt, at)
@@ -200,6 +207,7 @@ class Daemon(OperatorControls):
             foreign = {"read_by": "fallback", "language": utt.language} if utt.by_fallback else {}
             self.ledger.close(utt.id, Terminal.SPOKEN, text=utt.text, voice=utt.voice, **foreign)
         else:
+            self.audio_fanout.ended(utt)
             self.ledger.close(utt.id, Terminal.REMOVED, rule="skip")
 
     def handle(self, item: ChatEvent | Retraction) -> None:
@@ -255,6 +263,7 @@ class Daemon(OperatorControls):
             self._on_done,
             asyncio.get_running_loop(),
         )
+        self.audio_fanout.attach(self.player)
         await startup.until_audible(self.player)
         self.responses.player = self.player
         self.worker.sink = self.responses

@@ -35,6 +35,7 @@ class Started:
 @dataclass(frozen=True, slots=True)
 class Finished:
     utterance: Utterance  # played to its end
+    at: float  # monotonic time just after its last sample left the mixer
 
 
 Notice = Started | Finished
@@ -374,7 +375,7 @@ class Mixer:
             if t.got_last:
                 tracks.popleft()
                 self._by_id.pop(t.utt.id, None)
-                notices.append(Finished(t.utt))
+                notices.append(Finished(t.utt, now + pos / self.sample_rate))
                 continue
             # Underrun inside an utterance: fade out what we have, fade in when more comes.
             if n:

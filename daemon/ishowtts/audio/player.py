@@ -33,7 +33,7 @@ from .devices import (
     list_output_devices,
     resolve_output_device,
 )
-from .mixer import Mixer, Started
+from .mixer import Mixer, Notice, Started
 from .null_output import NullOutput, is_null_device
 from .output import Output
 
@@ -42,6 +42,7 @@ __all__ = [
     "Player",
     "PlayerError",
     "PlayerState",
+    "Tap",
     "list_output_devices",
     "resolve_output_device",
 ]
@@ -53,6 +54,13 @@ log = structlog.get_logger("ishowtts.audio.player")
 # the call is abandoned (logged): the daemon goes on, and exit does not wait for that thread.
 CLOSE_TIMEOUT_S = 2.0
 OPEN_TIMEOUT_S = 10.0  # ALSA's pulse plugin alone waits up to ~5 s for a server to answer
+
+
+# Sees every block the output plays, after volume and fades, on the output's thread (a sound
+# card's callback): the block (reused after the call: copy what you keep), the monotonic time it
+# starts to leave, and what started and finished in it. It must return in microseconds and
+# never block or raise; what it hands on goes through a bounded path of its own.
+Tap = Callable[[np.ndarray, float, list[Notice]], None]
 
 
 class OutputHung(Exception):
@@ -117,6 +125,7 @@ class Player:
         # while it plays. Read by the health check and by --until-idle's bound.
         self.open_error: Exception | None = None
         self._down_since: float | None = None
+        self.taps: list[Tap] = []  # listeners beyond the output (the browser source)
         # Opens and closes, one at a time in order: a call stuck in a wedged backend holds up
         # only the later ones (each waited for with a deadline), never the loop or the exit.
         self._io: DaemonExecutor | None = None  # made on first use
@@ -274,7 +283,10 @@ class Player:
         if not self._rendering:
             self._rendering = True
             self._deliver(self._audible.set)
-        for notice in self.mixer.fill(buf, now):
+        notices = self.mixer.fill(buf, now)
+        for tap in self.taps:
+            tap(buf, now, notices)
+        for notice in notices:
             if isinstance(notice, Started):
                 self._deliver(self._on_started, notice.utterance, notice.at)
             else:

@@ -23,6 +23,7 @@ from pydantic import Field, field_validator
 from ..chat_config import ReadingMode
 from ..config import ApiConfig
 from ..errors import ConfigInvalid, Failure, Temporary
+from .audio_route import AudioRoute
 from .console import Console
 from .http import Body, error, is_loopback, read_body
 from .metrics import CONTENT_TYPE
@@ -55,6 +56,7 @@ class ControlTarget(Protocol):
     stopping: Any
     metrics: Any
     health: Any
+    audio_fanout: Any  # the voice for browser sources (audio_fanout.AudioFanout)
     # Told (config, token) when a reload is applied: a rotated token takes effect at once.
     on_config: list[Callable[[Any, str | None], None]]
 
@@ -150,6 +152,8 @@ class ControlApi:
         ViewersRoutes(target).install(self.app)  # type: ignore[arg-type]
         SpeechApi(target, cfg.body_timeout_s).install(self.app)  # type: ignore[arg-type]
         self.server.cors_origins = frozenset(target.config.speech_api.cors_origins)
+        self.audio = AudioRoute(target.audio_fanout, lambda: self.server.token)
+        self.audio.install(self.app)
 
     # The listener's figures, read by tests and tools through the API they start.
     @property
@@ -202,7 +206,14 @@ class ControlApi:
 
     async def status(self, request: web.Request) -> web.Response:
         counts = self.server.counts()
-        return web.json_response({**self.target.status(), "api_connections": counts})
+        audio = {
+            **self.target.audio_fanout.status(),
+            "unauthorized": self.audio.unauthorized,
+            "malformed": self.audio.malformed,
+        }
+        return web.json_response(
+            {**self.target.status(), "api_connections": counts, "audio_listeners": audio}
+        )
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(

@@ -20,6 +20,9 @@ from .feed import clip
 MAX_JSON_DEPTH = 32
 
 PAGES = {"/": "console.html", "/overlay": "overlay.html"}
+# The overlay's audio stream: a WebSocket, which a browser cannot give an Authorization
+# header, so the page sends the token as its first message (audio_route.py checks it).
+AUDIO_PATH = "/audio"
 PUBLIC_PREFIX = "/static/"
 
 
@@ -175,8 +178,11 @@ def browser_refusal(
 def bearer_ok(headers: Any, token: bytes) -> bool:
     """Whether ``Authorization: Bearer <token>`` carries this token (compared in constant time)."""
     scheme, _, credential = headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and token_ok(credential, token)
+
+
+def token_ok(credential: str, token: bytes) -> bool:
+    """Whether ``credential`` is this token (compared in constant time)."""
     # aiohttp keeps undecodable header bytes as surrogates: give them back as bytes (they then
     # simply do not match) instead of failing to encode them.
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        credential.strip().encode("utf-8", "surrogateescape"), token
-    )
+    return hmac.compare_digest(credential.strip().encode("utf-8", "surrogateescape"), token)

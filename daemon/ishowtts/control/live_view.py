@@ -21,6 +21,22 @@ from .timeline import Timeline
 log = structlog.get_logger("ishowtts")
 
 
+def caption(utt: Utterance) -> dict[str, Any]:
+    """What a page shows of the line being heard (the console's "now", the overlay)."""
+    e = utt.event
+    return {
+        "id": utt.id,
+        "kind": e.kind.value,
+        "user": utt.speaker or e.user.name,  # as it is heard
+        "uid": e.user.id,
+        "platform": e.platform,
+        "text": clip(utt.text),
+        "voice": utt.voice,
+        "paid": e.is_paid,
+        "amount": round(e.amount, 2),
+    }
+
+
 class LiveView:
     def __init__(self, feed: EventFeed, timeline: Timeline, metrics: Metrics) -> None:
         self.feed = feed
@@ -72,19 +88,7 @@ class LiveView:
         log.info(
             "speaking", id=utt.id, voice=utt.voice, speed=utt.speed, ttfa_ms=round(ttfa * 1000, 1)
         )
-        e = utt.event
-        self.feed.publish(
-            "speaking",
-            id=utt.id,
-            kind=e.kind.value,
-            user=utt.speaker or e.user.name,  # as it is heard
-            uid=e.user.id,
-            platform=e.platform,
-            text=clip(utt.text),
-            voice=utt.voice,
-            paid=e.is_paid,
-            amount=round(e.amount, 2),
-        )
+        self.feed.publish("speaking", **caption(utt))
 
     def done(self, utt: Utterance, played: bool) -> None:
         self.feed.publish("done", id=utt.id, played=played)

@@ -17,7 +17,15 @@ import structlog
 from aiohttp import web
 
 from ..config import ApiConfig
-from .http import bearer_ok, browser_refusal, cors_origin, error, host_refusal, is_public
+from .http import (
+    AUDIO_PATH,
+    bearer_ok,
+    browser_refusal,
+    cors_origin,
+    error,
+    host_refusal,
+    is_public,
+)
 
 log = structlog.get_logger("ishowtts.control.server")
 
@@ -118,6 +126,11 @@ class ApiServer:
             "refused": self.refused,  # at the cap
             "idle_closed": self.idle_closed,  # no complete request in time
         }
+
+    @property
+    def token(self) -> bytes | None:
+        """The token clients must send now (None: loopback, none needed)."""
+        return self._token
 
     def set_token(self, token: str | None) -> None:
         """From now on only this token is accepted (the old one not)."""
@@ -248,6 +261,8 @@ class ApiServer:
         token = self._token
         if token is None or request.path == "/healthz" or is_public(request.path):
             return True
+        if request.path == AUDIO_PATH:
+            return True  # a WebSocket: the page sends its token in-band (audio_route.py)
         return bearer_ok(request.headers, token)
 
 

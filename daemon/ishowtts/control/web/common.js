@@ -16,9 +16,13 @@ const LANG_KEY = "ishowtts-lang";
 
 export class Unauthorized extends Error {}
 
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
 function authHeaders() {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  return token ? { Authorization: `Bearer ${token}` } : {};
+  const value = token();
+  return value ? { Authorization: `Bearer ${value}` } : {};
 }
 
 export async function api(method, path, body) {

@@ -1,6 +1,9 @@
 // The OBS caption overlay: the line being heard, who said it, paid events highlighted; it fades
 // out after the line ends. Look: ?size=32&color=white&bg=rgba(0,0,0,.5)&accent=gold&lines=3
 // &linger=1.5&names=1&align=left|center|right&fade=0.6 (a bad value keeps the default).
+// ?audio=1 plays the voice too (audio.js; &buffer=80: its jitter buffer in ms) and shows each
+// caption when its audio is heard; &captions=0 makes it an audio-only source.
+import { Voice } from "./audio.js";
 import { Feed, Unauthorized, api, applyLanguage, showLogin } from "./common.js";
 
 const q = new URLSearchParams(location.search);
@@ -29,11 +32,13 @@ const align = { left: "flex-start", center: "center", right: "flex-end" }[q.get(
 if (align) caption.style.alignSelf = align;
 const linger = (number("linger", 0, 60) ?? 1.5) * 1000;
 const names = q.get("names") !== "0";
+const captions = q.get("captions") !== "0";
 
 let showing = null; // id of the line on screen
 let timer = null;
 
 function show(r) {
+  if (!captions) return;
   clearTimeout(timer);
   showing = r.id;
   caption.classList.toggle("paid", !!r.paid);
@@ -70,5 +75,16 @@ async function start() {
   new Feed(onRecord, { onUnauthorized: () => showLogin(start), backlog: 0 }).run();
 }
 
+function startVoice() {
+  const voice = new Voice({
+    bufferMs: number("buffer", 20, 2000) ?? 80,
+    onStart: show,
+    onEnd: hide,
+    onUnauthorized: () => showLogin(() => voice.connect()),
+  });
+  voice.connect();
+}
+
 applyLanguage();
-start();
+if (q.get("audio") === "1") startVoice();
+else start();
