@@ -132,11 +132,23 @@ class LineFound:
         """The latency of the line's first sample."""
         return self.windows[0].delay
 
-    @property
-    def worst_step(self) -> float:
-        """The largest change of delay between neighbouring windows: a gap inside the line."""
-        d = [w.delay for w in self.windows]
-        return max((abs(b - a) for a, b in itertools.pairwise(d)), default=0.0)
+    def worst_step(self, daemon: np.ndarray, quiet: int = 480) -> float:
+        """The largest change of delay between neighbouring windows with sound all the way
+        between them: a gap inside speech. Where the daemon played a silent block (``quiet``
+        zeros) between two windows, a listener may lengthen or shorten that silence to follow
+        its sound card's clock: that is not counted."""
+        steps = [0.0]
+        for a, b in itertools.pairwise(self.windows):
+            if not has_silence(daemon[a.index : b.index + 1], quiet):
+                steps.append(abs(b.delay - a.delay))
+        return max(steps)
+
+
+def has_silence(x: np.ndarray, n: int) -> bool:
+    """Whether ``x`` holds ``n`` zeros in a row."""
+    zero = np.concatenate(([0], (x == 0).astype(np.int8), [0]))
+    edges = np.flatnonzero(np.diff(zero))
+    return bool(len(edges)) and int(np.max(edges[1::2] - edges[::2])) >= n
 
 
 def locate(clip: np.ndarray, heard: np.ndarray, lo: int, hi: int) -> tuple[int, float]:

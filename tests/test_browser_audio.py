@@ -22,7 +22,14 @@ from tests import browser
 from tests.audio_utils import pactl
 from tests.console_daemon import TOKEN, Running, running
 from tests.servers.util import until
-from tests.stream_align import DaemonOutput, TimedRecorder, follow, locate
+from tests.stream_align import (
+    DaemonOutput,
+    Found,
+    TimedRecorder,
+    follow,
+    has_silence,
+    locate,
+)
 
 pytestmark = [pytest.mark.audio, browser.needed]
 
@@ -138,13 +145,23 @@ def check_heard(
     assert [s for _, s, _ in r.closed[:3]] == ["spoken"] * 3
     found = follow(out, heard, t0)
     assert [f.line.text for f in found] == LINES
+    daemon = out.samples()
+
+    def sound(w: Found) -> bool:  # no silent block a listener may have stretched
+        return not has_silence(daemon[w.index : w.index + SR // 10], 480)
+
     for f in found:
         corrs = [w.corr for w in f.windows]
-        assert min(corrs) > 0.8 and np.median(corrs) > 0.95, (f.line.text, corrs)
+        assert np.median(corrs) > 0.95, (f.line.text, corrs)
+        assert min(w.corr for w in f.windows if sound(w)) > 0.8, (f.line.text, corrs)
         assert 0 < f.delay < 1.0, f.delay
-        assert f.worst_step <= GAP_S, (f.line.text, [w.delay for w in f.windows])
-    # The first two were played back to back: the listener heard them so.
-    assert abs(found[1].delay - found[0].windows[-1].delay) <= GAP_S
+        step = f.worst_step(daemon)
+        assert step <= GAP_S, (f.line.text, step, [w.delay for w in f.windows])
+    # The first two were played back to back: the listener heard them so (unless the daemon
+    # played a silent block between them, which a listener may stretch: see worst_step).
+    last, first = found[0].windows[-1], found[1].windows[0]
+    if not has_silence(daemon[last.index : first.index + 1], 480):
+        assert abs(first.delay - last.delay) <= GAP_S
     # And what was heard is what the engine made for each line, window by window.
     for f in found:
         clip = made[f.line.text]
@@ -152,8 +169,9 @@ def check_heard(
         for w in f.windows:
             window = clip[w.index - f.line.start : w.index - f.line.start + SR // 10]
             expect = round((w.at + w.delay - t0) * SR)
-            corrs.append(locate(window, heard, expect - 48, expect + 48)[1])
-        assert min(corrs) > 0.8 and np.median(corrs) > 0.95, (f.line.text, corrs)
+            corrs.append((locate(window, heard, expect - 48, expect + 48)[1], sound(w)))
+        assert np.median([c for c, _ in corrs]) > 0.95, (f.line.text, corrs)
+        assert min(c for c, whole in corrs if whole) > 0.8, (f.line.text, corrs)
 
 
 async def test_the_overlay_plays_the_voice_on_loopback_and_across_the_lan(
