@@ -17,6 +17,7 @@ from .base import GROUP, BaseConnector, Connector, ConnectorContext, ConnectorSt
 from .counters import BoundedCounter
 from .session import (
     AuthFailed,
+    Finished,
     GiveUp,
     Outcome,
     ReconnectNow,
@@ -40,6 +41,7 @@ __all__ = [
     "ConnectorContext",
     "ConnectorItem",
     "ConnectorState",
+    "Finished",
     "GiveUp",
     "Kind",
     "Outcome",

@@ -8,7 +8,8 @@ refused logins, dedupe of platform message ids across reconnects, throttled logg
 frames, and bounded counters. A platform writes only:
 
 - ``session(http)``: connect, log in, call ``connected()`` once accepted, then read until the
-  connection ends by raising ``SessionEnded`` (or ``AuthFailed``, ``ReconnectNow``, ``GiveUp``;
+  connection ends by raising ``SessionEnded`` (or ``AuthFailed``, ``ReconnectNow``, ``GiveUp``,
+  ``Finished``;
   aiohttp, OS and timeout errors count as the connection ending);
 - its message mapping: a pure function from a platform message to an ``Outcome``, handed to
   ``deliver``; a frame it cannot read goes to ``malformed``.
@@ -97,6 +98,10 @@ class GiveUp(Exception):
     """Retrying cannot help (no such room, credentials refused): FAILED, needs the operator."""
 
 
+class Finished(Exception):
+    """The source is over for good (the live stream ended): FINISHED, nothing is wrong."""
+
+
 class SessionOptions(Section):
     """Options every network connector has; a platform's options extend them."""
 
@@ -177,6 +182,9 @@ class SessionConnector(BaseConnector):
             raise SessionEnded("session returned")
         except GiveUp as exc:
             self.set_state(ConnectorState.FAILED, error=str(exc))
+            return None
+        except Finished as exc:
+            self.set_state(ConnectorState.FINISHED, why=str(exc))
             return None
         except ReconnectNow:
             return self._requested_delay()
