@@ -188,3 +188,15 @@ def test_a_sound_server_started_meanwhile_is_found_and_the_demo_read(tmp_path: P
     assert paid and all(
         fates[i]["event"] == "spoken" or fates[i].get("rule") == "merged" for i in paid
     ), [fates[i] for i in paid]
+
+
+def test_devices_says_why_there_is_none(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "ishowtts", "devices"], cwd=ROOT, env=no_sound_machine(tmp_path),
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 1
+    first, ways = run.stdout.splitlines()
+    assert first.startswith("no sound output: no PulseAudio or PipeWire server answers at ")
+    assert str(tmp_path / "run" / "pulse" / "native") in first
+    assert ways.startswith("Ways out: start PulseAudio or PipeWire")

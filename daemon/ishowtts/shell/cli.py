@@ -83,11 +83,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
+    from ..audio.devices import NoSoundOutput, why_no_output
     from ..audio.player import list_output_devices
 
     devices = list_output_devices()
     if not devices:
-        print("no output devices found (is PortAudio installed and a sound server running?)")
+        print(f"no sound output: {why_no_output()}\nWays out: {NoSoundOutput.ways_out}")
         return EXIT_FAILED
     for d in devices:
         mark = "*" if d.get("is_default") else " "
