@@ -162,6 +162,17 @@ def test_hostile_names_and_amounts_cannot_bloat_or_break_a_combined_line(
     assert count == "99999" and total in ("0", "1000000000", "29", "2.9")
 
 
+def test_a_kind_is_thanked_at_most_once_a_gap_so_that_thanks_gather() -> None:
+    room = Room(airtime={"combine": {"min_gap_s": 12}})
+    room.put(gift("1", "观众A"))
+    assert room.say(0.0).text == "谢谢观众A送的小心心"  # the first at once
+    room.put(gift("2", "观众B", t=1.0), ev(Kind.DANMAKU, "9", "c", 1.5, text="晚上好"))
+    room.put(gift("3", "观众C", t=2.0))
+    assert room.say(2.0).text == "晚上好"  # chat is heard between...
+    assert room.say(5.0) is None  # ...while the thanks gather
+    assert room.say(12.0).text == "感谢观众B、观众C送的小心心"
+
+
 # -- the budget ------------------------------------------------------------------------------
 
 
@@ -214,6 +225,20 @@ def test_busy_reads_the_freshest_chat_briefly_and_drops_stale_chat() -> None:
     assert first.text == "老板：主播加油"  # the short form
     assert {e["id"] for e in logs if e.get("rule") == "superseded"} == {e.id for e in old}
     assert room.say(10.0).event.id == new[-1].id  # the freshest chat first
+
+
+def test_old_chat_alone_is_still_read_but_not_when_newer_chat_waits() -> None:
+    room = Room()
+    room.put(ev(Kind.DANMAKU, "1", "a", 0.0, text="还在吗"))
+    assert room.say(20.0).text == "还在吗"  # 20 s old, but nothing newer: read
+    room.put(ev(Kind.DANMAKU, "1", "a", 21.0, text="第一句"))
+    room.put(ev(Kind.DANMAKU, "2", "b", 30.0, text="第二句"))
+    with capture_logs() as logs:
+        assert room.say(31.0).text == "第二句"
+    assert [(e["event"], e.get("rule")) for e in logs] == [
+        ("expired", "superseded"),
+        ("spoken", None),
+    ]
 
 
 # -- the gate ----------------------------------------------------------------------------------

@@ -24,6 +24,9 @@ CHAT = [
     {"t": 0.15, "kind": "danmaku", "user": {"id": "4", "name": XSS}, "text": XSS},
     {"t": 0.2, "kind": "danmaku", "user": {"id": "5", "name": "dave"}, "text": "oops", "id": "m5"},
     {"t": 0.25, "kind": "recall", "id": "m5"},
+    # Two gifts waiting together: one line thanks both; the second shows the line that said it.
+    {"t": 0.3, "kind": "gift", "user": {"id": "6", "name": "erin"}, "gift": "辣条", "amount": 1},
+    {"t": 0.35, "kind": "gift", "user": {"id": "7", "name": "fay"}, "gift": "辣条", "amount": 1},
 ]
 EXPECTED = {  # user → (fate, rule shown)
     "alice": ("spoken", ""),
@@ -31,6 +34,8 @@ EXPECTED = {  # user → (fate, rule shown)
     "carol": ("dropped", "duplicate"),
     XSS: ("spoken", ""),
     "dave": ("removed", "recalled"),
+    "erin": ("spoken", ""),
+    "fay": ("spoken", "said with "),  # + erin's id
 }
 
 
@@ -60,12 +65,15 @@ async def test_a_replayed_chat_shows_each_fate_and_strangers_text_stays_text(
         assert response is not None
         assert "script-src 'self'" in (await response.all_headers())["content-security-policy"]
         await until(
-            lambda: r.daemon.ledger.summary().get("spoken", 0) == 2, 30, "both lines spoken"
+            lambda: r.daemon.ledger.summary().get("spoken", 0) == 4, 30, "three lines spoken"
         )
         await page.wait_for_function(
-            "document.querySelectorAll('#decisions li:not([data-fate=pending])').length === 5"
+            "document.querySelectorAll('#decisions li:not([data-fate=pending])').length === 7"
         )
         seen = await decisions(page)
+        erin = await page.locator("#decisions li", has_text="erin").get_attribute("data-id")
+        assert seen["fay"][1] == "said with " + erin
+        seen["fay"] = ("spoken", "said with ", True)
         assert {u: (f, rule) for u, (f, rule, _) in seen.items()} == EXPECTED
         # Stranger text is shown as text: the tag is visible literally and never became HTML.
         xss_row = page.locator("#decisions li", has_text=XSS)
