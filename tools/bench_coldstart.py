@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     result: dict[str, Any] = {"engines": []}
     with tempfile.TemporaryDirectory(prefix="coldstart-") as tmp:
-        for model in a.models.split(","):
+        for model in [m for m in a.models.split(",") if m]:  # '': the daemon alone
             cache = Path(tmp) / f"cache-{model}"
             for state in ("fresh", "kept"):
                 row = run_child(model, cache, state, a.arch)

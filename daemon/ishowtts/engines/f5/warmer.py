@@ -101,6 +101,7 @@ class Warmer:
         self._compiling: Future[Compiled | None] | None = None
         self._ready_at = 0.0
         self.pause = Pause()
+        self.graph_vocoder: Any = None  # with the compiled backbone, once there is one
 
     # ---- stage 1 (and everything, when not in the background) --------------------------
 
@@ -142,7 +143,7 @@ class Warmer:
 
     def _compiled_backbone(self) -> Any:
         backbone = getattr(self.engine.vocoder, "backbone", None)
-        if backbone is None or hasattr(backbone, "_orig_mod"):
+        if backbone is None or not hasattr(self.engine.vocoder, "head"):
             return None
         # Vocos' ConvNeXt blocks' norms and activations fused: a graph's vocoder pass shortens.
         return torch.compile(backbone, dynamic=True)
@@ -190,9 +191,10 @@ class Warmer:
         e.fast.use(made.fns)
         if e.teacher is not None and made.teacher_fns is not None:
             e.teacher.use(made.teacher_fns)
-        if made.backbone is not None:
+        if made.backbone is not None:  # the graphs' vocoder only: the eager path (inference
+            # mode, another layout) would recompile it, for seconds, in the middle of a line
             vocoder: Any = e.vocoder
-            vocoder.backbone = made.backbone
+            self.graph_vocoder = SimpleNamespace(head=vocoder.head, backbone=made.backbone)
 
     def _uninstall(self) -> None:
         e = self.engine
@@ -200,10 +202,7 @@ class Warmer:
         e.fast.uncompile()
         if e.teacher is not None:
             e.teacher.uncompile()
-        vocoder: Any = e.vocoder
-        backbone: Any = getattr(vocoder, "backbone", None)
-        if hasattr(backbone, "_orig_mod"):
-            vocoder.backbone = backbone._orig_mod
+        self.graph_vocoder = None
 
     # ---- stage 3: buckets -------------------------------------------------------------
 
@@ -281,7 +280,7 @@ class Warmer:
         assert e.fast is not None
         if e.pool is None and e.options.share_graph_pool:
             e.pool = torch.cuda.graph_pool_handle()
-        runner = self.runner(n, e.fast, e.teacher, e.vocoder, e.pool)
+        runner = self.runner(n, e.fast, e.teacher, self.graph_vocoder or e.vocoder, e.pool)
         try:
             runner.capture()
         except Exception as exc:  # a compiler failure must not cost the stream its voice
