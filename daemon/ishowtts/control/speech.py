@@ -26,7 +26,7 @@ import structlog
 from aiohttp import web
 from pydantic import ConfigDict, Field
 
-from ..audio.encode import CONTENT_TYPES, encoder, mp3_available
+from ..audio.encode import CONTENT_TYPES, FORMATS, encoder
 from ..events import ChatEvent, Kind, User, Utterance
 from ..queue.ledger import Ledger, Terminal
 from ..queue.scheduler import Scheduler
@@ -140,12 +140,11 @@ class SpeechApi:
                 "input",
                 "string_above_max_length",
             )
-        formats = ["mp3", "wav", "pcm"] if mp3_available() else ["wav", "pcm"]
-        if body.response_format not in formats:
+        if body.response_format not in FORMATS:
             return openai_error(
                 400,
                 f"response_format {body.response_format!r} is not served; "
-                f"one of {', '.join(formats)}",
+                f"one of {', '.join(FORMATS)}",
                 "response_format",
             )
         if body.stream_format != "audio":
