@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -112,21 +113,43 @@ def load_in_time(path: Path) -> list[ChatEvent] | None:
 
 
 def test_only_a_regular_file_is_read(tmp_path: Path) -> None:
-    """A FIFO (which would hang the start, deaf to SIGTERM), a symbolic link (to /dev/zero it
-    would be read until memory runs out) or a folder is set aside, never opened as data."""
+    """A FIFO (which would hang the start, deaf to SIGTERM) or a symbolic link (to /dev/zero it
+    would be read until memory runs out) is set aside, never opened as data."""
     real = tmp_path / "elsewhere.json"
     pending.save(real, [sc("not through a link")])
     for name, make in (
         ("fifo.json", os.mkfifo),
         ("link.json", lambda p: p.symlink_to(real)),
         ("zero.json", lambda p: p.symlink_to("/dev/zero")),
-        ("dir.json", lambda p: p.mkdir()),
     ):
         path = tmp_path / name
         make(path)
         assert load_in_time(path) == [], name
         assert not os.path.lexists(path) and len(list(tmp_path.glob(f"{name}.bad-*"))) == 1
     assert real.exists() and len(pending.load(real)) == 1  # a link's target is left alone
+
+
+def test_a_folder_or_a_device_is_neither_moved_nor_replaced(tmp_path: Path) -> None:
+    """A setting naming a folder (``/tmp``, ``~``) or a device (``/dev/null``) is a mistake
+    the daemon must survive without renaming or replacing what is there: renaming /tmp hid
+    every other program's files, and as root a write replaced /dev/null by a regular file."""
+    folder = tmp_path / "state"
+    folder.mkdir()
+    (folder / "theirs.txt").write_text("someone else's file")
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # /dev/null's numbers
+    except PermissionError:
+        device = None  # no CAP_MKNOD here: the folder alone
+    for path in (folder, device):
+        if path is None:
+            continue
+        assert load_in_time(path) == [], path
+        with pytest.raises(OSError, match="folder or a device"):
+            pending.save(path, [sc("kept in memory")])
+        assert not list(tmp_path.glob("*.bad-*")), path
+    assert (folder / "theirs.txt").read_text() == "someone else's file"
+    assert device is None or stat.S_ISCHR(os.lstat(device).st_mode)
 
 
 def test_bad_entries_are_skipped_and_only_paid_kinds_come_back(tmp_path: Path) -> None:

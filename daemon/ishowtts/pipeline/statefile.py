@@ -3,13 +3,16 @@ lines saved for the next start): where they live, read bounded and safely, a bad
 aside, written whole through a rename, locked by the one daemon that uses them.
 
 Whatever lies at a state file's path, a start goes on: a file that is not a regular file (a
-symbolic link, a FIFO, a device, a folder), is larger than its bound, is not UTF-8, is not JSON
-or nests too deep is renamed ``NAME.bad-<time>`` (kept for the operator, never overwritten) with
-one error line, and the daemon starts without it. A file is read through one descriptor opened
-without following links and without blocking, and at most its bound plus one byte is read: its
-size is what was read, never what ``stat`` said (``/dev/zero`` says 0). A write goes to a fresh
-temporary file of an unpredictable name, created exclusively (a link planted in the folder is
-never followed), then renamed over the file: a crash never leaves half a file.
+symbolic link, a FIFO, a socket), is larger than its bound, is not UTF-8, is not JSON or nests
+too deep is renamed ``NAME.bad-<time>`` (kept for the operator, never overwritten) with one
+error line, and the daemon starts without it. A folder or a device is never moved nor written
+over (a setting naming ``/tmp``, ``~`` or ``/dev/null`` must not rename or replace it): it is
+named in the error line and the daemon keeps that state in memory. A file is read through one
+descriptor opened without following links and without blocking, and at most its bound plus one
+byte is read: its size is what was read, never what ``stat`` said (``/dev/zero`` says 0). A
+write goes to a fresh temporary file of an unpredictable name, created exclusively (a link
+planted in the folder is never followed), then renamed over the file: a crash never leaves half
+a file.
 
 Daemons whose configs share a folder (or a state directory) must not share state: ``keyed``
 names carry the config's name and a hash of its path, and ``Locks`` holds each file (``flock``
@@ -128,8 +131,17 @@ def _kind(mode: int) -> str:
 
 
 def set_aside(path: Path, what: str, exc: Exception) -> None:
-    """Keep a bad file (whatever it is: a link is moved, not its target) for the operator under
-    a name of its own; the daemon goes on without it."""
+    """Keep a bad file (a link is moved, not its target) for the operator under a name of its
+    own; the daemon goes on without it. A folder or a device stays where it is."""
+    if _not_ours(path):
+        log.error(
+            f"{what}_file_invalid",
+            path=str(path),
+            error=f"{type(exc).__name__}: {exc}"[:300],
+            not_moved="a folder or a device is never moved: point the setting at a file",
+            advice="starting without it; nothing is saved there",
+        )
+        return
     stamp = time.strftime("%Y%m%d-%H%M%S")
     aside = path.with_name(f"{path.name}.bad-{stamp}")
     n = 1
@@ -153,9 +165,22 @@ def set_aside(path: Path, what: str, exc: Exception) -> None:
 # ---- writing -------------------------------------------------------------------------------
 
 
+def _not_ours(path: Path) -> bool:
+    """A folder or a device at ``path`` (not through a link): something the operator named by
+    mistake, which renaming or replacing would break (``/tmp``, ``/dev/null`` as root)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISDIR(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` (raises OSError): a crash leaves the old file or the new
-    one; the temporary file is created exclusively under a random name (mode 0600)."""
+    one; the temporary file is created exclusively under a random name (mode 0600). A folder
+    or a device at ``path`` is never replaced."""
+    if _not_ours(path):
+        raise OSError(errno.EEXIST, "a folder or a device is there, not a state file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
