@@ -43,6 +43,7 @@ from .confload import (
 )
 from .errors import BrokenInstall
 from .events import Kind
+from .listen_config import ListenConfig
 from .speech_api_config import SpeechApiConfig
 
 __all__ = ["BrokenInstall", "Config", "ConfigError", "PluginConfig", "load_config", "load_plugin"]
@@ -305,6 +306,7 @@ class Config(Section):
     queue: QueueConfig = QueueConfig()
     airtime: AirtimeConfig = AirtimeConfig()
     player: PlayerConfig = PlayerConfig()
+    listen: ListenConfig = ListenConfig()  # turn-taking with the streamer; off by default
     api: ApiConfig = ApiConfig()
     speech_api: SpeechApiConfig = SpeechApiConfig()  # POST /v1/audio/speech
     path: Path = Path("config.yaml")

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from .. import engines, logs
+from ..audio.listener import Listener
 from ..audio.player import Player
 from ..config import Config
 from ..connectors import ConnectorState
@@ -135,6 +136,9 @@ class Daemon(OperatorControls):
         self.player: Player | None = None  # built at start-up, at the engine's sample rate
         # The worker's sink: the player, but speech requests' audio back to their callers.
         self.responses = Responses()
+        # Waits for the streamer to finish speaking before a line starts (listen.device).
+        self.listener = Listener(config.listen)
+        self.listener.on_hold = self._listen_hold
         self.pending_file = pending.resolve(config.queue.pending_file, config.path)
         self.restored: pending.Restored | None = None  # paid lines read back at start
         self._state_locks = statefile.Locks()
@@ -165,6 +169,7 @@ class Daemon(OperatorControls):
         # The voice for browser sources (/overlay?audio=1): the player's blocks, fanned out.
         self.audio_fanout = AudioFanout(config.api.max_audio_listeners)
         self.on_config.append(self._audio_configured)
+        self.health.add_check("listen", self.listener.problem)
         self.reloader = Reloader(self)
 
     # -- plumbing between the parts ------------------------------------------------------------
@@ -195,6 +200,10 @@ class Daemon(OperatorControls):
 
     def _audio_configured(self, config: Config, token: str | None) -> None:
         self.audio_fanout.max_listeners = config.api.max_audio_listeners
+
+    def _listen_hold(self, on: bool) -> None:
+        """The streamer's turn: no line is taken from the queue while it lasts."""
+        (self.airtime.hold if on else self.airtime.release)("listen")
 
     def _on_started(self, utt: Utterance, at: float) -> None:
         self.airtime.started(utt, at)
@@ -265,6 +274,7 @@ class Daemon(OperatorControls):
         )
         self.audio_fanout.attach(self.player)
         await startup.until_audible(self.player)
+        await self.listener.start(self.player.mixer)
         self.responses.player = self.player
         self.worker.sink = self.responses
         self.worker.start()
@@ -370,6 +380,7 @@ class Daemon(OperatorControls):
         what is queued or made ahead but not started is not played."""
         self.stopping.set()
         log.info("stopping", queued=len(self.scheduler))
+        await self.listener.stop()  # a held line must be able to finish
         self.pipeline.flush()
         await drain(
             intake=self.intake,

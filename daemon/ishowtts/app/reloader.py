@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import structlog
 
 from .. import logs
+from ..audio.listener import Listener
 from ..audio.player import Player
 from ..config import Config, ConfigError, load_config
 from ..control.api import resolve_token
@@ -35,6 +36,7 @@ class Reloadable(Protocol):
     config: Config
     ready: asyncio.Event
     player: Player | None
+    listener: Listener
     worker: SynthWorker
     pipeline: Pipeline
     airtime: Airtime
@@ -128,6 +130,7 @@ class Reloader:
         d.worker.lookahead_s = new.player.lookahead_s
         d.worker.failover = new.failover
         player.reconfigure(new.player)
+        d.listener.reconfigure(new.listen)
         for hook in d.on_config:
             with contextlib.suppress(Exception):
                 hook(new, token)

@@ -1,4 +1,5 @@
-"""Sound output devices as PortAudio lists them, and a config value → a device index.
+"""Sound devices as PortAudio lists them (outputs for the player, inputs for listening), and a
+config value → a device index.
 
 sounddevice is imported where used: importing it loads PortAudio, which a daemon playing on
 ``player.device: none`` (a GPU server, CI) neither needs nor may have."""
@@ -9,14 +10,27 @@ import contextlib
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import Temporary
 
+Direction = Literal["output", "input"]
 
-class PlayerError(Temporary, RuntimeError):
-    """The configured output device cannot be used (not found, not an output). Temporary: a
-    device unplugged at start may be back for the next."""
+
+class DeviceError(Temporary, RuntimeError):
+    """A configured device cannot be used (not found, ambiguous, wrong direction). Temporary:
+    a device unplugged at start may be back for the next."""
+
+
+class PlayerError(DeviceError):
+    """The configured output device cannot be used."""
+
+
+class ListenDeviceError(DeviceError):
+    """The configured input device (``listen.device``) cannot be used."""
+
+
+_ERRORS: dict[Direction, type[DeviceError]] = {"output": PlayerError, "input": ListenDeviceError}
 
 
 class NoSoundOutput(PlayerError):
@@ -30,46 +44,59 @@ class NoSoundOutput(PlayerError):
     )
 
 
-def list_output_devices() -> list[dict[str, Any]]:
-    """Output-capable devices as PortAudio sees them, for ``ishowtts devices``."""
+def list_devices(direction: Direction) -> list[dict[str, Any]]:
+    """The devices that can play (``output``) or record (``input``), as PortAudio sees them."""
     import sounddevice as sd
 
     hostapis = sd.query_hostapis()
+    slot = 1 if direction == "output" else 0
     try:
-        default_out = sd.default.device[1]
+        default = sd.default.device[slot]
     except (TypeError, IndexError):
-        default_out = -1
-    if default_out is None or default_out < 0:
+        default = -1
+    if default is None or default < 0:
         with contextlib.suppress(sd.PortAudioError, ValueError):
-            default_out = sd.query_devices(kind="output")["index"]
+            default = sd.query_devices(kind=direction)["index"]
+    channels = f"max_{direction}_channels"
     out = []
     for dev in sd.query_devices():
-        if dev["max_output_channels"] <= 0:
+        if dev[channels] <= 0:
             continue
         out.append(
             {
                 "index": dev["index"],
                 "name": dev["name"],
                 "hostapi": hostapis[dev["hostapi"]]["name"],
-                "channels": dev["max_output_channels"],
+                "channels": dev[channels],
                 "default_samplerate": dev["default_samplerate"],
-                "is_default": dev["index"] == default_out,
+                "is_default": dev["index"] == default,
             }
         )
     return out
 
 
-def resolve_output_device(device: str | int | None) -> int | None:
+def list_output_devices() -> list[dict[str, Any]]:
+    """Output-capable devices, for ``ishowtts devices`` and ``player.device``."""
+    return list_devices("output")
+
+
+def list_input_devices() -> list[dict[str, Any]]:
+    """Input-capable devices, for ``ishowtts devices`` and ``listen.device``."""
+    return list_devices("input")
+
+
+def resolve_device(device: str | int | None, direction: Direction) -> int | None:
     """A device index from a config value: an index, a digit string, or a name substring
     (case-insensitive; an exact name wins over substrings). ``None`` is the default device."""
     if device is None:
         return None
-    devices = list_output_devices()
+    error = _ERRORS[direction]
+    devices = list_devices(direction)
     if isinstance(device, int) or (isinstance(device, str) and device.strip().isdigit()):
         index = int(device)
         if any(d["index"] == index for d in devices):
             return index
-        raise PlayerError(f"no output device with index {index}; {_names(devices)}")
+        raise error(f"no {direction} device with index {index}; {_names(devices, direction)}")
     wanted = device.strip().lower()
     exact = [d for d in devices if d["name"].lower() == wanted]
     if exact:
@@ -78,11 +105,15 @@ def resolve_output_device(device: str | int | None) -> int | None:
     if len(matches) == 1:
         return int(matches[0]["index"])
     if not matches:
-        raise PlayerError(f"no output device matches {device!r}; {_names(devices)}")
-    raise PlayerError(
-        f"output device {device!r} is ambiguous: "
+        raise error(f"no {direction} device matches {device!r}; {_names(devices, direction)}")
+    raise error(
+        f"{direction} device {device!r} is ambiguous: "
         + ", ".join(f"[{d['index']}] {d['name']}" for d in matches)
     )
+
+
+def resolve_output_device(device: str | int | None) -> int | None:
+    return resolve_device(device, "output")
 
 
 def check_device(device: str | int | None) -> None:
@@ -161,6 +192,6 @@ def rescan() -> None:
         sd._initialize()
 
 
-def _names(devices: list[dict[str, Any]]) -> str:
+def _names(devices: list[dict[str, Any]], direction: Direction) -> str:
     listed = ", ".join(f"[{d['index']}] {d['name']}" for d in devices)
-    return f"output devices: {listed or 'none'} (see `ishowtts devices`)"
+    return f"{direction} devices: {listed or 'none'} (see `ishowtts devices`)"

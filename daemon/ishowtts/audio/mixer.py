@@ -3,7 +3,8 @@
 Pure: no device, no event loop. An output thread calls ``fill(buffer, now)``; it returns what
 happened in that block (an utterance started, one finished) as notices for the caller to pass
 on. Every edge (an utterance's start and end, skip, cancel, pause, resume, a mid-utterance
-underrun) gets a short raised-cosine fade so that the waveform never jumps: no click. ``fill``
+underrun) gets a short raised-cosine fade so that the waveform never jumps: no click. While the
+streamer speaks (``hold``) no utterance starts and the one playing is ducked (duck.py). ``fill``
 only copies samples and multiplies small pre-allocated arrays; it holds the lock for
 microseconds. Thread-safe: the loop enqueues and controls while the output thread fills.
 """
@@ -19,6 +20,7 @@ import numpy as np
 import structlog
 
 from ..events import AudioChunk, Utterance
+from .duck import Duck
 
 log = structlog.get_logger("ishowtts.audio.player")
 
@@ -112,6 +114,8 @@ class Mixer:
         self._gain = self._volume  # the gain actually applied; ramps toward volume
         self._paused = False
         self._pause_gain = 1.0
+        self._held = False  # the streamer speaks: nothing new starts
+        self.duck = Duck(self.sample_rate)
         self._warned_rate = False
         # Whether something drains fill(): a track killed while nothing does is dropped at once
         # instead of left for a fade-out that would never run.
@@ -226,6 +230,21 @@ class Mixer:
     def resume(self) -> None:
         self._paused = False
 
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def hold(self, on: bool, gain: float = 0.0) -> None:
+        """The streamer started (``on``) or stopped speaking. While on, no utterance starts and
+        the one playing ramps to ``gain`` (0: it fades out and keeps its place); off, it ramps
+        back to full level and the queue plays on."""
+        if on:
+            self.duck.target = gain
+            self._held = True
+        else:
+            self._held = False
+            self.duck.target = 1.0
+
     def resume_with_fade(self) -> None:
         """The output was cut (a reopen): an utterance cut mid-wave comes back with a fade."""
         with self._lock:
@@ -283,6 +302,7 @@ class Mixer:
                 and self._tracks
                 and self._tracks[0] is track
                 and not (self._paused and self._pause_gain <= 0.0)
+                and not (self._held and self.duck.silent)
                 and self.draining
             )
             if audible:
@@ -307,7 +327,8 @@ class Mixer:
         buf.fill(0.0)
         notices: list[Notice] = []
         with self._lock:
-            self._play(buf, frames, now, notices)
+            played = self._play(buf, frames, now, notices)
+        self.duck.apply(buf[:frames], played)
         # Volume: a linear ramp over the block from the current gain to the target.
         target = self._volume
         if target != self._gain:
@@ -320,13 +341,18 @@ class Mixer:
             buf *= target
         return notices
 
-    def _play(self, buf: np.ndarray, frames: int, now: float, notices: list[Notice]) -> None:
-        """Fill buf[:frames] from the tracks, honouring pause (lock held)."""
+    def _play(self, buf: np.ndarray, frames: int, now: float, notices: list[Notice]) -> int:
+        """Fill buf[:frames] from the tracks, honouring pause and hold (lock held); how many
+        frames carry audio."""
         step = 1.0 / self.fade_n
         end = frames
+        if self._held and self.duck.target <= 0.0:  # paused for the streamer
+            if self.duck.gain <= 0.0:
+                return 0  # faded out: the position is kept
+            end = min(frames, self.duck.frames_to_silence())  # read no further than the fade
         if self._paused:
             if self._pause_gain <= 0.0:
-                return
+                return 0
             # Play just enough to fade out, then hold the position.
             end = min(frames, math.ceil(self._pause_gain / step))
         pos = self._fill(buf, 0, end, now, notices)
@@ -345,6 +371,7 @@ class Mixer:
             self._pause_gain = g
             if not self._paused and pos == 0 and not self._tracks:
                 self._pause_gain = 1.0  # nothing to fade back into
+        return pos
 
     def _fill(self, buf: np.ndarray, pos: int, end: int, now: float, notices: list[Notice]) -> int:
         tracks = self._tracks
@@ -359,6 +386,8 @@ class Mixer:
                 if t.kill_left <= 0 or t.unread <= 0:
                     tracks.popleft()
                 continue
+            if self._held and not t.started:
+                break  # the streamer speaks: the next utterance waits for their turn to end
             n = t.read(buf[pos:end])
             if n:
                 if not t.started:

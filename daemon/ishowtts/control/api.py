@@ -57,6 +57,7 @@ class ControlTarget(Protocol):
     metrics: Any
     health: Any
     audio_fanout: Any  # the voice for browser sources (audio_fanout.AudioFanout)
+    listener: Any  # its status() says what turn-taking is doing
     # Told (config, token) when a reload is applied: a rotated token takes effect at once.
     on_config: list[Callable[[Any, str | None], None]]
 
@@ -199,10 +200,13 @@ class ControlApi:
         if not self.target.ready.is_set():
             return web.json_response({"status": "starting"}, status=503)
         problems = self.target.health.problems()
+        listen = self.target.listener.status()["state"]
+        extra = {"listen": listen} if listen != "off" else {}
         if problems:
             # 503, so a plain HTTP probe notices; the body says which part and why.
-            return web.json_response({"status": "degraded", "reasons": problems}, status=503)
-        return web.json_response({"status": "ok"})
+            body = {"status": "degraded", "reasons": problems, **extra}
+            return web.json_response(body, status=503)
+        return web.json_response({"status": "ok", **extra})
 
     async def status(self, request: web.Request) -> web.Response:
         counts = self.server.counts()

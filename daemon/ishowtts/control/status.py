@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any, Protocol
 
+from ..audio.listener import Listener
 from ..audio.player import Player
 from ..config import Config
 from ..connectors import Connector
@@ -26,6 +27,7 @@ class StatusSource(Protocol):
     config: Config
     worker: SynthWorker
     player: Player | None
+    listener: Listener
     scheduler: Scheduler
     airtime: Airtime
     connectors: list[Connector]
@@ -57,6 +59,7 @@ def snapshot(d: StatusSource) -> dict[str, Any]:
             "now_playing": player.now_playing.id if player and player.now_playing else None,
             "queued_audio_s": round(player.queued_seconds, 2) if player else 0.0,
         },
+        "listen": d.listener.status(),
         "queue": d.scheduler.depth_by_kind(),
         # Who and what is read (the mode, "!tts off"), and how many viewers picked a voice.
         "reading": {**d.pipeline.reading.status(), "viewer_voices": len(d.pipeline.viewer_voices)},

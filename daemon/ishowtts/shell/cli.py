@@ -83,20 +83,35 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from ..audio.devices import NoSoundOutput, why_no_output
-    from ..audio.player import list_output_devices
+    from ..audio.devices import (
+        NoSoundOutput,
+        list_input_devices,
+        list_output_devices,
+        why_no_output,
+    )
 
-    devices = list_output_devices()
-    if not devices:
+    outputs, inputs = list_output_devices(), list_input_devices()
+    if not outputs:
         print(f"no sound output: {why_no_output()}\nWays out: {NoSoundOutput.ways_out}")
         return EXIT_FAILED
-    for d in devices:
-        mark = "*" if d.get("is_default") else " "
-        print(
-            f"{mark} {d['index']:>3}  {d['name']}  [{d['hostapi']}, {d['channels']} ch, "
-            f"{d['default_samplerate']:.0f} Hz]"
-        )
-    print("\nUse the index or a unique part of the name as player.device in config.yaml.")
+    for title, devices, key in (
+        ("outputs", outputs, "player.device"),
+        ("inputs", inputs, "listen.device"),
+    ):
+        print(f"{title} (for {key}):")
+        for d in devices:
+            mark = "*" if d.get("is_default") else " "
+            print(
+                f"{mark} {d['index']:>3}  {d['name']}  [{d['hostapi']}, {d['channels']} ch, "
+                f"{d['default_samplerate']:.0f} Hz]"
+            )
+        if not devices:
+            print("    none")
+    print(
+        "\nUse the index or a unique part of the name as player.device or listen.device in "
+        "config.yaml.\nWith PulseAudio or PipeWire, `pulse` records the default source; "
+        "PULSE_SOURCE=<source> picks another (docs/listen.md)."
+    )
     return 0
 
 
@@ -192,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sub.add_parser("check-config", help="validate the config and exit")).set_defaults(
         func=cmd_check_config
     )
-    sub.add_parser("devices", help="list sound output devices").set_defaults(func=cmd_devices)
+    sub.add_parser("devices", help="list sound output and input devices").set_defaults(
+        func=cmd_devices
+    )
     say = with_config(sub.add_parser("say", help="synthesise one line and play or save it"))
     say.add_argument("text")
     say.add_argument("--out", type=Path, help="write a WAV file instead of playing")

@@ -151,6 +151,20 @@ def check_espeak() -> str:
     return _load("the eSpeak NG fallback voice", "pip install espeakng-loader", load)
 
 
+def check_vad() -> str:
+    def load() -> str:
+        from ..audio.vad import SileroVad
+
+        SileroVad()
+        return (
+            f"Silero VAD (silero-vad {_version('silero-vad')}, "
+            f"onnxruntime {_version('onnxruntime')})"
+        )
+
+    fix = f"pip install silero-vad onnxruntime, or {LOCK_HINT}"
+    return _load("the voice-activity detector (listen.device)", fix, load)
+
+
 def check_plugins() -> str:
     """Every installed engine and connector imports (what a config's `type` would load)."""
     names = []
@@ -228,6 +242,7 @@ CHECKS: tuple[Step, ...] = (
     Step("portaudio", check_portaudio),
     Step("soundfile", check_soundfile),
     Step("espeak", check_espeak),
+    Step("vad", check_vad),
     Step("plugins", check_plugins, ("vocos", "f5-tts", "portaudio", "soundfile", "espeak")),
     Step("pip", check_pip),
 )
