@@ -12,6 +12,7 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -213,11 +214,14 @@ api: {host: 127.0.0.1, port: 0}
 
 
 @pytest.fixture
-def mic(pulse: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The streamer's microphone: a null sink's monitor, recorded through ``pulse``."""
-    source = bench.add_mic()
-    monkeypatch.setenv("PULSE_SOURCE", source)
-    return source
+def mic(pulse: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The streamer's microphone: a null sink's monitor, recorded through ``pulse``. Unloaded
+    after the test: a second sink would take in streams that other tests expect to lose."""
+    module = bench.add_mic()
+    monkeypatch.setenv("PULSE_SOURCE", bench.MIC_SOURCE)
+    yield bench.MIC_SOURCE
+    if module is not None:
+        bench.pactl("unload-module", module)
 
 
 @pytest.mark.audio
@@ -270,28 +274,29 @@ async def test_an_unplugged_microphone_releases_the_hold_and_comes_back(
     socket = tmp_path / "mic-socket"
     load = ("load-module", "module-native-protocol-unix", f"socket={socket}")
     module = bench.pactl(*load).strip()
-    monkeypatch.setenv("PULSE_SERVER", f"unix:{socket}")  # for the listening process
-    mixer = Mixer(24000)
-    listener = Listener(ListenConfig(device="pulse", mode="pause"))
-    with capture_logs() as logs:
-        await listener.start(mixer)
-        try:
-            await until(lambda: listener.state == "quiet", 20, "listening")
-            speech = bench.streamer_speech(["我们现在开始说话，说得长一点，说得久一点。"])[0]
-            player = bench.play_into_mic(speech, primary)
-            await until(lambda: mixer.held, 10, "the streamer's turn")
-            pactl_on(primary, "unload-module", module)  # unplugged mid-sentence
-            await until(lambda: listener.state == "unavailable", 10, "the loss noticed")
-            assert not mixer.held  # never left holding the bot
-            assert "talks without waiting" in (listener.problem() or "")
-            await until(lambda: listener.retries >= 2, 10, "a retry while it is gone")
-            player.wait(10)
-            module = pactl_on(primary, *load).strip()  # plugged back in
-            await until(lambda: listener.state == "quiet", 30, "listening again")
-            assert listener.problem() is None
-        finally:
-            await listener.stop()
-            pactl_on(primary, "unload-module", module)
+    with monkeypatch.context() as env:  # undone before the mic fixture's teardown needs pactl
+        env.setenv("PULSE_SERVER", f"unix:{socket}")  # for the listening process
+        mixer = Mixer(24000)
+        listener = Listener(ListenConfig(device="pulse", mode="pause"))
+        with capture_logs() as logs:
+            await listener.start(mixer)
+            try:
+                await until(lambda: listener.state == "quiet", 20, "listening")
+                speech = bench.streamer_speech(["我们现在开始说话，说得长一点，说得久一点。"])[0]
+                player = bench.play_into_mic(speech, primary)
+                await until(lambda: mixer.held, 10, "the streamer's turn")
+                pactl_on(primary, "unload-module", module)  # unplugged mid-sentence
+                await until(lambda: listener.state == "unavailable", 10, "the loss noticed")
+                assert not mixer.held  # never left holding the bot
+                assert "talks without waiting" in (listener.problem() or "")
+                await until(lambda: listener.retries >= 2, 10, "a retry while it is gone")
+                player.wait(10)
+                module = pactl_on(primary, *load).strip()  # plugged back in
+                await until(lambda: listener.state == "quiet", 30, "listening again")
+                assert listener.problem() is None
+            finally:
+                await listener.stop()
+                pactl_on(primary, "unload-module", module)
     events = [e["event"] for e in logs]
     assert events.count("listen_unavailable") == 1 and "listen_recovered" in events
     assert listener.turn_count == 1 and listener.status()["state"] == "off"

@@ -47,6 +47,7 @@ from ishowtts.events import ChatEvent, Kind, User  # noqa: E402
 from tests.audio_utils import Recorder, ensure_pulseaudio, pactl  # noqa: E402
 
 MIC = "mic"
+MIC_SOURCE = f"{MIC}.monitor"
 MIC_RATE = 16000
 BOT_RATE = 24000
 BOT_AMPLITUDE = 0.3  # the tone engine's
@@ -207,7 +208,7 @@ async def measure(
             await asyncio.sleep(0.1)
         else:
             raise RuntimeError(f"listening did not start: {daemon.listener.status()}")
-        bot, mic = TimedRecorder(BOT_RATE), TimedRecorder(MIC_RATE, f"{MIC}.monitor")
+        bot, mic = TimedRecorder(BOT_RATE), TimedRecorder(MIC_RATE, MIC_SOURCE)
         bot.start()
         mic.start()
         t0 = time.monotonic()
@@ -237,14 +238,14 @@ async def measure(
         await asyncio.wait_for(runner, 30)
 
 
-def add_mic() -> str:
-    """The streamer's "microphone": a null sink (loaded unless there); its monitor, the
-    source to listen to (the listening process records it through PULSE_SOURCE)."""
-    if MIC not in pactl("list", "short", "sinks"):
-        pactl(
-            "load-module", "module-null-sink", f"sink_name={MIC}", f"rate={MIC_RATE}", "channels=1"
-        )
-    return f"{MIC}.monitor"
+def add_mic() -> str | None:
+    """The streamer's "microphone": a null sink, loaded unless there (its module's index, or
+    None). Its monitor, MIC_SOURCE, is what the listening process records (PULSE_SOURCE)."""
+    if MIC in pactl("list", "short", "sinks"):
+        return None
+    return pactl(
+        "load-module", "module-null-sink", f"sink_name={MIC}", f"rate={MIC_RATE}", "channels=1"
+    ).strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logs.configure("warning", "console")
     server = ensure_pulseaudio()
-    os.environ["PULSE_SOURCE"] = add_mic()
+    add_mic()
+    os.environ["PULSE_SOURCE"] = MIC_SOURCE
     try:
         with tempfile.TemporaryDirectory() as folder:
             figures = asyncio.run(measure(Path(folder), args.mode, args.duck_db))
