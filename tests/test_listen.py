@@ -240,6 +240,8 @@ async def test_the_bot_yields_to_the_streamer_and_resumes_within_a_second(
     assert all(t["audible"] > 0.3 for t in turns), figures  # duck mode: ducked, not silenced
     assert all(t["resume_s"] is not None and t["resume_s"] <= 1.0 for t in turns), figures
     assert figures["vad_cpu_percent"] is not None and figures["vad_cpu_percent"] < 25, figures
+    # the airtime gate took no line from the queue during the turns, and was let go after
+    assert figures["gate_held_s"] > 2.0 and figures["gate_holds_at_end"] == [], figures
 
 
 @pytest.mark.audio
@@ -278,6 +280,8 @@ async def test_an_unplugged_microphone_releases_the_hold_and_comes_back(
         env.setenv("PULSE_SERVER", f"unix:{socket}")  # for the listening process
         mixer = Mixer(24000)
         listener = Listener(ListenConfig(device="pulse", mode="pause"))
+        told: list[bool] = []
+        listener.on_hold = told.append
         with capture_logs() as logs:
             await listener.start(mixer)
             try:
@@ -300,6 +304,7 @@ async def test_an_unplugged_microphone_releases_the_hold_and_comes_back(
     events = [e["event"] for e in logs]
     assert events.count("listen_unavailable") == 1 and "listen_recovered" in events
     assert listener.turn_count == 1 and listener.status()["state"] == "off"
+    assert told == [True, False]  # the gate held for the turn, let go when the mic went
 
 
 @pytest.mark.audio

@@ -14,7 +14,8 @@ pauses under 0.35 s joined) it prints: ``overlap`` (share of the turn during whi
 heard at full level: louder than halfway, in dB, between its own level and the ducked level),
 ``audible`` (heard at all: above -40 dBFS; in duck mode the ducked line is), ``yield_s`` (turn
 start → the bot below full level), ``resume_s`` (turn end → the bot back at full level), and the
-VAD's own view (``vad_on_s`` / ``vad_off_s``: turn start/end → the listener's turn start/end).
+VAD's own view (``vad_on_s`` / ``vad_off_s``: turn start/end → the listener's turn start/end);
+``gate_held_s``: about how long the airtime gate was held by listening (no line taken).
 ``vad_cpu_percent`` is the listening process's CPU (PortAudio reads and Silero) per second of
 audio, from its own clock. Figures: docs/listen.md.
 """
@@ -66,6 +67,7 @@ CONFIG = """\
 engine: {type: tone, seconds_per_char: 0.09, amplitude: %(amp)s}
 player: {device: pulse, lookahead_s: 1.0}
 listen: {device: pulse, mode: %(mode)s, duck_db: %(duck_db)s}
+airtime: {max_share: 1}  # turn-taking measured alone, not the airtime budget
 log: {level: warning, format: json}
 """
 
@@ -216,7 +218,9 @@ async def measure(
         pending = list(zip([t for t, _ in script], speech, strict=True))
         players = []
         n = 0
+        gate_held = 0.0  # seconds the airtime gate was seen held by listen
         while (now := time.monotonic()) < end:
+            gate_held += 0.02 if "listen" in daemon.airtime.holds else 0.0
             if len(daemon.scheduler) < 2:  # always something to say
                 n += 1
                 text = f"line {n} from the chat keeps the bot talking"
@@ -232,6 +236,8 @@ async def measure(
         )
         figures["mode"], figures["duck_db"] = mode, duck_db
         figures["vad_cpu_percent"] = daemon.listener.cpu_percent
+        figures["gate_held_s"] = round(gate_held, 1)
+        figures["gate_holds_at_end"] = sorted(daemon.airtime.holds)
         return figures
     finally:
         daemon.request_stop()
