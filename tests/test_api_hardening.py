@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -153,25 +154,120 @@ async def test_idle_and_trickling_connections_are_cut_off(tmp_path: Path, pulse:
         await until(lambda: r.api.connections == 0)
 
 
-async def test_connections_past_the_cap_are_refused_and_the_api_recovers(
-    tmp_path: Path, pulse: Any
-) -> None:
+async def test_silent_sockets_cannot_lock_the_operator_out(tmp_path: Path, pulse: Any) -> None:
+    """At the cap, a connection that has sent no complete request holds no place: the
+    newcomer takes the place of the one idle longest (it held the cap before auth)."""
     async with running(tmp_path, idle=30) as r:
         port = r.api.port
         assert port is not None
         held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]
         await until(lambda: r.api.connections == 4)
+        for _ in range(3):  # the operator, again and again, however many sockets sit there
+            status, body, _ = await r.call("GET", "/healthz")
+            assert status == 200 and body["status"] == "ok"
+        # The oldest silent ones were closed for them.
+        assert await asyncio.wait_for(held[0][0].read(), 10) == b""
+        _, body, _ = await r.call("GET", "/status")
+        assert body["api_connections"]["evicted"] >= 1
+        assert body["api_connections"]["refused"] == 0
+        for _, writer in held:
+            writer.close()
+
+
+async def test_connections_past_the_cap_are_refused_when_all_are_busy(
+    tmp_path: Path, pulse: Any
+) -> None:
+    """Only when every connection is busy with a request (here: live event streams) is a
+    newcomer turned away, with a 503; the API recovers once they end."""
+    async with running(tmp_path, idle=30) as r:
+        port = r.api.port
+        assert port is not None
+        streams = [await r.session.get(r.base + "/events").__aenter__() for _ in range(4)]
+        assert all(s.status == 200 for s in streams)
+        await until(lambda: r.api.connections == 4 and not r.api.server.idle)
         answer = await raw_exchange(port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 503")
         assert json.loads(answer.split(b"\r\n\r\n", 1)[1]) == {"error": "too many connections"}
         assert r.api.refused == 1
-        for _, writer in held:
-            writer.close()
-        await until(lambda: r.api.connections == 0)
+        for stream in streams:
+            stream.close()
+        await until(lambda: r.daemon.feed.subscribers == 0)
         status, body, _ = await r.call("GET", "/healthz")
         assert status == 200 and body["status"] == "ok"
-        _, body, _ = await r.call("GET", "/status")
-        assert body["api_connections"]["refused"] == 1
+
+
+def this_machines_address() -> str | None:
+    """An IPv4 address of this machine off loopback (to connect from as a remote peer)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: only the route is looked up
+            address = str(probe.getsockname()[0])
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
+async def test_remote_streams_leave_the_console_its_place(tmp_path: Path, pulse: Any) -> None:
+    """Held /events streams from off loopback (16 made the console's live view 503): one
+    address keeps a few, its oldest ending as it opens more; the rest is loopback's."""
+    address = this_machines_address()
+    if address is None:
+        pytest.skip("no address off loopback on this machine")
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG.format(idle=30, body=10).replace("127.0.0.1", "0.0.0.0").replace(
+        "max_connections: 4", "max_connections: 64"))  # fmt: skip
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with serve(path, {"ISHOWTTS_TEST_TOKEN": TOKEN}) as r:
+        remote = f"http://{address}:{r.api.port}/events"
+        held = []
+        for _ in range(16):
+            resp = await r.session.get(remote, headers=auth)
+            assert resp.status == 200  # never refused: its own oldest stream makes room
+            held.append(resp)
+        await until(lambda: r.daemon.feed.subscribers == 4, 10, "the peer's share")
+        async with r.session.get(r.base + "/events", headers=auth) as console:
+            assert console.status == 200
+        for resp in held:
+            resp.close()
+
+
+MALFORMED = [
+    b"GET /status HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",  # duplicate Host
+    b"GET /status HTTP/1.1\r\nHost: a\r\nbad header line\r\n\r\n",
+    b"GET /status HTTP/1.1\r\nHost: a\x00b\r\n\r\n",  # NUL
+    b"GET /status HTTP/1.1\r\nHost: a\r\nX-Long: " + b"a" * 20_000 + b"\r\n\r\n",
+    b"POST /say HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"POST /say HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+]
+
+
+async def test_strangers_cannot_flood_the_log(
+    tmp_path: Path, pulse: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Malformed requests logged a traceback each (200 requests: 185 KB in 0.6 s) and every
+    wrong token a warning (3,000 in 0.3 s): now a few short lines per kind, then a count."""
+    async with running(tmp_path, token=TOKEN) as r:
+        port = r.api.port
+        assert port is not None
+        with capture_logs() as logs:
+            for i in range(60):
+                answer = await raw_exchange(port, MALFORMED[i % len(MALFORMED)])
+                assert answer[:10] in (b"HTTP/1.0 4", b"HTTP/1.1 4") or answer == b"", answer[:80]
+            for _ in range(100):
+                status, _, _ = await r.call("GET", "/status", Authorization="Bearer wrong-token")
+                assert status == 401
+            for _ in range(50):
+                status, _, _ = await r.call("GET", "/status", Origin="http://evil.example")
+                assert status == 403
+    tracebacks = [rec for rec in caplog.records if rec.exc_info or rec.name.startswith("aiohttp")]
+    assert not tracebacks, tracebacks[:2]
+    by_event: dict[str, int] = {}
+    for line in logs:
+        by_event[line["event"]] = by_event.get(line["event"], 0) + 1
+    assert 1 <= by_event.get("api_bad_request", 0) <= 10, by_event
+    assert 1 <= by_event.get("api_unauthorized", 0) <= 10, by_event
+    assert 1 <= by_event.get("api_browser_refused", 0) <= 10, by_event
+    assert sum(len(json.dumps(line)) for line in logs) < 20_000
 
 
 async def test_reload_during_start_up_answers_starting(tmp_path: Path, pulse: Any) -> None:

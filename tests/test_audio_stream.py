@@ -156,6 +156,24 @@ async def test_the_cap_follows_a_reload_and_bad_messages_are_skipped(tmp_path: P
         assert audio["malformed"] == 5 and audio["refused"] == 1 and len(audio["listeners"]) == 1
 
 
+async def test_a_new_token_ends_the_listening_pages(tmp_path: Path) -> None:
+    """A page signed in once, when it connected: a reload that sets (or rotates) the token
+    ends its stream with the close code that makes it sign in again."""
+    async with running(tmp_path, device="none") as r:
+        page = await listen(r)
+        await page.read(0.3)
+        assert page.audio and page.ws.close_code is None
+        path = tmp_path / "config.yaml"
+        path.write_text(path.read_text().replace("port: 0,", f'port: 0, token: "{TOKEN}",'))
+        status, body = await r.call("POST", "/reload")
+        assert status == 200 and body["changed"] == ["api.token"]
+        await page.read(5)
+        assert page.ws.close_code == UNAUTHORIZED
+        again = await listen(r, TOKEN)
+        await again.read(0.3)
+        assert again.audio and again.ws.close_code is None
+
+
 async def test_pause_volume_and_skip_reach_every_listener(tmp_path: Path) -> None:
     async with running(tmp_path, device="none") as r:
         pages = [await listen(r), await listen(r)]

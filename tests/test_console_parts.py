@@ -4,6 +4,7 @@ charts' timeline, the browser-origin rule, and the console's routes over real HT
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -51,9 +52,9 @@ async def test_feed_fans_out_and_resumes_from_the_ring() -> None:
 
 async def test_feed_caps_subscribers_and_drops_a_slow_one() -> None:
     feed = EventFeed(max_subscribers=2, queue_size=3)
-    slow, other = feed.subscribe(), feed.subscribe()
+    slow, other = feed.subscribe("a"), feed.subscribe("b")
     with pytest.raises(FeedFull):
-        feed.subscribe()
+        feed.subscribe("c")
     for i in range(3):
         feed.publish("received", id=str(i))
     other.queue.get_nowait()  # keeps up
@@ -67,6 +68,34 @@ async def test_feed_caps_subscribers_and_drops_a_slow_one() -> None:
     with pytest.raises(FeedFull):
         feed.subscribe()
     feed.publish("received", id="after")  # ignored, no error
+
+
+async def test_no_peer_can_hold_every_stream() -> None:
+    """A peer at its share that subscribes again ends its own oldest stream (16 held streams
+    made the console's live view 503); peers off loopback leave places to loopback."""
+    from ishowtts.control.feed import LOOPBACK_RESERVE, PER_REMOTE_PEER
+
+    feed = EventFeed(max_subscribers=16)
+    hoard = [feed.subscribe("127.0.0.1", local=True) for _ in range(16)]
+    console = feed.subscribe("127.0.0.1", local=True)  # not 503: the oldest of its peer ends
+    assert hoard[0].dropped and hoard[0].why == "replaced" and not console.dropped
+    assert hoard[0].queue.get_nowait() is None and feed.subscribers == 16
+    feed.end_streams("token")
+    assert feed.subscribers == 0 and all(s.why == "token" for s in [*hoard[1:], console])
+    assert not feed.closed
+    # Off loopback: a few streams per address, and a reserve only loopback may take.
+    mine = [feed.subscribe("192.0.2.9", local=False) for _ in range(PER_REMOTE_PEER + 2)]
+    assert sum(not s.dropped for s in mine) == PER_REMOTE_PEER
+    others = []
+    for n in range(10):
+        with contextlib.suppress(FeedFull):
+            others.append(feed.subscribe(f"198.51.100.{n}", local=False))
+    assert feed.subscribers == 16 - LOOPBACK_RESERVE
+    with pytest.raises(FeedFull):
+        feed.subscribe("203.0.113.1", local=False)
+    for _ in range(LOOPBACK_RESERVE):
+        feed.subscribe("::1", local=True)
+    assert feed.subscribers == 16
 
 
 def test_every_listener_takes_any_text_and_any_amount(tmp_path: Path) -> None:
@@ -460,8 +489,11 @@ async def test_the_event_stream_carries_each_fate(tmp_path: Path, pulse: Any) ->
         feed.max_subscribers = 1
         async with r.session.get(r.base + "/events") as first_view:
             assert first_view.status == 200
+            # The same peer again (a reloaded page): its older stream ends, not a 503.
             async with r.session.get(r.base + "/events") as second:
-                assert second.status == 503 and (await second.json())["error"]
+                assert second.status == 200
+                await asyncio.wait_for(first_view.content.read(), 10)
+                assert feed.subscribers == 1
 
 
 @pytest.mark.audio

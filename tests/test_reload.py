@@ -4,6 +4,7 @@ and a reload is all or nothing, ending in one log line."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
@@ -62,6 +63,30 @@ async def test_a_rotated_token_replaces_the_old_one(tmp_path: Path, pulse: Any) 
         assert (status, body) == (200, {"reloaded": True, "changed": ["api.token"]})
         assert (await r.call("GET", "/status", **bearer(OLD_TOKEN)))[0] == 401
         assert (await r.call("GET", "/status", **bearer(NEW_TOKEN)))[0] == 200
+
+
+async def test_a_rotated_token_ends_the_streams_opened_with_the_old_one(
+    tmp_path: Path, pulse: Any
+) -> None:
+    """A live stream was authenticated once, when it opened: rotating the token ends it (it
+    went on carrying every record, chat text and user ids, to the old token's holder)."""
+    async with running(tmp_path) as r:
+        async with r.session.get(r.base + "/events", headers=bearer(OLD_TOKEN)) as stream:
+            assert stream.status == 200
+            await until(lambda: r.daemon.feed.subscribers == 1, 10, "the stream")
+            api = f'{{host: "127.0.0.1", port: 0, token: "{NEW_TOKEN}"}}'
+            write(tmp_path / "config.yaml", api=api)
+            status, _, _ = await r.call("POST", "/reload", **bearer(NEW_TOKEN + "x"))
+            assert status == 401  # the reload itself needs the token in force
+            status, _, _ = await r.call("POST", "/reload", **bearer(OLD_TOKEN))
+            assert status == 200
+            rest = await asyncio.wait_for(stream.content.read(), 10)  # ends, not held open
+            assert b"event: lagged" not in rest
+        assert r.daemon.feed.subscribers == 0
+        async with r.session.get(r.base + "/events", headers=bearer(OLD_TOKEN)) as again:
+            assert again.status == 401
+        async with r.session.get(r.base + "/events", headers=bearer(NEW_TOKEN)) as fresh:
+            assert fresh.status == 200
 
 
 async def test_failover_settings_apply_live(tmp_path: Path, pulse: Any) -> None:

@@ -149,7 +149,8 @@ class ControlApi:
         r.add_post("/volume", self.volume)
         r.add_post("/reload", self.reload)
         r.add_post("/reading", self.reading)
-        Console(target).install(self.app)  # type: ignore[arg-type]
+        self.console = Console(target)  # type: ignore[arg-type]
+        self.console.install(self.app)
         ViewersRoutes(target).install(self.app)  # type: ignore[arg-type]
         SpeechApi(target, cfg.body_timeout_s).install(self.app)  # type: ignore[arg-type]
         self.server.cors_origins = frozenset(target.config.speech_api.cors_origins)
@@ -283,6 +284,12 @@ class ControlApi:
         return error(422, "config rejected; the running config is kept", list(result.problems))
 
     def _configured(self, config: Any, token: str | None) -> None:
-        """A reload was applied: its token and allowed pages take effect at once."""
-        self.server.set_token(token)
+        """A reload was applied: its token and allowed pages take effect at once. A request is
+        checked when it comes, but a live stream was checked once, when it opened: every open
+        stream ends, and each page must come back with the new token."""
+        if self.server.set_token(token):
+            ended = self.console.end_streams("token") + self.audio.fanout.end_streams(
+                "token changed"
+            )
+            log.info("api_streams_ended", reason="the token changed", streams=ended)
         self.server.cors_origins = frozenset(config.speech_api.cors_origins)

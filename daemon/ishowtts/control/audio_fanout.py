@@ -208,6 +208,13 @@ class AudioFanout:
         listener.stop(why)
         log.warning("audio_listener_dropped", peer=listener.peer, why=why)
 
+    def end_streams(self, why: str) -> int:
+        """End every stream (a rotated token: each page signs in again); how many ended."""
+        listeners = list(self._listeners)
+        for listener in listeners:
+            self.drop(listener, why)
+        return len(listeners)
+
     def close(self) -> None:
         """End every stream (shutdown)."""
         self.closed = True

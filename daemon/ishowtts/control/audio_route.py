@@ -32,7 +32,10 @@ WRITER_LIMIT = 16384  # bytes buffered in the process before a send waits for th
 # Close codes (4000-4999: the application's own): the page signs in again after UNAUTHORIZED,
 # retries slowly after FULL, and reconnects at once after the others.
 UNAUTHORIZED, FULL, BEHIND, GOING_AWAY, NORMAL = 4401, 4429, 4408, 1001, 1000
-CODES = {"fell behind": BEHIND, "send timed out": BEHIND, "shutdown": GOING_AWAY}
+CODES = {
+    "fell behind": BEHIND, "send timed out": BEHIND, "shutdown": GOING_AWAY,
+    "token changed": UNAUTHORIZED,  # authenticated once, at connect: sign in again
+}  # fmt: skip
 
 
 def ack_of(text: str) -> int | None:

@@ -23,7 +23,7 @@ from pydantic import Field
 from ..audio.player import PlayerState
 from ..pipeline.mutes import MuteError
 from .feed import EventFeed, FeedFull, Record, clip
-from .http import PAGES, PUBLIC_PREFIX, Body, error, read_body
+from .http import PAGES, PUBLIC_PREFIX, Body, error, is_loopback, read_body
 
 log = structlog.get_logger("ishowtts.control.console")
 
@@ -113,6 +113,10 @@ class Console:
         r.add_post("/unmute", self.unmute)
         app.on_shutdown.append(self._close_feed)
 
+    def end_streams(self, why: str) -> int:
+        """End every open event stream (the pages reconnect, authenticating again)."""
+        return int(self.target.feed.end_streams(why))
+
     async def _close_feed(self, app: web.Application) -> None:
         self.target.feed.close()  # ends every open stream, so shutdown does not wait on them
 
@@ -144,8 +148,9 @@ class Console:
         if not last.isdigit() or int(last) > BACKLOG:
             return error(400, f"backlog must be a number of records up to {BACKLOG}")
         feed = self.target.feed
+        peer = request.remote or ""
         try:
-            sub = feed.subscribe()
+            sub = feed.subscribe(peer, is_loopback(peer))
         except FeedFull as exc:
             return error(503, "too many live views", str(exc), **{"Retry-After": "5"})
         # No await between subscribing and reading the ring: nothing is missed or repeated.
@@ -181,9 +186,9 @@ class Console:
                         quiet_since = time.monotonic()
                     continue
                 if record_or_end is None:
-                    if not feed.closed:  # fell behind: the page resumes from the ring
+                    if sub.why == "lagged":  # fell behind: the page resumes from the ring
                         await send(b"event: lagged\ndata: {}\n\n")
-                    break
+                    break  # else: replaced, the token rotated, or shutting down
                 await send(_frame(record_or_end))
         except (ConnectionError, asyncio.TimeoutError):
             pass  # the page went away or stopped reading

@@ -3,8 +3,11 @@ player's start/finish, fanned out to a bounded set of subscribers.
 
 Every bound here protects the daemon from its viewers: a subscriber has a bounded queue and a
 subscriber that falls behind is dropped (its page reconnects and resumes from the ring, or
-starts afresh); the ring of recent records and the number of subscribers are capped; chat text
-is clipped. Publishing never blocks and never raises into the caller (the ledger), whatever
+starts afresh); the ring of recent records and the number of subscribers are capped, and no
+one peer can hold every place: a peer at its share that subscribes again ends its own oldest
+stream (a reloaded page, or a client hoarding streams, displaces itself, never the others), and
+peers off loopback leave a few places to loopback (the operator's own console); chat text is
+clipped. Publishing never blocks and never raises into the caller (the ledger), whatever
 the text or numbers: a record is always valid JSON in valid UTF-8.
 """
 
@@ -29,6 +32,8 @@ MAX_TEXT = 300  # characters of chat text per record: a page line, not an archiv
 RING = 1000  # recent records kept for a (re)connecting page
 SUBSCRIBER_QUEUE = 512  # records a subscriber may lag behind before it is dropped
 MAX_SUBSCRIBERS = 16
+PER_REMOTE_PEER = 4  # streams one address off loopback may hold (a console and an overlay or two)
+LOOPBACK_RESERVE = 4  # places only loopback peers may take
 # Lone surrogates: valid in a Python str (and in JSON's \\u escapes, which replay files and
 # platforms carry) but not encodable as UTF-8.
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -50,7 +55,11 @@ class Subscriber:
     queue: asyncio.Queue[Record | None] = field(
         default_factory=lambda: asyncio.Queue(SUBSCRIBER_QUEUE)
     )
-    dropped: bool = False  # fell behind (or the feed closed): its stream must end
+    peer: str = ""  # the client's address
+    local: bool = True  # a loopback peer
+    dropped: bool = False  # its stream must end (see ``why``)
+    why: str = ""  # lagged | closed (shutdown) | replaced (its peer subscribed again) | token
+    order: int = 0  # when it subscribed, among the others
 
 
 class FeedFull(Exception):
@@ -69,6 +78,7 @@ class EventFeed:
         self._ring: deque[Record] = deque(maxlen=ring)
         self._subs: set[Subscriber] = set()
         self._seq = itertools.count(1)
+        self._order = itertools.count(1)  # subscribers' order of arrival
         self.closed = False
         self.lagged = 0  # subscribers dropped for falling behind
 
@@ -87,16 +97,35 @@ class EventFeed:
             try:
                 sub.queue.put_nowait(record)
             except asyncio.QueueFull:
-                self._drop(sub, lagged=True)
+                self._drop(sub, "lagged")
 
-    def subscribe(self) -> Subscriber:
+    def subscribe(self, peer: str = "", local: bool = True) -> Subscriber:
+        """A new subscriber for ``peer`` (``local``: a loopback address). A peer at its share
+        ends its own oldest stream; past the places its kind may take, FeedFull."""
         if self.closed:
             raise FeedFull("the daemon is stopping")
-        if len(self._subs) >= self.max_subscribers:
+        mine = [s for s in self._subs if s.peer == peer]
+        share = self.max_subscribers if local else min(self.max_subscribers, PER_REMOTE_PEER)
+        if mine and len(mine) >= share:
+            self._drop(min(mine, key=lambda s: s.order), "replaced")
+        elif len(self._subs) >= self.max_subscribers:
             raise FeedFull(f"{self.max_subscribers} pages are subscribed already")
-        sub = Subscriber(asyncio.Queue(self.queue_size))
+        elif not local and self._remote() >= self.max_subscribers - LOOPBACK_RESERVE:
+            raise FeedFull(f"the places for pages off loopback are taken ({self._remote()})")
+        sub = Subscriber(asyncio.Queue(self.queue_size), peer, local, order=next(self._order))
         self._subs.add(sub)
         return sub
+
+    def _remote(self) -> int:
+        return sum(not s.local for s in self._subs)
+
+    def end_streams(self, why: str) -> int:
+        """End every open stream (a rotated token: each page must authenticate again); the
+        feed stays open. How many ended."""
+        subs = list(self._subs)
+        for sub in subs:
+            self._drop(sub, why)
+        return len(subs)
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self._subs.discard(sub)
@@ -113,13 +142,12 @@ class EventFeed:
     def close(self) -> None:
         """End every stream (shutdown)."""
         self.closed = True
-        for sub in list(self._subs):
-            self._drop(sub, lagged=False)
+        self.end_streams("closed")
 
-    def _drop(self, sub: Subscriber, lagged: bool) -> None:
+    def _drop(self, sub: Subscriber, why: str) -> None:
         self._subs.discard(sub)
-        sub.dropped = True
-        if lagged:
+        sub.dropped, sub.why = True, why
+        if why == "lagged":
             self.lagged += 1
             log.warning("feed_subscriber_dropped", reason="fell behind", queued=self.queue_size)
         # Its handler ends the stream at once: what it had not sent is in the ring, where the

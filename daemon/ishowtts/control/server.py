@@ -5,13 +5,20 @@ JSON, the browser guard, the token, the body's size). ``api.py`` adds the routes
 Everything a stranger can send is bounded before authentication: open connections
 (``api.max_connections``), the time to send a request's headers (``api.idle_timeout_s``) and
 its body (``api.body_timeout_s``, in ``http.read_body``), the body's size, its nesting and its
-numbers' digits.
+numbers' digits, and the log lines it causes (malformed requests, wrong tokens, refused
+browsers: a few per kind every ten seconds, then a count). A connection that has sent no
+complete request holds no place: at the cap, a newcomer takes the place of the connection idle
+longest (so silent sockets cannot lock the operator out); only when every connection is busy
+with a request (a live stream, a body arriving) is the newcomer refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -37,6 +44,50 @@ _REFUSED = (
 )
 
 
+class Throttle:
+    """At most ``burst`` lines of one kind per ``window_s``: a flood is seen, never the flood;
+    the first line after a suppressed run says how many were left out."""
+
+    def __init__(
+        self, burst: int = 5, window_s: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.burst, self.window_s, self.clock = burst, window_s, clock
+        self._start = -window_s
+        self._lines = 0
+        self.suppressed = 0  # left out since the last line logged
+
+    def allow(self) -> bool:
+        now = self.clock()
+        if now - self._start >= self.window_s:
+            self._start, self._lines = now, 0
+        if self._lines >= self.burst:
+            self.suppressed += 1
+            return False
+        self._lines += 1
+        return True
+
+    def log(self, level: str, event: str, **fields: Any) -> None:
+        if self.allow():
+            if self.suppressed:
+                fields["suppressed"], self.suppressed = self.suppressed, 0
+            getattr(log, level)(event, **fields)
+
+
+class _ProtocolLog(logging.Logger):
+    """aiohttp's server logger for requests it cannot parse (a duplicate ``Host``, a NUL, an
+    over-long header, a bad chunk): one short throttled line instead of a traceback each."""
+
+    def __init__(self) -> None:
+        super().__init__("ishowtts.control.server.http")
+        self.throttle = Throttle()
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kw: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else None
+        error = f"{type(exc).__name__}: {exc}"[:200] if exc is not None else str(msg)[:200]
+        peer = str(args[0])[:64] if args else ""
+        self.throttle.log("warning", "api_bad_request", peer=peer, error=error)
+
+
 class ListenError(Exception):
     """The address cannot be listened on (taken, not this machine's)."""
 
@@ -50,6 +101,8 @@ class _Connection(asyncio.Protocol):
     def __init__(self, inner: asyncio.Protocol, api: ApiServer) -> None:
         self.inner, self.api = inner, api
         self.busy = 0  # requests being handled (their body has its own deadline)
+        self.idle_since = 0.0  # when it last finished a request, or connected
+        self.evicted = False  # closed to make room: no longer counted
         self._transport: asyncio.BaseTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
 
@@ -57,7 +110,20 @@ class _Connection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
         loop = asyncio.get_running_loop()
+        self.idle_since = loop.time()
         self._timer = loop.call_later(self.api.cfg.idle_timeout_s, self._expire)
+
+    @property
+    def open(self) -> bool:
+        return self._transport is not None
+
+    def evict(self) -> None:
+        """Make room for a newcomer: closed at once, its place freed now."""
+        self.evicted = True
+        self.api.connections -= 1
+        self.api.idle.pop(self, None)
+        if isinstance(self._transport, asyncio.WriteTransport):
+            self._transport.abort()
 
     def _expire(self) -> None:
         self._timer = None
@@ -68,10 +134,13 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
         self.arm()
+        self.api.idle[self] = None
         self.inner.connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.api.connections -= 1
+        if not self.evicted:
+            self.api.connections -= 1
+        self.api.idle.pop(self, None)
         self._transport = None
         if self._timer is not None:
             self._timer.cancel()
@@ -111,7 +180,11 @@ class ApiServer:
         self.port: int | None = None  # the bound port (useful with port 0)
         self.connections = 0  # open now
         self.refused = 0  # connections turned away at the cap, since start
+        self.evicted = 0  # idle connections closed to make room for a newcomer, since start
         self.idle_closed = 0  # connections closed for sending no complete request in time
+        self.idle: dict[_Connection, None] = {}  # open connections handling no request
+        self._unauthorized = Throttle()
+        self._browser_refused = Throttle()
         # Pages allowed to call the speech server from a browser (speech_api.cors_origins).
         self.cors_origins: frozenset[str] = frozenset()
         self.app = web.Application(
@@ -123,7 +196,8 @@ class ApiServer:
     def counts(self) -> dict[str, int]:
         return {
             "open": self.connections,
-            "refused": self.refused,  # at the cap
+            "refused": self.refused,  # at the cap, every connection busy
+            "evicted": self.evicted,  # idle ones closed at the cap for a newcomer
             "idle_closed": self.idle_closed,  # no complete request in time
         }
 
@@ -132,12 +206,14 @@ class ApiServer:
         """The token clients must send now (None: loopback, none needed)."""
         return self._token
 
-    def set_token(self, token: str | None) -> None:
-        """From now on only this token is accepted (the old one not)."""
+    def set_token(self, token: str | None) -> bool:
+        """From now on only this token is accepted (the old one not); whether it changed."""
         new = token.encode() if token else None
-        if new != self._token:
-            self._token = new
-            log.info("api_token_changed", auth="bearer" if new else "none (loopback)")
+        if new == self._token:
+            return False
+        self._token = new
+        log.info("api_token_changed", auth="bearer" if new else "none (loopback)")
+        return True
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -146,6 +222,7 @@ class ApiServer:
             self.app,
             access_log=None,
             handle_signals=False,
+            logger=_ProtocolLog(),
             keepalive_timeout=self.cfg.idle_timeout_s,
         )
         await self._runner.setup()
@@ -170,10 +247,18 @@ class ApiServer:
     def _accept(self) -> asyncio.Protocol:
         assert self._runner is not None and self._runner.server is not None
         if self.connections >= self.cfg.max_connections:
-            self.refused += 1
-            if self.refused & (self.refused - 1) == 0:  # 1st, 2nd, 4th, 8th...: a flood is seen
-                log.warning("api_connections_refused", open=self.connections, refused=self.refused)
-            return _Refuse()
+            victim = min(self.idle, key=lambda c: c.idle_since, default=None)
+            if victim is None:  # every one is busy with a request
+                self.refused += 1
+                if self.refused & (self.refused - 1) == 0:  # 1st, 2nd, 4th...: a flood is seen
+                    log.warning(
+                        "api_connections_refused", open=self.connections, refused=self.refused
+                    )
+                return _Refuse()
+            victim.evict()
+            self.evicted += 1
+            if self.evicted & (self.evicted - 1) == 0:
+                log.warning("api_idle_connection_closed", open=self.connections, total=self.evicted)
         self.connections += 1
         return _Connection(self._runner.server(), self)
 
@@ -195,11 +280,14 @@ class ApiServer:
         if not isinstance(conn, _Connection):
             return await handler(request)
         conn.busy += 1
+        self.idle.pop(conn, None)
         try:
             return await handler(request)
         finally:
             conn.busy -= 1
             conn.arm()
+            if not conn.busy and not conn.evicted and conn.open:
+                self.idle[conn] = None
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -234,10 +322,13 @@ class ApiServer:
             if refused is None and request.method == "OPTIONS":
                 return _preflight(request)  # carries no token, by the browser's rules
         if refused is not None:
-            log.warning("api_browser_refused", path=request.path, why=refused)
+            self._browser_refused.log("warning", "api_browser_refused", path=request.path,
+                                      why=refused)  # fmt: skip
             return error(403, "browser request refused", refused)
         if not self._authorized(request):
-            log.warning("api_unauthorized", path=request.path, peer=request.remote)
+            self._unauthorized.log(
+                "warning", "api_unauthorized", path=request.path[:200], peer=request.remote
+            )
             return error(
                 401,
                 "unauthorized",
