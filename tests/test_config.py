@@ -231,6 +231,19 @@ BROKEN = [
         "engine: {type: tone}\nvoices:\n  a: {}\n  a: {speed: 2}\n",
         "voices.a: repeated key (first at line 3; only one counts) (config.yaml:4)",
     ),
+    # A NUL in a state file's path passed the check and made the start die of ValueError.
+    (
+        'engine: {type: tone}\nviewer_voices:\n  file: "voices\\0.json"\n',
+        "viewer_voices.file: holds a NUL character (\\0), which no setting takes (config.yaml:3)",
+    ),
+    (
+        'engine: {type: tone}\ndictionary:\n  file: "a\\0b"\n',
+        "dictionary.file: holds a NUL character (\\0), which no setting takes (config.yaml:3)",
+    ),
+    (
+        'engine: {type: tone}\nfilters:\n  block_keywords: [ok, "x\\0"]\n',
+        "filters.block_keywords[1]: holds a NUL character",
+    ),
 ]
 
 

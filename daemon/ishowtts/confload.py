@@ -64,7 +64,10 @@ class SourceMap:
     def __init__(self, filename: str, root: yaml.Node | None) -> None:
         self.filename = filename
         self.lines: dict[Loc, int] = {}
-        self.duplicates: list[str] = []  # YAML keeps the last of repeated keys, silently
+        # What YAML accepts but a config must not: repeated keys (YAML keeps the last one,
+        # silently) and NUL characters (no setting takes one; a path holding one raised
+        # ValueError at the start, far from the file).
+        self.problems: list[str] = []
         if root is not None:
             self._walk(root, ())
 
@@ -76,7 +79,7 @@ class SourceMap:
                 if isinstance(key, yaml.ScalarNode):
                     line = key.start_mark.line + 1
                     if key.value in seen:
-                        self.duplicates.append(
+                        self.problems.append(
                             f"{format_loc((*loc, key.value))}: repeated key (first at line "
                             f"{seen[key.value]}; only one counts) ({self.filename}:{line})"
                         )
@@ -87,6 +90,11 @@ class SourceMap:
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 self._walk(item, (*loc, i))
+        elif isinstance(node.value, str) and "\x00" in node.value:
+            self.problems.append(
+                f"{format_loc(loc)}: holds a NUL character (\\0), which no setting takes "
+                f"({self.filename}:{node.start_mark.line + 1})"
+            )
 
     def line(self, loc: Loc) -> int | None:
         while True:
@@ -260,8 +268,8 @@ def read_yaml(path: Path) -> tuple[Any, SourceMap]:
     if not isinstance(data, dict):
         raise ConfigError([f"(top level): expected a mapping, got {_got(data)} ({path.name}:1)"])
     source = SourceMap(path.name, node)
-    if source.duplicates:
-        raise ConfigError(source.duplicates)
+    if source.problems:
+        raise ConfigError(source.problems)
     return data, source
 
 
