@@ -302,6 +302,22 @@ async def test_a_caller_that_leaves_while_queued_is_taken_out(tmp_path: Path, pu
         assert r.daemon.worker.stats[-1].chars == len(TEXT)  # "never mind" was never made
 
 
+async def test_a_caller_that_leaves_mid_stream_is_not_heard_in_the_room(
+    tmp_path: Path, pulse: Any
+) -> None:
+    async with running(tmp_path, delay=0.3) as r:
+        with Recorder() as recorder:
+            async with aiohttp.ClientSession() as other:
+                resp = await other.post(r.base + "/v1/audio/speech", json={"input": TEXT * 2})
+                assert resp.status == 200 and await resp.content.readany()
+                resp.close()  # gone after the first chunk
+            await until(lambda: r.daemon.ledger.rules["removed:client_gone"] == 1)
+            await until(lambda: r.daemon.worker.current is None, 10)  # the rest was made...
+            heard = recorder.stop()
+    assert rms(heard) < 0.005  # ...and dropped, not played in the room
+    assert terminal_lines(r) == {"removed": 1}
+
+
 async def test_the_terminal_line_of_a_failed_request(tmp_path: Path, pulse: Any) -> None:
     """The engine fails on the request: 503, one failed line, and the worker goes on."""
     async with running(tmp_path) as r:

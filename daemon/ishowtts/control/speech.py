@@ -30,12 +30,11 @@ from ..audio.encode import CONTENT_TYPES, FORMATS, encoder
 from ..events import ChatEvent, Kind, User, Utterance
 from ..queue.ledger import Ledger, Terminal
 from ..queue.scheduler import Scheduler
-from ..synth.responses import ResponseFailed, Responses, ResponseStream
+from ..synth.responses import PLATFORM, ResponseFailed, Responses, ResponseStream
 from .http import Body, read_body
 
 log = structlog.get_logger("ishowtts.control.speech")
 
-PLATFORM = "api"  # the ledger's platform for these requests
 MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")  # names clients send; every one is our engine
 GONE_CHECK_S = 0.5  # how often a queued request looks whether its caller is still there
 
@@ -208,12 +207,18 @@ class SpeechApi:
         if not scheduler.remove(lambda u: u.id == utterance_id, reason="client_gone"):
             ledger.close(utterance_id, Terminal.REMOVED, rule="client_gone")
 
+    def _failed(self, utterance_id: str) -> None:
+        """The engine failed on it and the caller has its answer: closed now, so that a
+        fallback engine does not make it again for nobody (already closed: nothing)."""
+        self.target.ledger.close(utterance_id, Terminal.FAILED, rule="engine")
+
     async def _answer(
         self, request: web.Request, stream: ResponseStream, fmt: str
     ) -> web.StreamResponse:
         try:
             chunk = await self._first(request, stream)
         except ResponseFailed as exc:
+            self._failed(stream.id)
             return openai_error(503, f"the speech was not made: {exc}", **{"Retry-After": "5"})
         response = web.StreamResponse(
             headers={
@@ -236,6 +241,7 @@ class SpeechApi:
             await response.write_eof()
         except ResponseFailed as exc:  # the status is sent: all that is left is to cut it short
             log.warning("speech_cut_short", id=stream.id, why=str(exc), sent_bytes=sent)
+            self._failed(stream.id)
             if request.transport is not None:
                 request.transport.abort()
             return response

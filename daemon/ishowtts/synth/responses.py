@@ -19,6 +19,10 @@ from ..events import AudioChunk, ChatEvent
 from ..queue.ledger import Terminal
 from .worker import Sink
 
+# The ledger's platform of every response's utterance: its chunks never reach the room's
+# player unless its stream asked for that, even after the caller has gone.
+PLATFORM = "api"
+
 
 class ResponseFailed(Exception):
     """The response's utterance ended without its audio (expired, evicted, removed, failed)."""
@@ -87,10 +91,13 @@ class Responses:
     def enqueue(self, chunk: AudioChunk) -> None:
         assert self.player is not None
         stream = self.streams.get(chunk.utterance.id)
-        if stream is None or stream.play:
+        if stream is None:
+            if chunk.utterance.event.platform != PLATFORM:
+                self.player.enqueue(chunk)  # a chat line; a gone caller's audio is dropped
+            return
+        if stream.play:
             self.player.enqueue(chunk)
-        if stream is not None:
-            stream.put(chunk)
+        stream.put(chunk)
 
     def cancel(self, utterance_id: str) -> None:
         """The worker gave up on an utterance (its engine failed on it)."""
