@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,34 @@ def test_save_writes_checks_and_applies(tmp_path: Path) -> None:
     with pytest.raises(DictionaryError):
         p.save([{"term": "(a)\\1", "regex": True, "say": "x"}])
     assert read_entries(path)[0].say == "老大"  # a refused edit wrote nothing
+
+
+def test_a_fifo_is_refused_without_hanging_the_start(tmp_path: Path) -> None:
+    """A FIFO at the file's path blocked the daemon's start (and the loop's poll) forever."""
+    path = tmp_path / "dictionary.json"
+    os.mkfifo(path)
+    made: list[Pronunciation] = []
+    worker = threading.Thread(target=lambda: made.append(Pronunciation(path, True)), daemon=True)
+    worker.start()
+    worker.join(10)
+    if not made:  # unblock the thread stuck in open() before failing
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("opening the dictionary file blocked on a FIFO")
+    (p,) = made
+    assert p.error is not None and "not a regular file" in p.error
+    assert p.apply("yyds") == "永远的神"  # the starter stays in use
+
+
+def test_save_never_writes_through_a_planted_link(tmp_path: Path) -> None:
+    """The console's save wrote a fixed ``dictionary.json.tmp``, following a link put there."""
+    path = tmp_path / "dictionary.json"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not the dictionary's")
+    (tmp_path / "dictionary.json.tmp").symlink_to(victim)
+    p = Pronunciation(path, use_starter=False)
+    assert p.save([{"term": "主播", "say": "老大"}]) == 1
+    assert victim.read_text() == "not the dictionary's"
+    assert read_entries(path) == [Entry("主播", "老大")]
 
 
 def test_the_pipeline_applies_it_after_rendering() -> None:

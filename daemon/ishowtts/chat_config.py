@@ -143,7 +143,7 @@ class DictionaryConfig(Section):
     """The pronunciation dictionary (docs/viewers.md): the streamer's own file, edited by hand
     or from the console and reloaded when it changes, over the starter dictionary."""
 
-    # auto: $STATE_DIRECTORY/dictionary.yaml under systemd, else next to the config; a path
+    # auto: $STATE_DIRECTORY/dictionary.json under systemd, else next to the config; a path
     # relative to the config; null: no file of your own.
     file: str | None = "auto"
     starter: bool = True  # the bundled Chinese livestream slang (yyds, awsl, 233, 666, ...)

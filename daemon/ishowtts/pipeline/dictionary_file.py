@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import time
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import structlog
 import yaml
 
+from . import statefile
 from .pronounce import Dictionary, DictionaryError, Entry, parse_entries
 
 log = structlog.get_logger("ishowtts.pipeline.dictionary")
@@ -39,7 +41,11 @@ def starter() -> list[Entry]:
 def read_entries(path: Path) -> list[Entry]:
     """The file's entries ([] when there is none); DictionaryError says what is wrong."""
     try:
-        with path.open("rb") as f:
+        # Without blocking: a FIFO put there would hang the start (and, polled, the loop).
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise DictionaryError("not a regular file")
             raw = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         return []
@@ -106,14 +112,9 @@ class Pronunciation:
             raise DictionaryError("dictionary.file is null: there is no file to write")
         rows = (json.dumps(e.as_dict(), ensure_ascii=False) for e in entries)
         body = "[\n" + ",\n".join(rows) + "\n]\n"
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(body, encoding="utf-8")
-            os.replace(tmp, self.path)
+        try:  # a fresh temporary file of a random name: a link planted in the folder is not used
+            statefile.write_atomic(self.path, body)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise DictionaryError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         self._use(entries)
         self.error = None
