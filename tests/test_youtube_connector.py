@@ -116,7 +116,14 @@ async def test_a_channel_its_live_video_and_the_chat_ending(server: YoutubeApi) 
         await server.push(ITEMS["ended"])
         await until(lambda: conn.state == ConnectorState.RECONNECTING, what="the chat's end")
     assert [i.raw_id for i in r.items] == ["m1"]
-    assert "/youtube/v3/search" in [p for p, _ in server.requests]
+    assert "/youtube/v3/playlistItems" in [p for p, _ in server.requests]
+    assert "/youtube/v3/search" not in [p for p, _ in server.requests]  # 100 units a call
+
+
+async def test_a_channel_that_does_not_exist(server: YoutubeApi) -> None:
+    conn = connector(server, channel="UCzzzzzzzzzzzzzzzzzzzzzz")
+    async with running(conn):
+        await until(lambda: conn.state == ConnectorState.FAILED)
 
 
 async def test_a_video_whose_stream_ended_finishes_with_one_line(server: YoutubeApi) -> None:

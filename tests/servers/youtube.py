@@ -1,5 +1,5 @@
 """A local YouTube Data API v3 for the youtube connector: ``videos.list`` (liveStreamingDetails),
-``search.list`` (a channel's live video), ``liveChatMessages.list`` (pages, page tokens,
+``playlistItems.list`` (a channel's uploads), ``liveChatMessages.list`` (pages, page tokens,
 pollingIntervalMillis) and ``liveChatMessages.streamList`` (a JSON array of list responses
 sent as they come, the array left open), the key checked in ``X-Goog-Api-Key``, errors in the
 API's shape (``{"error": {"code", "message", "errors": [{"reason"}]}}``). Items are the API's
@@ -19,6 +19,7 @@ from tests.servers.util import serve
 KEY = "AIzaTestKey-0123456789abcdefghijklmno"
 VIDEO = "dQw4w9WgXcQ"
 CHANNEL = "UCabcdefghijklmnopqrstuv"
+OLD = "oldstream01"  # an earlier upload of the channel: a finished stream
 CHAT = "Cg0KC2RRdzR3OVdnWGNRKicKGFVDYWJjZGVmZ2hpamtsbW5vcHFyc3R1dhILZFF3NHc5V2dYY1E"
 
 ALICE = {"channelId": "UCalice000000000000000000", "displayName": "Alice",
@@ -103,7 +104,7 @@ class YoutubeApi:
     async def start(self) -> YoutubeApi:
         app = web.Application()
         app.router.add_get("/youtube/v3/videos", self._videos)
-        app.router.add_get("/youtube/v3/search", self._search)
+        app.router.add_get("/youtube/v3/playlistItems", self._uploads)
         app.router.add_get("/youtube/v3/liveChat/messages", self._list)
         app.router.add_get("/youtube/v3/liveChat/messages/stream", self._stream)
         self._runner, self.port = await serve(app, self.host, self.port)
@@ -153,26 +154,28 @@ class YoutubeApi:
     async def _videos(self, request: web.Request) -> web.Response:
         if (refused := self._check(request)) is not None:
             return refused
-        if request.query.get("id") != VIDEO:
-            return web.json_response({"kind": "youtube#videoListResponse", "items": []})
+        ids = request.query.get("id", "").split(",")
+        items = [self._video(v) for v in ids if v in (VIDEO, OLD)]
+        return web.json_response({"kind": "youtube#videoListResponse", "items": items})
+
+    def _video(self, video: str) -> dict[str, Any]:
         details: dict[str, Any] = {"actualStartTime": "2026-12-04T14:00:00Z"}
-        if self.live:
-            details["activeLiveChatId"] = CHAT
-        elif self.ended:
+        if video == OLD or (self.ended and not self.live):
             details["actualEndTime"] = "2026-12-04T15:00:00Z"
+        elif self.live:
+            details["activeLiveChatId"] = CHAT
         else:
             details = {"scheduledStartTime": "2026-12-05T14:00:00Z"}
-        video = {"kind": "youtube#video", "id": VIDEO, "liveStreamingDetails": details}
-        return web.json_response({"kind": "youtube#videoListResponse", "items": [video]})
+        return {"kind": "youtube#video", "id": video, "liveStreamingDetails": details}
 
-    async def _search(self, request: web.Request) -> web.Response:
+    async def _uploads(self, request: web.Request) -> web.Response:
         if (refused := self._check(request)) is not None:
             return refused
-        ok = request.query.get("channelId") == CHANNEL and request.query.get("eventType") == "live"
-        items = [
-            {"kind": "youtube#searchResult", "id": {"kind": "youtube#video", "videoId": VIDEO}}
-        ]
-        return web.json_response({"items": items if ok and self.channel_live else []})
+        if request.query.get("playlistId") != "UU" + CHANNEL[2:]:
+            return self._api_error(404, "playlistNotFound")
+        videos = [VIDEO, OLD] if self.channel_live else [OLD]
+        items = [{"kind": "youtube#playlistItem", "contentDetails": {"videoId": v}} for v in videos]
+        return web.json_response({"kind": "youtube#playlistItemListResponse", "items": items})
 
     async def _list(self, request: web.Request) -> web.Response:
         if (refused := self._check(request)) is not None:

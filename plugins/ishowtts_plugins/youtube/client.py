@@ -1,7 +1,7 @@
 """The ``youtube`` connector: a live stream's chat through the official YouTube Data API v3.
 
 A session finds the live chat (``videos.list`` of the video for its ``activeLiveChatId``; for a
-channel, its live broadcast through ``search.list`` first), then reads it with
+channel, the live one among its latest uploads), then reads it with
 ``liveChatMessages.streamList`` (one long response: cheap in quota), or with
 ``liveChatMessages.list`` polled at the interval the API asks for when the stream is not
 available. The messages already in the chat when a session starts are not read (a restart
@@ -43,12 +43,15 @@ DEFAULT_ENDPOINT = "https://youtube.googleapis.com"
 PART = "id,snippet,authorDetails"
 VIDEO_ID = re.compile(r"(?:v=|youtu\.be/|/live/|/shorts/|^)([A-Za-z0-9_-]{11})(?:[?&#/]|$)")
 CHANNEL_ID = re.compile(r"(UC[A-Za-z0-9_-]{22})")
+A_VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}")
+LATEST = 10  # a channel's latest uploads looked at for its live video
 NEEDS_OPERATOR = {
     "forbidden": "the chat is private or the key may not read it",
     "liveChatDisabled": "the stream's chat is turned off",
     "keyInvalid": "the API key is refused",
     "accessNotConfigured": "the YouTube Data API is not enabled for this key's project",
     "ipRefererBlocked": "the API key does not allow this machine",
+    "playlistNotFound": "no such channel (its uploads list is not found)",
 }
 ENDED = frozenset({"liveChatEnded", "liveChatNotFound"})
 
@@ -60,7 +63,7 @@ class YoutubeOptions(SessionOptions):
     endpoint: str = DEFAULT_ENDPOINT
     stream: bool = True  # streamList; false: list polling only
     min_poll_s: float = Field(2.0, gt=0)  # polling never faster, whatever the API says
-    channel_check_s: float = Field(300.0, ge=30)  # a channel not live: look again (100 units)
+    channel_check_s: float = Field(120.0, ge=30)  # a channel not live: look again (2 units)
     read_timeout_s: float = Field(300.0, gt=0)  # the stream silent this long → a new session
 
     @field_validator("video")
@@ -149,38 +152,64 @@ class YoutubeConnector(SessionConnector):
     # -- finding the chat ----------------------------------------------------------------------
 
     async def _find_chat(self, http: aiohttp.ClientSession, key: str) -> None:
-        o = self.options
-        if o.channel:
-            found = await api.get(
-                http,
-                self._url("search"),
-                key,
-                {"part": "id", "channelId": o.channel, "eventType": "live", "type": "video"},
-            )
-            items = found.get("items")
-            first = items[0] if isinstance(items, list) and items else None
-            ids = first.get("id") if isinstance(first, dict) else None
-            video = ids.get("videoId") if isinstance(ids, dict) else None
-            if not isinstance(video, str) or not video:
-                self._wait_for_broadcast("the channel is not live")
-            self.video = str(video)[:32]
-        answer = await api.get(
-            http, self._url("videos"), key, {"part": "liveStreamingDetails", "id": self.video}
-        )
-        items = answer.get("items")
-        if not isinstance(items, list) or not items or not isinstance(items[0], dict):
+        if self.options.channel:
+            await self._channel_chat(http, key)
+            return
+        videos = await self._live_details(http, key, [self.video])
+        if self.video not in videos:
             raise GiveUp(f"no video {self.video!r} (deleted, private, or a wrong id)")
-        details = items[0].get("liveStreamingDetails")
-        details = details if isinstance(details, dict) else {}
-        chat = details.get("activeLiveChatId")
-        if isinstance(chat, str) and chat:
-            self.chat_id, self.page_token = chat[:256], ""
-            self.log.info("youtube_live_chat", video=self.video)
+        details = videos[self.video]
+        if self._take_chat(self.video, details):
             return
         if details.get("actualEndTime") or not details:
             self._ended("the stream has ended" if details else "the video is not a live stream")
         self.wait_at_least(60.0)
         raise SessionEnded("the stream has not started yet")
+
+    async def _channel_chat(self, http: aiohttp.ClientSession, key: str) -> None:
+        """The channel's live video among its latest uploads: its uploads list (``UU`` and the
+        channel id's tail) and those videos' details cost 1 quota unit each, where
+        ``search.list`` would cost 100, so the channel can be watched all day."""
+        uploads = "UU" + self.options.channel[2:]
+        page = await api.get(
+            http,
+            self._url("playlistItems"),
+            key,
+            {"part": "contentDetails", "playlistId": uploads, "maxResults": str(LATEST)},
+        )
+        items = page.get("items")
+        ids = []
+        for item in items[:LATEST] if isinstance(items, list) else []:
+            content = item.get("contentDetails") if isinstance(item, dict) else None
+            video = content.get("videoId") if isinstance(content, dict) else None
+            if isinstance(video, str) and A_VIDEO_ID.fullmatch(video):
+                ids.append(video)
+        for video, details in (await self._live_details(http, key, ids)).items() if ids else ():
+            if self._take_chat(video, details):
+                return
+        self._wait_for_broadcast("the channel is not live")
+
+    async def _live_details(
+        self, http: aiohttp.ClientSession, key: str, ids: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Each found video's ``liveStreamingDetails`` ({} for a video that is no stream)."""
+        params = {"part": "liveStreamingDetails", "id": ",".join(ids)}
+        answer = await api.get(http, self._url("videos"), key, params)
+        items = answer.get("items")
+        out: dict[str, dict[str, Any]] = {}
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                details = item.get("liveStreamingDetails")
+                out[item["id"][:32]] = details if isinstance(details, dict) else {}
+        return out
+
+    def _take_chat(self, video: str, details: dict[str, Any]) -> bool:
+        chat = details.get("activeLiveChatId")
+        if not isinstance(chat, str) or not chat:
+            return False
+        self.video, self.chat_id, self.page_token = video, chat[:256], ""
+        self.log.info("youtube_live_chat", video=video)
+        return True
 
     def _wait_for_broadcast(self, why: str) -> NoReturn:
         self.log.info("youtube_not_live", why=why, next_check_s=self.options.channel_check_s)
