@@ -108,6 +108,10 @@ async def test_hostile_frames_are_counted_and_skipped(relay: SsnRelay, session_e
         await relay.send_raw("x" * (300 * 1024))  # past the frame limit: the session ends
         await until(lambda: relay.connections >= 2, what="a new session")
         await relay.wait_joined()
+        # Deflated to a few KiB, 64 MiB once inflated: refused at the limit, not inflated whole.
+        await relay.send_raw('{"chatmessage": "' + "x" * (64 << 20) + '"}')
+        await until(lambda: relay.connections >= 3, what="a session after the bomb")
+        await relay.wait_joined()
         await relay.publish(SAMPLES["facebook_follow"])
         await until(lambda: len(r.items) == 3, what="chat after the reconnect")
 

@@ -123,10 +123,11 @@ class SsnRelay:
     async def send_raw(self, frame: str | bytes, session: str = SESSION, out: int = 4) -> None:
         for ws, (room, listens) in list(self._rooms.items()):
             if room == session and listens == out and not ws.closed:
-                await (ws.send_str(frame) if isinstance(frame, str) else ws.send_bytes(frame))
+                with contextlib.suppress(ConnectionError):  # a client that hung up on it
+                    await (ws.send_str(frame) if isinstance(frame, str) else ws.send_bytes(frame))
 
     async def _handle(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=True)
+        ws = web.WebSocketResponse(autoping=True, compress=True)  # permessage-deflate, as offered
         await ws.prepare(request)
         self.connections += 1
         try:
