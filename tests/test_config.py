@@ -231,6 +231,10 @@ BROKEN = [
         "engine: {type: tone}\nvoices:\n  a: {}\n  a: {speed: 2}\n",
         "voices.a: repeated key (first at line 3; only one counts) (config.yaml:4)",
     ),
+    (
+        "engine: {type: tone}\nlanguages:\n  voices:\n    japanese: default\n",
+        "languages.voices: 'japanese' is not an ISO 639-1 language code (config.yaml:3)",
+    ),
     # A NUL in a state file's path passed the check and made the start die of ValueError.
     (
         'engine: {type: tone}\nviewer_voices:\n  file: "voices\\0.json"\n',

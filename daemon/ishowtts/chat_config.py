@@ -163,6 +163,12 @@ class LanguagesConfig(Section):
     voices: dict[str, str] = {}
     min_confidence: float = Field(0.5, ge=0.0, le=1.0)  # below it, a line is not re-routed
 
+    @field_validator("voices")
+    @classmethod
+    def _voice_codes(cls, voices: dict[str, str]) -> dict[str, str]:
+        cls._codes(list(voices))  # "japanese:" would never match a line, silently
+        return voices
+
     @field_validator("candidates", "spoken")
     @classmethod
     def _codes(cls, codes: list[str]) -> list[str]:
