@@ -121,7 +121,6 @@ def test_choices_survive_a_restart_and_stay_bounded(tmp_path: Path) -> None:
     [
         b"{not json",
         b'{"choices": "all"}',
-        b'{"choices": [{"platform": "bilibili", "uid": "", "voice": "b"}]}',
         b"\xff\xfe garbage",
     ],
 )
@@ -137,6 +136,25 @@ def test_a_bad_or_huge_file_is_set_aside(tmp_path: Path, content: bytes) -> None
     assert say(p, "!voice b")["outcome"] == "set"
     p.flush()
     assert json.loads(path.read_text())["choices"][0]["voice"] == "b"
+
+
+def test_a_bad_row_is_skipped_and_the_other_choices_kept(tmp_path: Path) -> None:
+    """Like the mute list's entries: one bad row (a hand edit, an id past 128 characters) set
+    the whole file aside, and every viewer lost their voice."""
+    path = tmp_path / "voices.json"
+    good = [{"platform": "bilibili", "uid": str(i), "voice": "b"} for i in range(3)]
+    bad = [{"platform": "bilibili", "uid": "", "voice": "b"}, {"uid": "9"}, "junk", None]
+    bad.append({"platform": "bilibili", "uid": "x" * 200, "voice": "b"})
+    path.write_text(json.dumps({"version": 1, "choices": [good[0], *bad, *good[1:]]}))
+    with capture_logs() as logs:
+        p, _ = build(path)
+    assert [(e["event"], e.get("skipped")) for e in logs] == [
+        ("voices_bad_entries", len(bad)),
+        ("viewer_voices_loaded", None),
+    ]
+    assert len(p.viewer_voices) == 3 and path.exists()
+    assert not list(tmp_path.glob("voices.json.bad-*"))
+    assert say(p, "hi", User("2", "u2")) == "b"
 
 
 def test_a_file_that_cannot_be_written_keeps_choices_in_memory(tmp_path: Path) -> None:

@@ -164,17 +164,20 @@ class ViewerVoices:
         data = statefile.read(path, "voices", MAX_FILE_BYTES)
         if data is None:
             return
-        try:
-            rows = data["choices"]
-            if not isinstance(rows, list):
-                raise TypeError("choices is not a list")
-            for row in rows[-self.cfg.max_users :]:
+        rows = data.get("choices") if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            statefile.set_aside(path, "voices", statefile.BadState("no 'choices' list"))
+            return
+        skipped = 0
+        for row in rows[-self.cfg.max_users :]:
+            try:
                 platform, uid, voice = (str(row[k]) for k in ("platform", "uid", "voice"))
                 if not (platform and uid and voice) or max(map(len, (platform, uid))) > 128:
                     raise ValueError(f"bad choice {row!r:.80}")
-                self._choices[(platform, uid)] = voice[:MAX_NAME]
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            self._choices.clear()
-            statefile.set_aside(path, "voices", exc)
-            return
+            except (ValueError, TypeError, KeyError, AttributeError):
+                skipped += 1  # one bad row (a hand edit) must not lose every viewer's choice
+                continue
+            self._choices[(platform, uid)] = voice[:MAX_NAME]
+        if skipped:
+            log.warning("voices_bad_entries", path=str(path), skipped=skipped)
         log.info("viewer_voices_loaded", path=str(path), viewers=len(self._choices))
