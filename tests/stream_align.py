@@ -132,13 +132,16 @@ class LineFound:
         """The latency of the line's first sample."""
         return self.windows[0].delay
 
-    def worst_step(self, daemon: np.ndarray, quiet: int = 480) -> float:
+    def worst_step(self, daemon: np.ndarray, quiet: int = 480, sure: float = 0.0) -> float:
         """The largest change of delay between neighbouring windows with sound all the way
         between them: a gap inside speech. Where the daemon played a silent block (``quiet``
         zeros) between two windows, a listener may lengthen or shorten that silence to follow
-        its sound card's clock: that is not counted."""
+        its sound card's clock: that is not counted; nor are windows found with a correlation
+        below ``sure`` (a syllable that repeats may be matched a few syllables off)."""
         steps = [0.0]
         for a, b in itertools.pairwise(self.windows):
+            if min(a.corr, b.corr) < sure:
+                continue
             if not has_silence(daemon[a.index : b.index + 1], quiet):
                 steps.append(abs(b.delay - a.delay))
         return max(steps)

@@ -155,8 +155,8 @@ def check_heard(
     assert [f.line.text for f in found] == played(out)
     daemon = out.samples()
 
-    def sound(w: Found) -> bool:  # no silent block a listener may have stretched
-        return not has_silence(daemon[w.index : w.index + SR // 10], 480)
+    def sound(w: Found) -> bool:  # no silent block (480 zeros) a listener may have stretched
+        return not has_silence(daemon[max(0, w.index - 480) : w.index + SR // 10 + 480], 480)
 
     for f in found:
         corrs = [w.corr for w in f.windows]

@@ -154,7 +154,7 @@ class Scheduled {
       source.buffer = buffer;
       source.connect(this.ctx.destination);
       source.start(this.next / this.rate);
-    } else if (ahead > 2 * this.target) {
+    } else if (ahead > 1.5 * this.target) {
       const cut = Math.min(n, ahead - this.target);
       this.stats.trimmed += cut;
       this.next -= cut;

@@ -3,7 +3,7 @@
 //
 // It waits until `target` frames are buffered, then plays the newest `target` of them; if it
 // runs dry it counts an underrun and waits for `target` again. The daemon's clock and the card's drift apart by a few parts
-// in a million: when the buffer has grown past twice the target it drops silent frames, when it
+// in a million: when the buffer has grown past 1.5 times the target it drops silent frames, when it
 // has shrunk below half it holds (plays a little silence before) a silent block; speech is
 // never cut or stretched for that. Past `target` + 0.5 s (a burst after a stall) it skips to the
 // newest audio. Marks (a line's start, its end) are posted back when their frame is played.
@@ -62,7 +62,7 @@ class Voice extends AudioWorkletProcessor {
     if (this.buffered > this.hardMax) {
       this.stats.skipped += this.buffered - this.target;
       this.drop(this.buffered - this.target);
-    } else if (this.buffered > 2 * this.target && head && !head.pcm) {
+    } else if (this.buffered > 1.5 * this.target && head && !head.pcm) {
       const k = Math.min(head.n - head.off, this.buffered - this.target);
       this.stats.trimmed += k;
       this.drop(k);
