@@ -156,6 +156,24 @@ async def test_the_cap_follows_a_reload_and_bad_messages_are_skipped(tmp_path: P
         assert audio["malformed"] == 5 and audio["refused"] == 1 and len(audio["listeners"]) == 1
 
 
+DEEP = "[" * 1000  # within a message's 1024 bytes, past json's recursion limit
+
+
+def test_a_deeply_nested_message_is_malformed_not_an_error() -> None:
+    assert audio_route.ack_of(DEEP) is None  # it raised RecursionError: the reader died
+
+
+async def test_a_deeply_nested_sign_in_is_unauthorized(tmp_path: Path) -> None:
+    """It raised RecursionError in the handler (a traceback, the attempt never counted)."""
+    async with running(tmp_path, token=TOKEN, device="none") as r:
+        page = Page(await r.session.ws_connect(r.base + "/audio"))
+        await page.ws.send_str(DEEP)
+        await page.read(1.0)
+        assert page.ws.close_code == UNAUTHORIZED and page.audio == []
+        status = await r.call("GET", "/status", Authorization=f"Bearer {TOKEN}")
+        assert status[1]["audio_listeners"]["unauthorized"] == 1
+
+
 async def test_a_new_token_ends_the_listening_pages(tmp_path: Path) -> None:
     """A page signed in once, when it connected: a reload that sets (or rotates) the token
     ends its stream with the close code that makes it sign in again."""

@@ -42,7 +42,7 @@ def ack_of(text: str) -> int | None:
     """The frame count of a page's ``{"ack": n}``; None for anything else."""
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # "[[[[..." within MAX_MESSAGE nests past the stack
         return None
     ack = data.get("ack") if isinstance(data, dict) else None
     return ack if type(ack) is int and 0 <= ack < 1 << 53 else None
@@ -118,7 +118,7 @@ class AudioRoute:
             return True
         try:
             sent = json.loads(msg.data)
-        except ValueError:
+        except (ValueError, RecursionError):
             return False
         credential = sent.get("token") if isinstance(sent, dict) else None
         return isinstance(credential, str) and token_ok(credential, token)
