@@ -144,6 +144,19 @@ async def test_refused_auth_ends_failed() -> None:
         await srv.stop()
 
 
+async def test_a_deeply_nested_auth_answer_is_a_refusal() -> None:
+    """It raised RecursionError, a generic error that never counted as a refused login: a
+    hostile server kept the connector retrying for ever past max_auth_failures."""
+    srv = await BiliServer(auth="deep").start()
+    try:
+        conn = connector(srv.url, max_auth_failures=2)
+        async with running(conn):
+            await until(lambda: conn.state == ConnectorState.FAILED, what="failed")
+        assert len(srv.auths) == 2 and conn.counters["auth_failures"] == 2
+    finally:
+        await srv.stop()
+
+
 def garbage(rng: random.Random, i: int) -> bytes | str:
     """Ten kinds of broken frame, each worth exactly one 'malformed'."""
     k = i % 10

@@ -82,7 +82,8 @@ class Conn:
 
 @dataclass
 class BiliServer:
-    """``auth``: "ok" answers op 8 code 0, "refuse" code -101, "silent" never answers."""
+    """``auth``: "ok" answers op 8 code 0, "refuse" code -101, "deep" an answer nested
+    5,000 levels deep, "silent" never answers."""
 
     auth: str = "ok"
     popularity: int = 1
@@ -177,6 +178,8 @@ class BiliServer:
                 self._authed.set()
             elif self.auth == "refuse":
                 await ws.send_bytes(pack(b'{"code":-101}', 8, 1))
+            elif self.auth == "deep":  # a hostile server: nesting past json's recursion limit
+                await ws.send_bytes(pack(b"[" * 5000, 8, 1))
             async for msg in ws:
                 if msg.type != WSMsgType.BINARY:
                     continue

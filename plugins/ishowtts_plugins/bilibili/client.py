@@ -214,7 +214,7 @@ class LiveSocketConnector(SessionConnector):
             try:
                 reply = json.loads(packet.body)
                 code = reply.get("code") if isinstance(reply, dict) else None
-            except ValueError:
+            except (ValueError, RecursionError):  # a hostile server's "[[[[...": refused
                 code = None
             if code != 0:
                 raise AuthFailed(f"auth refused: {packet.body[:80]!r}", True)
