@@ -20,7 +20,8 @@ from ..events import ChatEvent
 from ..queue.ledger import Terminal
 from ..queue.paidloss import PaidLoss
 from ..queue.scheduler import Scheduler
-from ..synth.worker import SynthWorker, WorkerState
+from ..synth.keeper import WorkerState
+from ..synth.worker import SynthWorker
 
 log = structlog.get_logger("ishowtts")
 

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from ..connectors import ConnectorState
 from ..events import Kind
-from ..synth.worker import WorkerState
+from ..synth.keeper import WorkerState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
