@@ -125,7 +125,9 @@ def fate(d: Daemon, event: ChatEvent) -> tuple[str, dict[str, Any]]:
         ({}, ev("!mute 路人乙", MOD), "dropped", {"outcome": "muted 路人乙 (0 waiting line(s) removed)"}),
         ({}, ev("!skip", MOD), "dropped", {"outcome": "nothing was playing"}),
         ({}, ev("!mute", MOD), "dropped", {"outcome": "refused: mute whom?"}),
-        ({"commands": {"moderators": ["路人甲"]}}, ev("!pause"), "dropped", {"outcome": "paused"}),
+        ({"commands": {"moderators": ["1001"]}}, ev("!pause"), "dropped", {"outcome": "paused"}),
+        # A name is no credential: anyone can take one (it made a viewer a moderator).
+        ({"commands": {"moderators": ["路人甲"]}}, ev("!pause"), "dropped", {"outcome": "refused: not a moderator"}),
         ({"commands": {"words": {"skip": []}}}, ev("!skip", MOD), "dropped", {"outcome": "another bot's command"}),
         ({}, ev("!!!"), "dropped", {"rule": "punctuation_only"}),
         ({}, ev("大家好", User("n1", "Nightbot")), "dropped", {"rule": "bot"}),

@@ -65,8 +65,9 @@ class CommandsConfig(Section):
     prefixes: list[str] = ["!", "！"]
     read_other: bool = False
     words: CommandWords = CommandWords()
-    # User ids or names obeyed as moderators beside the platforms' own flags (Bilibili room
-    # admins, Twitch moderators and the broadcaster): Bilibili does not flag the streamer.
+    # User ids (not names: anyone can take a name) obeyed as moderators beside the platforms'
+    # own flags (Bilibili room admins, Twitch moderators and the broadcaster): Bilibili does not
+    # flag the streamer.
     moderators: list[str] = Field([], max_length=MAX_NAMES)
 
     @field_validator("prefixes")

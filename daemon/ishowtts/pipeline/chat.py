@@ -101,7 +101,7 @@ class ChatCommands:
         return self._moderate(event, cmd)
 
     def is_moderator(self, event: ChatEvent) -> bool:
-        return self.parser.is_moderator(event.user.is_moderator, event.user.names())
+        return self.parser.is_moderator(event.user.is_moderator, event.user.ids())
 
     def _tts(self, event: ChatEvent, cmd: Command) -> Read | Done:
         word = cmd.args.casefold()

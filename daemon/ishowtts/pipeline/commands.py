@@ -56,10 +56,11 @@ class CommandParser:
             name = OTHER
         return Command(name, word, " ".join(args[:MAX_ARGS].split()))
 
-    def is_moderator(self, is_flagged: bool, names: tuple[str, ...]) -> bool:
+    def is_moderator(self, is_flagged: bool, ids: tuple[str, ...]) -> bool:
         """The platform flags the user (room admin, moderator, broadcaster), or the config
-        names one of the user's ids or names."""
-        return is_flagged or any(n.casefold() in self.moderators for n in names)
+        names one of the user's ids. Never a display name: anyone can take one (YouTube's are
+        not unique, a renamed moderator's old name is free) and so a moderator's powers."""
+        return is_flagged or any(i.casefold() in self.moderators for i in ids)
 
 
 def _split(word: str, args: str) -> tuple[str, str]:
