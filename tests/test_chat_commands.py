@@ -10,8 +10,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from ishowtts.app.daemon import Daemon
-from ishowtts.chat_config import CommandsConfig, CommandWords
 from ishowtts.config import Config, ConfigError, parse_config
+from ishowtts.config.chat import CommandsConfig, CommandWords
 from ishowtts.confload import SourceMap
 from ishowtts.events import ChatEvent, Kind, User
 from ishowtts.pipeline.commands import MAX_ARGS, OTHER, CommandParser

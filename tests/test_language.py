@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ishowtts.chat_config import LanguagesConfig
 from ishowtts.config import Config
+from ishowtts.config.chat import LanguagesConfig
 from ishowtts.engines.espeak import EspeakEngine
 from ishowtts.events import ChatEvent, Kind, User
 from ishowtts.pipeline.ingest import Pipeline

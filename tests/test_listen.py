@@ -25,8 +25,8 @@ from ishowtts.audio.listener import Listener
 from ishowtts.audio.mixer import Mixer, Started
 from ishowtts.audio.vad import FRAME, FRAME_S, SileroVad, Turns
 from ishowtts.config import ConfigError, load_config
+from ishowtts.config.listen import ListenConfig
 from ishowtts.events import AudioChunk
-from ishowtts.listen_config import ListenConfig
 from ishowtts.shell.doctor import check_vad
 from tests.servers.control import serve
 from tests.servers.util import until

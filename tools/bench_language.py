@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from ishowtts.chat_config import LanguagesConfig
+from ishowtts.config.chat import LanguagesConfig
 from ishowtts.pipeline.language import Languages
 
 DATA = Path(__file__).parent / "data" / "chat_lines.tsv"

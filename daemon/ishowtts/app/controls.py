@@ -11,7 +11,7 @@ from __future__ import annotations
 import structlog
 
 from ..audio.player import Player
-from ..chat_config import ReadingMode
+from ..config.chat import ReadingMode
 from ..control.feed import EventFeed
 from ..events import ChatEvent
 from ..pipeline.ingest import Pipeline

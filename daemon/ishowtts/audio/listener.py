@@ -31,7 +31,7 @@ from typing import IO, Any
 import structlog
 
 from ..backoff import Backoff
-from ..listen_config import ListenConfig
+from ..config.listen import ListenConfig
 from .mixer import Mixer
 
 log = structlog.get_logger("ishowtts.audio.listener")

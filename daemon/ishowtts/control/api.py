@@ -20,8 +20,8 @@ import structlog
 from aiohttp import web
 from pydantic import Field, field_validator
 
-from ..chat_config import ReadingMode
 from ..config import ApiConfig
+from ..config.chat import ReadingMode
 from ..errors import ConfigInvalid, Failure, Temporary
 from .audio_route import AudioRoute
 from .console import Console

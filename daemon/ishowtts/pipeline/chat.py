@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from ..chat_config import CommandsConfig, ReadingMode
+from ..config.chat import CommandsConfig, ReadingMode
 from ..events import ChatEvent, Kind
 from .commands import OTHER, Command, CommandParser
 from .mutes import MuteError

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..chat_config import MAX_WORD, CommandsConfig
+from ..config.chat import MAX_WORD, CommandsConfig
 
 MAX_ARGS = 500  # characters of arguments kept: far above any command's need, and than max_chars
 OTHER = ""  # Command.name of another bot's command

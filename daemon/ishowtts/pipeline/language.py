@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
 
-from ..chat_config import LanguagesConfig
+from ..config.chat import LanguagesConfig
 
 MAX_CHARS = 300  # a line's head is enough to tell its language, and bounds the cost
 

@@ -7,7 +7,7 @@ The mode and the switch are runtime state: a reload keeps them unless the file's
 
 from __future__ import annotations
 
-from ..chat_config import ReadingConfig, ReadingMode
+from ..config.chat import ReadingConfig, ReadingMode
 from ..events import ChatEvent, Kind, User
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from ..airtime_config import StormConfig
+from ..config.airtime import StormConfig
 
 MAX_SENDERS = 99
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import structlog
 
-from ..chat_config import ViewerVoicesConfig
+from ..config.chat import ViewerVoicesConfig
 from ..events import ChatEvent, User
 from . import statefile
 

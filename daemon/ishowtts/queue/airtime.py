@@ -32,8 +32,8 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ..airtime_config import AirtimeConfig
 from ..config import QueueConfig
+from ..config.airtime import AirtimeConfig
 from ..events import Kind, Utterance
 from .ledger import Ledger
 from .scheduler import Scheduler

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from .confload import Section
+from ..confload import Section
 
 # What OpenAI allows for ``input``; clients split longer texts themselves.
 OPENAI_MAX_INPUT = 4096

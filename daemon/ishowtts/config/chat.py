@@ -7,8 +7,8 @@ from enum import Enum
 
 from pydantic import Field, field_validator, model_validator
 
-from .confload import Section
-from .events import Kind
+from ..confload import Section
+from ..events import Kind
 
 # Words and names are short on every platform; the bounds keep a hostile config cheap too.
 MAX_WORD = 32

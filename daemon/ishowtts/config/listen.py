@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from .confload import Section
+from ..confload import Section
 
 MAX_DEVICE_CHARS = 200
 

@@ -9,8 +9,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from .confload import Section, checked_template
-from .events import Kind
+from ..confload import Section, checked_template
+from ..events import Kind
 
 # What a combined line may say: the names read (joined by ``separator``), ``more`` (rendered
 # when not every name is read: "等6位"), how many people and how many not named, the gift(s),

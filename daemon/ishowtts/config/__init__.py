@@ -23,16 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from . import registry
-from .airtime_config import AirtimeConfig
-from .chat_config import (
-    CommandsConfig,
-    DictionaryConfig,
-    LanguagesConfig,
-    ReadingConfig,
-    ViewerVoicesConfig,
-)
-from .confload import (
+from .. import registry
+from ..confload import (
     ConfigError,
     Section,
     SourceMap,
@@ -41,10 +33,18 @@ from .confload import (
     read_yaml,
     validate,
 )
-from .errors import BrokenInstall
-from .events import Kind
-from .listen_config import ListenConfig
-from .speech_api_config import SpeechApiConfig
+from ..errors import BrokenInstall
+from ..events import Kind
+from .airtime import AirtimeConfig
+from .chat import (
+    CommandsConfig,
+    DictionaryConfig,
+    LanguagesConfig,
+    ReadingConfig,
+    ViewerVoicesConfig,
+)
+from .listen import ListenConfig
+from .speech_api import SpeechApiConfig
 
 __all__ = ["BrokenInstall", "Config", "ConfigError", "PluginConfig", "load_config", "load_plugin"]
 
