@@ -109,6 +109,9 @@ def test_scopes_by_voice_and_language() -> None:
         ([{"term": "a", "say": "b", "colour": "red"}], "unknown key(s) ['colour']"),
         ([{"term": "(x)", "regex": True, "say": r"\2"}], "say refers to a group '2'"),
         ({"yyds": "永远的神"}, "a dictionary is a list of entries"),
+        # Loaded, it made every later save from the console fail (UnicodeEncodeError, HTTP 500).
+        ([{"term": "a", "say": "b"}, {"term": "a\ud800", "say": "x"}], "entry 2: holds a lone surrogate"),
+        ([{"term": "a", "say": "b", "voices": ["\udfff"]}], "entry 1: holds a lone surrogate"),
         ([{"term": "a", "say": "b"}] * (MAX_ENTRIES + 1), "100001 entries; at most 100000"),
         ([{"term": f"t{i}", "say": "x", "regex": True} for i in range(300)], "more than 256"),
     ],

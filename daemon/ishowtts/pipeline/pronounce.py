@@ -29,6 +29,7 @@ MAX_TERM = 200  # characters of a term or pattern
 MAX_SAY = 200
 MAX_GROWTH = 4
 MAX_SCOPES = 64  # (voice, language) pairs whose matchers are kept built
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # the error comes back as an exception, named per entry
 _RE2_OPTIONS.max_mem = 8 << 20
@@ -92,6 +93,9 @@ def parse_entry(raw: Any) -> Entry:
         _names(raw.get("voices"), "voices"),
         _names(raw.get("languages"), "languages"),
     )
+    if any(_SURROGATE.search(s) for s in (term, say, *entry.voices, *entry.languages)):
+        # "\ud800" is valid JSON but no text: the file could never be written again
+        raise DictionaryError("holds a lone surrogate (\\ud800-\\udfff), which is not text")
     if regex:
         _Rewrite(entry)  # compiles, or says why not
     return entry
