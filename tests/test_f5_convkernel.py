@@ -22,10 +22,11 @@ for dtype, tol in ((torch.float32, 1e-5), (torch.float16, 3e-3)):
         c = g * cg
         y, w, bias = torch.randn(b, n, c) * 2, torch.randn(c, cg, k) * 0.1, torch.randn(c)
         want = conv_mish(y, w, bias, g)
-        got = ck.conv_mish(y.to(dtype), ck.pack_weight(w, g).to(dtype), bias.to(dtype))
-        err = ((got.float() - want).abs().max() / want.abs().max()).item()
-        assert got.dtype == dtype and got.shape == want.shape, (got.dtype, got.shape)
-        assert err < tol, (dtype, n, k, err)
+        for conv in (ck.conv_mish, ck.register()):  # launched as is, and as the torch op
+            got = conv(y.to(dtype), ck.pack_weight(w, g).to(dtype), bias.to(dtype))
+            err = ((got.float() - want).abs().max() / want.abs().max()).item()
+            assert got.dtype == dtype and got.shape == want.shape, (got.dtype, got.shape)
+            assert err < tol, (dtype, n, k, err)
 print("ok")
 """
 
@@ -48,7 +49,7 @@ def test_conv_matches_cudnn_reference():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_kernel_on_cuda_at_f5_shape(dtype):
     from ishowtts.engines.f5 import convkernel as ck
-    from ishowtts.engines.f5.fastdit import conv_mish, conv_mish_fused
+    from ishowtts.engines.f5.fastdit import conv_mish, conv_mish_fused, conv_mish_op
 
     torch.manual_seed(2)
     y = torch.randn(2, 997, 1024, device="cuda")
@@ -57,6 +58,7 @@ def test_kernel_on_cuda_at_f5_shape(dtype):
     got = conv_mish_fused(y.to(dtype), ck.pack_weight(w, 16).to(dtype), b.to(dtype), 16)
     err = ((got.double() - want).abs().max() / want.abs().max()).item()
     assert err < {torch.float32: 1e-5, torch.float16: 3e-3, torch.bfloat16: 2e-2}[dtype], err
-    compiled = torch.compile(conv_mish_fused, fullgraph=True, dynamic=True)
+    ck.register()  # compiled code calls the kernel as a torch op (FastDiT.use)
+    compiled = torch.compile(conv_mish_op, fullgraph=True, dynamic=True)
     torch.testing.assert_close(compiled(y.to(dtype), ck.pack_weight(w, 16).to(dtype),
                                         b.to(dtype), 16), got)  # fmt: skip

@@ -16,18 +16,20 @@ pytest.importorskip("triton")
 CHECK = """
 import torch
 from ishowtts.engines.f5 import fused
-from ishowtts.engines.f5.fastdit import rope_heads_major, rope_kernel, rope_rows, rope_tables
+from ishowtts.engines.f5.fastdit import rope_heads_major, rope_kernel, rope_kernel_op, rope_rows, rope_tables
+fused.register_rope()
 torch.manual_seed(0)
 for dtype, tol in ((torch.float32, 1e-6), (torch.float16, 2e-3)):
     for b, n, heads, dh, rot in ((2, 37, 4, 32, None), (1, 21, 4, 64, 1), (1, 5, 2, 128, 2), (2, 9, 2, 32, 1)):
         qkv = torch.randn(b, n, 3, heads, dh).to(dtype)
         cos, sin = rope_tables(n, dh, torch.device("cpu"))
         want = rope_heads_major(qkv.float(), cos, sin, rot)
-        for got in (rope_kernel(qkv, cos, sin, rot), rope_rows(qkv, cos, sin, rot)):
+        for rope in (rope_kernel, rope_kernel_op, rope_rows):
+            got = rope(qkv, cos, sin, rot)
             for g, w in zip(got, want):
                 assert g.dtype == dtype and g.shape == w.shape, (g.dtype, g.shape, w.shape)
                 err = (g.float() - w).abs().max().item()
-                assert err < tol, (dtype, n, dh, rot, err)
+                assert err < tol, (rope.__name__, dtype, n, dh, rot, err)
 print("ok")
 """
 

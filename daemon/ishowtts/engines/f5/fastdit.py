@@ -127,10 +127,19 @@ def rope_rows(qkv: Tensor, cos: Tensor, sin: Tensor,
 
 def rope_kernel(qkv: Tensor, cos: Tensor, sin: Tensor,
                 rope_heads: int | None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-    """``rope_rows`` as one Triton kernel (``fused.rope_qk``)."""
-    qk = torch.ops.ishowtts.rope_qk(qkv, cos, sin, qkv.shape[3] if rope_heads is None
-                                    else rope_heads)  # fmt: skip
+    """``rope_rows`` as one Triton kernel (``fused.rope_qk``), launched as it is."""
+    return _heads(fused.rope_qk(qkv, cos, sin, _rope_heads(qkv, rope_heads)), qkv)
+
+
+def rope_kernel_op(qkv: Tensor, cos: Tensor, sin: Tensor,
+                   rope_heads: int | None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """``rope_kernel`` through its torch op, for compiled code (``fused.register_rope``)."""
+    qk = torch.ops.ishowtts.rope_qk(qkv, cos, sin, _rope_heads(qkv, rope_heads))
     return _heads(qk, qkv)
+
+
+def _rope_heads(qkv: Tensor, rope_heads: int | None) -> int:
+    return qkv.shape[3] if rope_heads is None else rope_heads
 
 
 def grouped_conv(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
@@ -150,7 +159,13 @@ def conv_mish(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
 
 
 def conv_mish_fused(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
-    """The same with the Triton kernel; ``w`` packed by ``convkernel.pack_weight``."""
+    """The same with the Triton kernel launched as it is; ``w`` packed by
+    ``convkernel.pack_weight``."""
+    return convkernel.conv_mish(y.contiguous(), w, b)
+
+
+def conv_mish_op(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
+    """``conv_mish_fused`` through its torch op, for compiled code (``convkernel.register``)."""
     return torch.ops.ishowtts.conv_mish(y.contiguous(), w, b)
 
 
@@ -346,6 +361,17 @@ class FastDiT:
         for name, fn in (fns or plain).items():
             setattr(self, name, fn)
         self.mark_dynamic = fns is not None
+        # Compiled code calls the Triton kernels as torch ops. Defining those imports
+        # torch._inductor (~2 s of a start), so it waits for the compile's own thread: the
+        # eager path, which speaks first, launches the same kernels as they are.
+        if self.conv_fn is not conv_mish:
+            self.conv_fn = conv_mish_op if fns is not None else conv_mish_fused
+            if fns is not None:
+                convkernel.register()
+        if "rope" in self.fuse:
+            self.rope = rope_kernel_op if fns is not None else rope_kernel
+            if fns is not None:
+                fused.register_rope()
 
     def compile(self, **kwargs: Any) -> None:
         self.use(self.compiled(**kwargs))
