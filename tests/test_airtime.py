@@ -162,15 +162,19 @@ def test_hostile_names_and_amounts_cannot_bloat_or_break_a_combined_line(
     assert count == "99999" and total in ("0", "1000000000", "29", "2.9")
 
 
-def test_a_kind_is_thanked_at_most_once_a_gap_so_that_thanks_gather() -> None:
+def test_while_chat_waits_a_kind_is_thanked_at_most_once_a_gap_so_that_thanks_gather() -> None:
     room = Room(airtime={"combine": {"min_gap_s": 12}})
     room.put(gift("1", "观众A"))
     assert room.say(0.0).text == "谢谢观众A送的小心心"  # the first at once
     room.put(gift("2", "观众B", t=1.0), ev(Kind.DANMAKU, "9", "c", 1.5, text="晚上好"))
-    room.put(gift("3", "观众C", t=2.0))
+    room.put(gift("3", "观众C", t=2.0), ev(Kind.DANMAKU, "8", "d", 2.0, text="来了来了"))
     assert room.say(2.0).text == "晚上好"  # chat is heard between...
-    assert room.say(5.0) is None  # ...while the thanks gather
-    assert room.say(12.0).text == "感谢观众B、观众C送的小心心"
+    room.put(gift("4", "观众D", t=3.0))
+    assert room.say(3.0).text == "来了来了"  # ...while the thanks gather...
+    assert room.say(3.5).text == "感谢观众B、观众C、观众D送的小心心"  # ...until nothing else waits
+    room.put(gift("5", "观众E", t=4.0), ev(Kind.DANMAKU, "7", "e", 4.0, text="晚安"))
+    assert room.say(4.0).text == "晚安"
+    assert room.say(4.5).text == "谢谢观众E送的小心心"  # alone: not kept waiting for the gap
 
 
 # -- the budget ------------------------------------------------------------------------------

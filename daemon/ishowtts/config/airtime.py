@@ -43,8 +43,8 @@ class CombineConfig(Section):
     # Guards are thanked one by one unless listed; super chats, danmaku and system lines
     # always are (each is its own message).
     kinds: list[Kind] = [Kind.GIFT, Kind.FOLLOW, Kind.ENTER, Kind.SHARE, Kind.LIKE]
-    # A kind is acknowledged at most once in this many seconds: what arrives meanwhile waits
-    # to be said together, and chat is heard between (the first one is said at once).
+    # While other lines wait, a kind is acknowledged at most once in this many seconds: what
+    # arrives meanwhile is said together, and chat is heard between (the first at once).
     min_gap_s: float = Field(12.0, ge=0, le=600)
     max_names: int = Field(3, ge=1, le=20)  # names read in one line...
     busy_max_names: int = Field(2, ge=1, le=20)  # ...and under a backlog

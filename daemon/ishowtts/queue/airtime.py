@@ -12,9 +12,9 @@ worker (what is said): the worker's source, ``get()``.
   waits.
 - **Together.** An acknowledgement of a combinable kind taken off the queue takes every other
   one of its kind waiting with it: one line says them all (``Wording.together``), and each
-  event it covers closes with that line in the ledger, ``merged_into`` naming it. A kind is
-  said at most once every ``combine.min_gap_s``, so that they gather and chat is heard
-  between.
+  event it covers closes with that line in the ledger, ``merged_into`` naming it. While
+  other lines wait, a kind is said at most once every ``combine.min_gap_s``, so that they
+  gather and chat is heard between.
 - **The gate** (turn-taking hooks in here). ``hold(reason)`` / ``release(reason)``: while any
   hold is on, no line is taken, paid ones included; the worker resumes as soon as the last one
   is released. Listen holds while the streamer speaks. A line taken before the hold (made
@@ -158,6 +158,8 @@ class Airtime:
         self.busy = busy = self.backlog_s() >= cfg.busy_backlog_s
         chat = frozenset({self.queue.priority_of(Kind.DANMAKU)}) if busy else frozenset()
         resting = {k for k, at in self._said_at.items() if now - at < cfg.combine.min_gap_s}
+        if resting and scheduler.find(lambda u: u.event.kind not in resting) is None:
+            resting = set()  # nothing else waits: no reason to keep them waiting
         spent = self.spent(now)
 
         def allow(u: Utterance) -> bool:
