@@ -324,16 +324,18 @@ def report(probe: Probe, log: list[dict[str, Any]]) -> dict[str, Any]:
             of_kind = [e for e in events if str(e.kind) == kind]
             if not of_kind:
                 continue
-            lat, never = [], 0
+            lat, never, slowest = [], 0, (0.0, "")
             for ev in of_kind:
                 line = probe.covering(ev.id)
                 if line is None:
                     never += 1
                     continue
                 lat.append(line.start - ev.received_mono)
+                slowest = max(slowest, (lat[-1], f"{ev.raw_id} by {line.utt.id}: {line.utt.text}"))
                 last_end = max(last_end, line.end or line.start)
             kinds[kind] = {"n": len(of_kind), "acked": len(lat), "never": never,
-                           "p50_s": pct(lat, 50), "p95_s": pct(lat, 95)}  # fmt: skip
+                           "p50_s": pct(lat, 50), "p95_s": pct(lat, 95),
+                           "slowest": slowest}  # fmt: skip
         chat = [e for e in events if str(e.kind) == "danmaku"]
         sent = {canonical(e.text) for e in chat}
         heard: set[str] = set()
