@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from ishowtts.app.daemon import Daemon, pending
 from ishowtts.config import load_config
@@ -216,6 +217,32 @@ connectors: []
 player: {device: none}
 api: {enabled: false}
 """
+
+
+def test_files_of_an_earlier_version_are_named_not_lost_silently(tmp_path: Path) -> None:
+    """mutes.json and pending-paid.json (the default names until the per-config names) are
+    not read; a streamer upgrading lost the mute list without a word. Now one line says which
+    file it is and what to rename it to."""
+    config = tmp_path / "config.yaml"
+    config.write_text(STATE_CONFIG, encoding="utf-8")
+    d = Daemon(load_config(config))
+    assert d.mutes.path is not None and d.pending_file is not None
+    (tmp_path / "mutes.json").write_text('{"users": []}')
+    (d.pending_file.parent / "pending-paid.json").parent.mkdir(parents=True, exist_ok=True)
+    (d.pending_file.parent / "pending-paid.json").write_text('{"events": []}')
+    with capture_logs() as logs:
+        d.claim_state()
+    said = {e["key"]: e for e in logs if e["event"] == "state_file_not_read"}
+    assert said["filters.mute_file"]["path"] == str(tmp_path / "mutes.json")
+    assert d.mutes.path.name in said["filters.mute_file"]["advice"]
+    assert said["queue.pending_file"]["now"] == str(d.pending_file)
+    d._state_locks.release()
+    d.mutes.path.write_text('{"users": []}')  # renamed: nothing more is said
+    again = Daemon(load_config(config))
+    with capture_logs() as logs:
+        again.claim_state()
+    assert [e["key"] for e in logs if e["event"] == "state_file_not_read"] == ["queue.pending_file"]
+    again._state_locks.release()
 
 
 async def test_daemons_never_share_state_files(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from ..pipeline import statefile
 from ..pipeline.dictionary_file import FILE_NAME as DICTIONARY_FILE
 from ..pipeline.dictionary_file import Pronunciation
 from ..pipeline.ingest import Pipeline
+from ..pipeline.mutes import FILE_NAME as MUTES_FILE
 from ..pipeline.mutes import MuteList, default_path
 from ..pipeline.viewer_voices import FILE_NAME as VOICES_FILE
 from ..queue.airtime import Airtime
@@ -316,6 +317,12 @@ class Daemon(OperatorControls):
             self.mutes.path = self.pending_file = self.voices_file = None
             raise
         self._claimed = True
+        for key, path, old in (
+            ("filters.mute_file", self.mutes.path, MUTES_FILE),
+            ("queue.pending_file", self.pending_file, pending.FILENAME),
+        ):
+            if path is not None and path.name == statefile.keyed(old, self.config.path):
+                statefile.earlier(path, old, key)  # the default name was `old` until 2026-12-04
         self.mutes.load()
         self.pipeline.viewer_voices.attach(self.voices_file)
 

@@ -81,6 +81,23 @@ def keyed(name: str, config_path: Path) -> str:
     return f"{base}-{stem}-{digest}{dot}{suffix}"
 
 
+def earlier(path: Path, old_name: str, key: str) -> None:
+    """Say so when the file an earlier version kept under ``old_name`` (``mutes.json``) lies
+    where this config's own default file does not exist yet: it is not read (it may be another
+    config's), and an upgrade would otherwise lose a streamer's mute list without a word."""
+    old = path.with_name(old_name)
+    if os.path.lexists(path) or not old.is_file() or old.is_symlink():
+        return
+    log.warning(
+        "state_file_not_read",
+        key=key,
+        path=str(old),
+        now=str(path),
+        advice=f"kept by an earlier version and no longer read; to keep it, stop the daemon "
+        f"and rename it to {path.name}",
+    )
+
+
 # ---- reading -------------------------------------------------------------------------------
 
 
