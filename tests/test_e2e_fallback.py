@@ -72,7 +72,8 @@ def test_shipped_config_offline_reads_the_demo_with_the_fallback(pulse, tmp_path
     spoken = [r["text"] for r in ended if r["event"] == "spoken"]
     assert any("hello from Twitch" in t for t in spoken), spoken  # English
     assert any("主播晚上好" in t for t in spoken), spoken  # Mandarin
-    assert any("醒目留言" in t for t in spoken), spoken  # the super chat
+    # The super chat (its template may be the short one when a backlog waits: airtime).
+    assert any("支持主播" in t for t in spoken), spoken
 
     # -- and heard: speech in the sink, as long as eSpeak makes those lines ---------------------
     segments = sound_segments(heard, SR)
