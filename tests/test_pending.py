@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 
 from ishowtts.app.daemon import Daemon, pending
 from ishowtts.config import load_config
+from ishowtts.errors import ConfigInvalid
 from ishowtts.events import ChatEvent, Kind, User
 from ishowtts.pipeline.statefile import StateInUse
 from ishowtts.queue.ledger import Ledger, Terminal
@@ -243,6 +244,25 @@ def test_files_of_an_earlier_version_are_named_not_lost_silently(tmp_path: Path)
         again.claim_state()
     assert [e["key"] for e in logs if e["event"] == "state_file_not_read"] == ["queue.pending_file"]
     again._state_locks.release()
+
+
+@pytest.mark.parametrize(
+    ("extra", "keys"),
+    [
+        ("filters: {mute_file: s.json}\nviewer_voices: {file: ./s.json}\n", "filters.mute_file and viewer_voices.file"),
+        ("dictionary: {file: s.json}\nviewer_voices: {file: s.json}\n", "viewer_voices.file and dictionary.file"),
+        ("queue: {pending_file: s.json}\ndictionary: {file: s.json}\n", "queue.pending_file and dictionary.file"),
+    ],
+)  # fmt: skip
+def test_two_settings_naming_one_file_are_refused(tmp_path: Path, extra: str, keys: str) -> None:
+    """The dictionary's save overwrote the viewers' voices (or the paid lines) kept in the same
+    file; two locked ones refused the start as 'in use by another ishowtts' with our own pid."""
+    config = tmp_path / "config.yaml"
+    config.write_text(STATE_CONFIG + extra, encoding="utf-8")
+    d = Daemon(load_config(config))
+    with pytest.raises(ConfigInvalid, match=f"{keys} name one file .*s.json"):
+        d.claim_state()
+    d._state_locks.release()
 
 
 async def test_daemons_never_share_state_files(tmp_path: Path) -> None:

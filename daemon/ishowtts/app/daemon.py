@@ -308,6 +308,9 @@ class Daemon(OperatorControls):
             ("queue.pending_file", self.pending_file),
             ("viewer_voices.file", self.voices_file),
         )
+        statefile.distinct(
+            (*files, ("dictionary.file", self.pipeline.pronunciation.path))
+        )  # one file for two would be overwritten by each in turn
         try:
             for key, path in files:
                 if path is not None:

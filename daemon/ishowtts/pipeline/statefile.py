@@ -31,6 +31,7 @@ import re
 import stat
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,19 @@ def keyed(name: str, config_path: Path) -> str:
     stem = _UNSAFE.sub("_", config_path.stem)[:40] or "config"
     base, dot, suffix = name.partition(".")
     return f"{base}-{stem}-{digest}{dot}{suffix}"
+
+
+def distinct(files: Iterable[tuple[str, Path | None]]) -> None:
+    """Raise ``ConfigInvalid`` naming both keys when two settings name one file (each would
+    overwrite the other's content, or lock it against this very daemon)."""
+    seen: dict[Path, str] = {}
+    for key, path in files:
+        if path is None:
+            continue
+        where = Path(os.path.abspath(path))
+        other = seen.setdefault(where, key)
+        if other != key:
+            raise ConfigInvalid(f"{other} and {key} name one file ({where}): give each its own")
 
 
 def earlier(path: Path, old_name: str, key: str) -> None:
