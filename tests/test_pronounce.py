@@ -220,6 +220,22 @@ def test_save_never_writes_through_a_planted_link(tmp_path: Path) -> None:
     assert read_entries(path) == [Entry("主播", "老大")]
 
 
+def test_a_refused_file_is_never_overwritten_by_the_console(tmp_path: Path) -> None:
+    """With the file on disk refused (one typo among the streamer's entries), the console's
+    save wrote what was in use (the starter alone: no entries) over it: all of them lost."""
+    path = tmp_path / "dictionary.json"
+    typed = [{"term": f"t{i}", "say": "x"} for i in range(50)] + [{"term": "", "say": "x"}]
+    path.write_text(json.dumps(typed), encoding="utf-8")
+    p = Pronunciation(path, use_starter=True)
+    assert p.error is not None and p.entries == []
+    with pytest.raises(DictionaryError, match=r"entry 51: term must be text.*fix or remove"):
+        p.save([{"term": "主播", "say": "老大"}])
+    assert json.loads(path.read_text(encoding="utf-8")) == typed
+    path.write_text(json.dumps(typed[:-1]), encoding="utf-8")  # fixed by hand: editable again
+    p.poll(force=True)
+    assert p.error is None and p.save([*(e.as_dict() for e in p.entries), {"term": "主播"}]) == 51
+
+
 def test_the_pipeline_applies_it_after_rendering() -> None:
     cfg = Config(reading={"names": {"danmaku": True}}, dedupe={"window_s": 0})
     ledger = Ledger()

@@ -110,6 +110,8 @@ class Pronunciation:
         entries = parse_entries(raw)
         if self.path is None:
             raise DictionaryError("dictionary.file is null: there is no file to write")
+        if self.error is not None:  # writing would replace the streamer's file by what is in use
+            raise DictionaryError(f"{self.error}; fix or remove the file before editing here")
         rows = (json.dumps(e.as_dict(), ensure_ascii=False) for e in entries)
         body = "[\n" + ",\n".join(rows) + "\n]\n"
         try:  # a fresh temporary file of a random name: a link planted in the folder is not used
