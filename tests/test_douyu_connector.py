@@ -115,7 +115,8 @@ async def test_silent_login_and_a_bad_gift_list(server: DouyuServer) -> None:
 
 def test_options() -> None:
     assert DouyuOptions(room="https://www.douyu.com/9999?x=1").room == "9999"
-    for bad in ("abc", 0, "https://www.douyu.com/"):
+    assert DouyuOptions(room=9999).room == "9999"
+    for bad in ("abc", 0, -5, 10**30, "https://www.douyu.com/"):
         with pytest.raises(ValueError, match="Douyu room"):
             DouyuOptions(room=bad)
     with pytest.raises(ValueError, match="ws://"):

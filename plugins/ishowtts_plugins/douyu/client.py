@@ -33,6 +33,7 @@ from .commands import DouyuMapper, GiftPrice, MalformedMessage, number
 
 DEFAULT_ENDPOINT = "wss://danmuproxy.douyu.com:8506/"
 GIFT_LIST = "https://gift.douyucdn.cn/api/gift/v2/web/list"
+MAX_ROOM = 10**12  # room ids are up to 8 digits
 MAX_GIFTS = 5000  # a room's list holds a few hundred
 PAID_PRICE_TYPES = frozenset({"2", "鱼翅"})  # 鱼翅 is bought with money; 鱼丸 (1) is free
 
@@ -48,10 +49,14 @@ class DouyuOptions(SessionOptions):
     @field_validator("room")
     @classmethod
     def _room(cls, value: int | str) -> str:
-        m = re.search(r"(\d+)\s*/?\s*(?:\?.*)?$", str(value).strip())
-        if not m or int(m.group(1)) <= 0:
+        if isinstance(value, int):  # the id itself (-5 was read as room 5: its digits matched)
+            number = value
+        else:
+            m = re.search(r"(\d+)\s*/?\s*(?:\?.*)?$", value.strip())
+            number = int(m.group(1)) if m else 0
+        if not 0 < number < MAX_ROOM:
             raise ValueError(f"expected a Douyu room number or douyu.com URL, got {value!r}")
-        return str(int(m.group(1)))
+        return str(number)
 
     _endpoint = field_validator("endpoint")(websocket_url)
 
