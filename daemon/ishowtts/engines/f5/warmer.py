@@ -30,7 +30,7 @@ import structlog
 import torch
 
 from ...threads import DaemonExecutor
-from ..base import Progress
+from ..base import EngineError, Progress
 from .attention import prefer
 from .fastdit import FastDiT
 from .graphs import GraphRunner
@@ -38,6 +38,7 @@ from .voices import HOP, SAMPLE_RATE
 
 if TYPE_CHECKING:
     from .engine import F5Engine
+    from .options import F5Options
 
 log = structlog.get_logger("ishowtts.engine.f5")
 
@@ -92,6 +93,12 @@ class Compiled:
     backbone: Any
 
 
+def bucket(options: F5Options, frames: int) -> int:
+    """The shape bucket (its CUDA graphs) a chunk of ``frames`` lands in."""
+    step = options.bucket_frames
+    return min(-(-frames // step) * step, max(options.max_frames, frames))
+
+
 class Warmer:
     """Warms one engine; ``engine.runners`` holds what it captured."""
 
@@ -102,6 +109,38 @@ class Warmer:
         self._ready_at = 0.0
         self.pause = Pause()
         self.graph_vocoder: Any = None  # with the compiled backbone, once there is one
+
+    def buckets(self) -> list[int]:
+        """Every bucket a chunk of a loaded voice can land in."""
+        e, o = self.engine, self.engine.options
+        min_frames = round(o.min_seconds * SAMPLE_RATE / HOP)
+        if not e.voices:
+            return []
+        lo = bucket(o, min(v.frames for v in e.voices.values()) + max(min_frames, 1))
+        top = bucket(o, o.max_frames)
+        return sorted({*range(lo, top, o.bucket_frames), top})
+
+    def steps_used(self) -> list[int]:
+        e = self.engine
+        return sorted({e.steps} | {v.steps for v in e.voices.values() if v.steps})
+
+    def warmup(self, progress: Progress) -> None:
+        """Ready to speak: with ``background_warmup`` once the eager path is warm (the rest
+        follows in ``step``), else once every bucket's CUDA graphs are captured."""
+        e = self.engine
+        if e.fast is None or e.schedules is None:
+            raise EngineError("load() first")
+        t0 = time.perf_counter()
+        for steps in self.steps_used():
+            if e.student:
+                e.schedules.student(steps, e.options.sway)
+                e._teacher_plan(steps)
+            else:
+                e.schedules.get(steps, e.options.sway)
+        self.ready(progress, e.options.background_warmup)
+        e.timings["warmup_s"] = time.perf_counter() - t0
+        later = "" if self.done else "; compile and CUDA graphs follow between lines"
+        progress(f"f5 warm-up done in {e.timings['warmup_s']:.1f} s{later}")
 
     # ---- stage 1 (and everything, when not in the background) --------------------------
 
@@ -120,9 +159,9 @@ class Warmer:
             return
         self._utterances()  # before the compile thread: the two would share the GIL
         self._ready_at = time.perf_counter()
-        if e.options.compile and e.buckets():
+        if e.options.compile and self.buckets():
             pool = DaemonExecutor("f5-compile")  # a compile running at exit never delays it
-            self._compiling = pool.submit(self._compile_twins, e.buckets()[0])
+            self._compiling = pool.submit(self._compile_twins, self.buckets()[0])
             pool.shutdown(wait=False)
 
     def _utterances(self) -> None:
@@ -217,7 +256,7 @@ class Warmer:
             self._install(self._compiling.result())
             self._compiling = None
             return 0.0
-        missing = [n for n in self.engine.buckets() if n not in self.engine.runners]
+        missing = [n for n in self.buckets() if n not in self.engine.runners]
         if not missing:
             self.done = True
             log.info("f5_warm", buckets=len(self.engine.runners),
@@ -235,13 +274,13 @@ class Warmer:
             for n, r in e.runners.items()
             if all(r.fits(s, p) for s, p in plans.items()) and r.min_ref <= min_ref
         }
-        self.done = self.done and all(n in e.runners for n in e.buckets())
+        self.done = self.done and all(n in e.runners for n in self.buckets())
 
     def capture(self, progress: Progress) -> None:
         """A CUDA graph for every bucket the voices need that has none yet (or one made for
         fewer steps than a voice now asks for)."""
         self.drop_stale()
-        sizes = self.engine.buckets()
+        sizes = self.buckets()
         for i, n in enumerate(sizes):
             if n not in self.engine.runners:
                 t1 = time.perf_counter()
@@ -255,7 +294,7 @@ class Warmer:
     def _sizes(self) -> tuple[int, dict[int, Any], int]:
         """(most steps, the teacher plan of each step count, shortest reference frames)."""
         e = self.engine
-        max_steps = max(e._steps_used())
+        max_steps = max(self.steps_used())
         # A runner serves every step count up to its largest, so its teacher tables and noise
         # draws are sized for the teacher plans of all of them (a benchmark or a per-call
         # step count may ask for fewer steps than any voice).
