@@ -13,7 +13,7 @@ from typing import Any
 
 from ishowtts.connectors import ChatEvent, Kind, Outcome, Recent, Retraction, Status, User
 
-from .commands import _ROLE, GOLD_PER_CNY, PLATFORM, MalformedCommand, _data, _int, _map, _str
+from .fields import _ROLE, GOLD_PER_CNY, PLATFORM, MalformedCommand, _data, _int, _map, _str
 
 PREFIX = "LIVE_OPEN_PLATFORM_"
 # Bounds on what the platform says (a count or price past these is not a real gift, and an
