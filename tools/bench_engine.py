@@ -31,14 +31,18 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
+# tools/ is on the path when this runs as a script
+from flops import matmul_peak, step_flops  # type: ignore[import-not-found]  # noqa: E402
+
 from ishowtts.engines.base import Voice  # noqa: E402
 from ishowtts.engines.f5.engine import F5Engine  # noqa: E402
-from ishowtts.engines.f5.fastdit import FastDiT, conv_mish  # noqa: E402
+from ishowtts.engines.f5.fastdit import conv_mish  # noqa: E402
 from ishowtts.engines.f5.sampler import Job  # noqa: E402
 from ishowtts.engines.f5.voices import HOP, SAMPLE_RATE  # noqa: E402
 
 FPS = SAMPLE_RATE / HOP
 DANMAKU = "主播今天唱得真好听，再来一首吧"  # 15 characters
+WORDS = "the quick brown fox jumps over the lazy dog and runs far away"
 
 
 def median(xs: list[float]) -> float:
@@ -49,56 +53,9 @@ def p95(xs: list[float]) -> float:
     return float(np.percentile(xs, 95)) if xs else float("nan")
 
 
-def matmul_peak(dtype: torch.dtype = torch.float16) -> float:
-    """Best measured dense matmul throughput, TFLOP/s."""
-    best = 0.0
-    for n in (4096, 8192):
-        a = torch.randn(n, n, device="cuda", dtype=dtype)
-        b = torch.randn(n, n, device="cuda", dtype=dtype)
-        for _ in range(3):
-            a @ b
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        iters = 30
-        start.record()
-        for _ in range(iters):
-            a @ b
-        end.record()
-        torch.cuda.synchronize()
-        best = max(best, 2 * n**3 * iters / (start.elapsed_time(end) / 1e3) / 1e12)
-    return best
-
-
-def step_flops(fast: FastDiT | None, n: int) -> float:
-    """Model FLOPs of one step of ``fast`` over ``n`` real frames (both CFG halves when
-    guided)."""
-    assert fast is not None
-    bc = 2 if fast.guided else 1
-    d, m = fast.dim, bc * n
-    inner, ff = fast.heads * fast.dim_head, fast.ff_dim
-    per_layer = 2 * m * d * 3 * inner + 2 * m * inner * d + 2 * 2 * m * d * ff
-    per_layer += 4 * bc * n * n * inner  # QK^T and PV
-    conv = 2 * 2 * m * d * (d // fast.groups) * fast.conv_taps
-    io = 2 * n * d * fast.mel_dim + 2 * m * d * fast.mel_dim
-    return fast.depth * per_layer + conv + io
-
-
 def text_for(engine: F5Engine, voice: str, seconds: float) -> str:
     v = engine.voices[voice]
-    words = [
-        "the",
-        "quick",
-        "brown",
-        "fox",
-        "jumps",
-        "over",
-        "the",
-        "lazy",
-        "dog",
-        "and",
-        "runs",
-        "far",
-        "away",
-    ]
+    words = WORDS.split()
     out: list[str] = []
     while v.rate.frames(" ".join(out)) < seconds * FPS:
         out.append(words[len(out) % len(words)])

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-# tools/ is on the path when this runs as a script: the FLOP count and peak are bench_engine's
-from bench_engine import matmul_peak, step_flops  # type: ignore[import-not-found]
+# tools/ is on the path when this runs as a script
+from flops import matmul_peak, step_flops  # type: ignore[import-not-found]
 
 from ishowtts.engines.f5 import loader, upstream
 from ishowtts.engines.f5.fastdit import FUSIONS, FastDiT
