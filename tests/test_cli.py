@@ -122,6 +122,30 @@ def test_say_writes_the_line(tmp_path: Path) -> None:
     assert sf.info(str(out)).frames > 0
 
 
+@pytest.mark.parametrize(
+    ("out", "problem"), [(".", "is a folder; name a file"), ("no/such/x.wav", "no folder")]
+)
+def test_say_to_an_unwritable_place_says_so_before_speaking(
+    tmp_path: Path, out: str, problem: str
+) -> None:
+    """A folder gave a TypeError traceback from soundfile (exit 1), after the synthesis."""
+    config = tmp_path / "config.yaml"
+    config.write_text("engine: {type: tone}\n")
+    result = ishowtts("say", "hello", "--out", str(tmp_path / out), "-c", str(config))
+    assert result.returncode == 2, result.stderr
+    assert problem in result.stderr and "Traceback" not in result.stderr
+    assert "RTF" not in result.stderr  # refused before anything was made
+
+
+def test_say_writes_wav_whatever_the_name(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("engine: {type: tone}\n")
+    out = tmp_path / "hello.out"  # no suffix soundfile knows: it raised TypeError
+    result = ishowtts("say", "hello", "--out", str(out), "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    assert sf.info(str(out)).format == "WAV"
+
+
 def test_offline_a_checkpoint_missing_from_the_hub_cache_is_a_config_error(tmp_path: Path) -> None:
     """Found by check-config; run and say stop there too, one line each, before any model."""
     config = tmp_path / "config.yaml"

@@ -115,6 +115,15 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unwritable(out: Path) -> str | None:
+    """Why a WAV file cannot be written at ``out`` (a folder, no such folder), or None."""
+    if out.is_dir():
+        return "is a folder; name a file (hello.wav)"
+    if not out.parent.is_dir():
+        return f"no folder {out.parent}"
+    return None
+
+
 def cmd_say(args: argparse.Namespace) -> int:
     import numpy as np
     import soundfile as sf
@@ -128,6 +137,9 @@ def cmd_say(args: argparse.Namespace) -> int:
     voice = args.voice or config.routing.default
     if voice not in config.voices:
         print(f"no voice named {voice!r}; voices: {', '.join(config.voices)}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.out and (problem := _unwritable(args.out)):  # before a model loads, not after
+        print(f"--out {args.out}: {problem}", file=sys.stderr)
         return EXIT_USAGE
     # Checked before the model loads: emoji, links and symbols are dropped, so a line can be
     # empty after normalisation though not before.
@@ -158,7 +170,11 @@ def cmd_say(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if args.out:
-        sf.write(args.out, audio, engine.sample_rate, subtype="PCM_16")
+        try:  # WAV whatever the name ends with (the format came from the suffix: ".out" failed)
+            sf.write(args.out, audio, engine.sample_rate, subtype="PCM_16", format="WAV")
+        except (OSError, sf.LibsndfileError) as exc:  # a full disk, say
+            print(f"--out {args.out}: cannot write: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         print(f"wrote {args.out}", file=sys.stderr)
         return 0
     from ..audio.null_output import is_null_device
