@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ishowtts.engines.f5 import fastdit
+from ishowtts.engines.f5 import fastdit, rope
 from tests.triton_interpret import assert_passes_in_interpreter
 
 pytest.importorskip("triton")
@@ -16,7 +16,7 @@ pytest.importorskip("triton")
 CHECK = """
 import torch
 from ishowtts.engines.f5 import fused
-from ishowtts.engines.f5.fastdit import rope_heads_major, rope_kernel, rope_kernel_op, rope_rows, rope_tables
+from ishowtts.engines.f5.rope import rope_heads_major, rope_kernel, rope_kernel_op, rope_rows, rope_tables
 fused.register_rope()
 torch.manual_seed(0)
 for dtype, tol in ((torch.float32, 1e-6), (torch.float16, 2e-3)):
@@ -75,9 +75,9 @@ def test_linear_gelu_is_the_tanh_gelu(dtype):
 @pytest.mark.parametrize("rot", [None, 1])
 def test_rope_kernel_on_cuda(rot):
     qkv = torch.randn(2, 993, 3, 16, 64, device="cuda").half()
-    cos, sin = fastdit.rope_tables(993, 64, qkv.device)
-    want = fastdit.rope_heads_major(qkv.float(), cos, sin, rot)
-    for got, w in zip(fastdit.rope_kernel(qkv, cos, sin, rot), want, strict=True):
+    cos, sin = rope.rope_tables(993, 64, qkv.device)
+    want = rope.rope_heads_major(qkv.float(), cos, sin, rot)
+    for got, w in zip(rope.rope_kernel(qkv, cos, sin, rot), want, strict=True):
         assert (got.float() - w).abs().max().item() < 2e-3
 
 
@@ -100,7 +100,7 @@ def test_fused_step_matches_the_plain_step_compiled():
         x = torch.randn(1, n, 100, device="cuda", generator=g)
         pre = torch.randn(2, n, fast.dim, device="cuda", generator=g).half()
         mods, fmods = fast.modulation(torch.tensor([0.3]))
-        cos, sin = fastdit.rope_tables(n, fast.dim_head, x.device)
+        cos, sin = rope.rope_tables(n, fast.dim_head, x.device)
         cfg = torch.tensor(2.0, device="cuda")
         velocities.append(fast.velocity(x, pre, mods[0], fmods[0], cos, sin, None, cfg))
     plain, fused = velocities

@@ -10,7 +10,7 @@ import torch
 from torch.nn.attention import SDPBackend
 
 from ishowtts.engines import Voice
-from ishowtts.engines.f5 import F5Engine, fastdit
+from ishowtts.engines.f5 import F5Engine, fastdit, rope
 from ishowtts.engines.f5.attention import prefer
 from tests.f5_tiny import tiny_cfm, tiny_files
 
@@ -55,7 +55,7 @@ def test_a_twin_runs_its_own_functions_on_the_same_weights() -> None:
     pre = torch.zeros(2, 8, fast.dim)
     mods = torch.zeros(fast.depth, 6, fast.dim)
     fmods = torch.zeros(2, fast.dim)
-    cos, sin = fastdit.rope_tables(8, fast.dim_head, fast.device)
+    cos, sin = rope.rope_tables(8, fast.dim_head, fast.device)
     fast.velocity(x, pre, mods, fmods, cos, sin, None, torch.tensor(2.0))
     assert calls == []
     twin.mark_dynamic = False  # (marking is for torch.compile)

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .fastdit import FastDiT, rope_tables
+from .fastdit import FastDiT
+from .rope import rope_tables
 from .sampler import HOP, Job, Schedules, TeacherPlan, draw_noise, noise_for
 from .upstream import UpstreamModule
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .fastdit import FastDiT, rope_tables, sway_map, timesteps
+from .fastdit import FastDiT, sway_map, timesteps
+from .rope import rope_tables
 
 HOP = 256
 
