@@ -16,17 +16,17 @@ CHECK = """
 import torch, torch.nn.functional as F
 from ishowtts.engines.f5 import convkernel as ck
 from ishowtts.engines.f5.fastdit import conv_mish
+conv_mish_op = ck.register()
 torch.manual_seed(0)
 for dtype, tol in ((torch.float32, 1e-5), (torch.float16, 3e-3)):
     for b, n, g, cg, k in ((2, 37, 2, 16, 5), (1, 70, 2, 32, 31)):
         c = g * cg
         y, w, bias = torch.randn(b, n, c) * 2, torch.randn(c, cg, k) * 0.1, torch.randn(c)
         want = conv_mish(y, w, bias, g)
-        for conv in (ck.conv_mish, ck.register()):  # launched as is, and as the torch op
-            got = conv(y.to(dtype), ck.pack_weight(w, g).to(dtype), bias.to(dtype))
-            err = ((got.float() - want).abs().max() / want.abs().max()).item()
-            assert got.dtype == dtype and got.shape == want.shape, (got.dtype, got.shape)
-            assert err < tol, (dtype, n, k, err)
+        got = conv_mish_op(y.to(dtype), ck.pack_weight(w, g).to(dtype), bias.to(dtype))
+        err = ((got.float() - want).abs().max() / want.abs().max()).item()
+        assert got.dtype == dtype and got.shape == want.shape, (got.dtype, got.shape)
+        assert err < tol, (dtype, n, k, err)
 print("ok")
 """
 
@@ -49,8 +49,9 @@ def test_conv_matches_cudnn_reference():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_kernel_on_cuda_at_f5_shape(dtype):
     from ishowtts.engines.f5 import convkernel as ck
-    from ishowtts.engines.f5.fastdit import conv_mish, conv_mish_fused, conv_mish_op
+    from ishowtts.engines.f5.fastdit import conv_mish, conv_mish_fused
 
+    ck.register()  # as FastDiT does when it takes the fused path
     torch.manual_seed(2)
     y = torch.randn(2, 997, 1024, device="cuda")
     w, b = torch.randn(1024, 64, 31, device="cuda") * 0.02, torch.randn(1024, device="cuda")
@@ -58,7 +59,6 @@ def test_kernel_on_cuda_at_f5_shape(dtype):
     got = conv_mish_fused(y.to(dtype), ck.pack_weight(w, 16).to(dtype), b.to(dtype), 16)
     err = ((got.double() - want).abs().max() / want.abs().max()).item()
     assert err < {torch.float32: 1e-5, torch.float16: 3e-3, torch.bfloat16: 2e-2}[dtype], err
-    ck.register()  # compiled code calls the kernel as a torch op (FastDiT.use)
-    compiled = torch.compile(conv_mish_op, fullgraph=True, dynamic=True)
+    compiled = torch.compile(conv_mish_fused, fullgraph=True, dynamic=True)
     torch.testing.assert_close(compiled(y.to(dtype), ck.pack_weight(w, 16).to(dtype),
                                         b.to(dtype), 16), got)  # fmt: skip

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -77,37 +76,29 @@ if triton is not None:
         )
 
 
-def conv_mish(y: Tensor, w_packed: Tensor, bias: Tensor) -> Tensor:
-    """``mish(conv1d(y, groups=G, padding=K//2) + bias)`` on channels-last ``y [B,N,C]`` with
-    ``w_packed`` from ``pack_weight``: the kernel launched as it is (the eager path)."""
-    return _launch(_conv_mish_kernel, y, w_packed, bias)
-
-
-def _launch(kernel: Any, y: Tensor, w_packed: Tensor, bias: Tensor) -> Tensor:
-    bsz, n, c = y.shape
-    groups, k, cg, _ = w_packed.shape
-    out = torch.empty_like(y)
-    block_n = 64
-    precision = "ieee" if y.dtype == torch.float32 else "tf32"  # tf32: fp16/bf16 ignore it
-    grid = (triton.cdiv(n, block_n), groups, bsz)
-    kernel[grid](
-        y, w_packed, bias, out, n,
-        C=c, CG=cg, K=k, BLOCK_N=block_n, PRECISION=precision,
-        num_warps=4, num_stages=3,
-    )  # fmt: skip
-    return out
-
-
 @functools.cache
 def register() -> Callable[[Tensor, Tensor, Tensor], Tensor]:
-    """``conv_mish`` as the torch op compiled code calls (``torch.ops.ishowtts.conv_mish``),
-    defined on first use: ``triton_op`` imports torch._inductor (~2 s), which only a compile
-    needs; the eager path that speaks first launches the kernel directly."""
+    """Define the ``ishowtts::conv_mish`` op (``torch.ops.ishowtts.conv_mish``) once, when a
+    model takes the fused path (``FastDiT``): ``triton_op`` imports torch._inductor (~2 s),
+    which config validation, the fallback voice and a CPU run never need."""
 
     @torch.library.triton_op("ishowtts::conv_mish", mutates_args=())
-    def conv_mish_op(y: Tensor, w_packed: Tensor, bias: Tensor) -> Tensor:
+    def conv_mish(y: Tensor, w_packed: Tensor, bias: Tensor) -> Tensor:
+        """``mish(conv1d(y, groups=G, padding=K//2) + bias)`` on channels-last ``y [B,N,C]``
+        with ``w_packed`` from ``pack_weight``."""
+        bsz, n, c = y.shape
+        groups, k, cg, _ = w_packed.shape
+        out = torch.empty_like(y)
+        block_n = 64
+        precision = "ieee" if y.dtype == torch.float32 else "tf32"  # fp16/bf16 ignore it
+        grid = (triton.cdiv(n, block_n), groups, bsz)
         # Under TRITON_INTERPRET=1 (tests on the CPU) the kernel is not a JITFunction to wrap.
-        wrapped = _conv_mish_kernel if INTERPRET else torch.library.wrap_triton(_conv_mish_kernel)
-        return _launch(wrapped, y, w_packed, bias)
+        kernel = _conv_mish_kernel if INTERPRET else torch.library.wrap_triton(_conv_mish_kernel)
+        kernel[grid](
+            y, w_packed, bias, out, n,
+            C=c, CG=cg, K=k, BLOCK_N=block_n, PRECISION=precision,
+            num_warps=4, num_stages=3,
+        )  # fmt: skip
+        return out
 
-    return conv_mish_op
+    return conv_mish

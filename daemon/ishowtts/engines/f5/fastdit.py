@@ -25,7 +25,7 @@ from torch import Tensor
 
 from . import convkernel, fused
 from .attention import ATTENTION, prefer
-from .rope import rope_heads_major, rope_kernel, rope_kernel_op, rope_rows
+from .rope import rope_heads_major, rope_kernel, rope_rows
 from .upstream import UpstreamModule
 
 # Upstream's empirically pruned step schedules (t = index / 32), used when the count matches.
@@ -95,13 +95,8 @@ def conv_mish(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
 
 
 def conv_mish_fused(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
-    """The same with the Triton kernel launched as it is; ``w`` packed by
-    ``convkernel.pack_weight``."""
-    return convkernel.conv_mish(y.contiguous(), w, b)
-
-
-def conv_mish_op(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
-    """``conv_mish_fused`` through its torch op, for compiled code (``convkernel.register``)."""
+    """The same with the Triton kernel (the op ``convkernel.register`` defines); ``w`` packed
+    by ``convkernel.pack_weight``."""
     return torch.ops.ishowtts.conv_mish(y.contiguous(), w, b)
 
 
@@ -227,6 +222,7 @@ class FastDiT:
             self.conv = (convkernel.pack_weight(w1, self.groups), b1,
                          convkernel.pack_weight(w2, self.groups), b2)  # fmt: skip
             self.conv_fn = conv_mish_fused
+            convkernel.register()
         self.blocks: list[BlockWeights] = [
             (
                 torch.cat([b.attn.to_q.weight, b.attn.to_k.weight, b.attn.to_v.weight]),
@@ -257,6 +253,7 @@ class FastDiT:
             self.rope = rope_rows
         if "rope" in self.fuse:
             self.rope = rope_kernel
+            fused.register_rope()
         # Attention kernel choice: fixed at trace time in compiled code, so every call (warm-up
         # and capture included) runs under the same choice. "auto": cuDNN first on CUDA (3 %
         # faster a step than flash on an H100), torch's own choice elsewhere.
@@ -297,17 +294,6 @@ class FastDiT:
         for name, fn in (fns or plain).items():
             setattr(self, name, fn)
         self.mark_dynamic = fns is not None
-        # Compiled code calls the Triton kernels as torch ops. Defining those imports
-        # torch._inductor (~2 s of a start), so it waits for the compile's own thread: the
-        # eager path, which speaks first, launches the same kernels as they are.
-        if self.conv_fn is not conv_mish:
-            self.conv_fn = conv_mish_op if fns is not None else conv_mish_fused
-            if fns is not None:
-                convkernel.register()
-        if "rope" in self.fuse:
-            self.rope = rope_kernel_op if fns is not None else rope_kernel
-            if fns is not None:
-                fused.register_rope()
 
     def compile(self, **kwargs: Any) -> None:
         self.use(self.compiled(**kwargs))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -81,35 +80,27 @@ if triton is not None:
                  mask=live)  # fmt: skip
 
 
-def rope_qk(qkv: Tensor, cos: Tensor, sin: Tensor, rope_heads: int) -> Tensor:
-    """q and k of ``qkv [B,N,3,H,dh]`` (contiguous) rotated, ``[B,N,2,H,dh]``: angles from
-    ``cos``/``sin`` ``[N, dh/2]`` (fp32), adjacent channels paired; only the first
-    ``rope_heads`` heads turn. The kernel launched as it is (the eager path)."""
-    return _launch_rope(_rope_kernel, qkv, cos, sin, rope_heads)
-
-
-def _launch_rope(kernel: Any, qkv: Tensor, cos: Tensor, sin: Tensor, rope_heads: int) -> Tensor:
-    bsz, n, _, heads, dh = qkv.shape
-    d = heads * dh
-    out = qkv.new_empty(bsz, n, 2, heads, dh)
-    bm, bc = 16, 256
-    grid = (triton.cdiv(bsz * n, bm), triton.cdiv(2 * d, bc))
-    kernel[grid](
-        qkv, cos, sin, out, bsz * n, n,
-        D=d, DH=dh, ROT=rope_heads * dh, BM=bm, BC=bc, num_warps=4,
-    )  # fmt: skip
-    return out
-
-
 @functools.cache
 def register_rope() -> Callable[[Tensor, Tensor, Tensor, int], Tensor]:
-    """``rope_qk`` as the torch op compiled code calls (``torch.ops.ishowtts.rope_qk``),
-    defined on first use: ``triton_op`` imports torch._inductor (~2 s), which only a compile
-    needs; the eager path that speaks first launches the kernel directly."""
+    """Define the ``ishowtts::rope_qk`` op (``torch.ops.ishowtts.rope_qk``) once, when a model
+    takes the fused path (``FastDiT``): ``triton_op`` imports torch._inductor (~2 s), which
+    config validation, the fallback voice and a CPU run never need."""
 
     @torch.library.triton_op("ishowtts::rope_qk", mutates_args=())
-    def rope_qk_op(qkv: Tensor, cos: Tensor, sin: Tensor, rope_heads: int) -> Tensor:
-        wrapped = _rope_kernel if INTERPRET else torch.library.wrap_triton(_rope_kernel)
-        return _launch_rope(wrapped, qkv, cos, sin, rope_heads)
+    def rope_qk(qkv: Tensor, cos: Tensor, sin: Tensor, rope_heads: int) -> Tensor:
+        """q and k of ``qkv [B,N,3,H,dh]`` (contiguous) rotated, ``[B,N,2,H,dh]``: angles
+        from ``cos``/``sin`` ``[N, dh/2]`` (fp32), adjacent channels paired; only the first
+        ``rope_heads`` heads turn."""
+        bsz, n, _, heads, dh = qkv.shape
+        d = heads * dh
+        out = qkv.new_empty(bsz, n, 2, heads, dh)
+        bm, bc = 16, 256
+        grid = (triton.cdiv(bsz * n, bm), triton.cdiv(2 * d, bc))
+        kernel = _rope_kernel if INTERPRET else torch.library.wrap_triton(_rope_kernel)
+        kernel[grid](
+            qkv, cos, sin, out, bsz * n, n,
+            D=d, DH=dh, ROT=rope_heads * dh, BM=bm, BC=bc, num_warps=4,
+        )  # fmt: skip
+        return out
 
-    return rope_qk_op
+    return rope_qk

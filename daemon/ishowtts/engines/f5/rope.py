@@ -7,8 +7,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import fused
-
 
 def rope_tables(n: int, dim_head: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """cos and sin of the rotary angles, ``[n, dim_head/2]``, fp32 (x-transformers' layout:
@@ -60,16 +58,7 @@ def rope_rows(qkv: Tensor, cos: Tensor, sin: Tensor,
 
 def rope_kernel(qkv: Tensor, cos: Tensor, sin: Tensor,
                 rope_heads: int | None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-    """``rope_rows`` as one Triton kernel (``fused.rope_qk``), launched as it is."""
-    return _heads(fused.rope_qk(qkv, cos, sin, _rope_heads(qkv, rope_heads)), qkv)
-
-
-def rope_kernel_op(qkv: Tensor, cos: Tensor, sin: Tensor,
-                   rope_heads: int | None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-    """``rope_kernel`` through its torch op, for compiled code (``fused.register_rope``)."""
-    qk = torch.ops.ishowtts.rope_qk(qkv, cos, sin, _rope_heads(qkv, rope_heads))
+    """``rope_rows`` as one Triton kernel (the op ``fused.register_rope`` defines)."""
+    qk = torch.ops.ishowtts.rope_qk(qkv, cos, sin, qkv.shape[3] if rope_heads is None
+                                    else rope_heads)  # fmt: skip
     return _heads(qk, qkv)
-
-
-def _rope_heads(qkv: Tensor, rope_heads: int | None) -> int:
-    return qkv.shape[3] if rope_heads is None else rope_heads

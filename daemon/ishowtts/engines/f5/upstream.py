@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import threading
 import types
 from functools import cache
 from pathlib import Path
@@ -42,9 +43,28 @@ def _lazy_getattr(name: str) -> Any:
     raise AttributeError(f"module 'f5_tts.model' has no attribute {name!r}")
 
 
+class _ImportedOnUse(types.ModuleType):
+    """Stands in ``sys.modules`` for a module until its first attribute is asked for, then
+    imports it and forwards to it (whoever imported the placeholder keeps working)."""
+
+    _lock = threading.Lock()
+
+    def __getattr__(self, attr: str) -> Any:
+        with self._lock:
+            if sys.modules.get(self.__name__) is self:
+                del sys.modules[self.__name__]
+            real = importlib.import_module(self.__name__)
+        return getattr(real, attr)
+
+
 def _register_light_model_package() -> None:
     if "f5_tts.model" in sys.modules:
         return
+    # x_transformers (for F5's rotary embedding) imports einx at its top, and einx's torch
+    # backend torch._dynamo, torch._inductor and sympy: ~1.5 s of the way to the first F5
+    # line, for relative-position code F5 never runs. The compile imports them later.
+    if "einx" not in sys.modules:
+        sys.modules["einx"] = _ImportedOnUse("einx")
     importlib.import_module("f5_tts")
     mod = types.ModuleType("f5_tts.model")
     mod.__path__ = [str(package_dir() / "model")]
