@@ -131,8 +131,9 @@ def test_old_files_with_mel_buffers_and_other_prefixes_load(trained, tmp_path):
     compiled = torch.compile(tiny_cfm(5))  # compiles lazily: only its state_dict is taken
     state = compiled.state_dict()
     assert all(k.startswith("_orig_mod.") for k in state)
-    torch.save({"model_state_dict": state}, tmp_path / "compiled.pt",
-               _use_new_zipfile_serialization=False)  # fmt: skip
+    torch.save(
+        {"model_state_dict": state}, tmp_path / "compiled.pt", _use_new_zipfile_serialization=False
+    )
     same(
         load(tmp_path / "compiled.pt"), {k.removeprefix("_orig_mod."): v for k, v in state.items()}
     )
@@ -274,8 +275,12 @@ def test_check_files_judges_a_hub_cached_file_and_names_the_key(trained, tmp_pat
     (tmp_path / "models--SWivid--F5-TTS" / "refs" / "main").write_text("0" * 40)
 
     def check(**options):
-        opts = F5Engine.Options(arch=TINY_ARCH, hub_cache=str(tmp_path),
-                                vocoder=str(save_vocoder(tmp_path / "vocos")), **options)  # fmt: skip
+        opts = F5Engine.Options(
+            arch=TINY_ARCH,
+            hub_cache=str(tmp_path),
+            vocoder=str(save_vocoder(tmp_path / "vocos")),
+            **options,
+        )
         return F5Engine.check_files(opts)
 
     assert check(model=V1) == {}  # the default v1 file, from the cache

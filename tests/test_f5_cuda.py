@@ -113,8 +113,9 @@ def test_vocoder_graph_on_tf32_is_close_and_restores_the_flag():
     audio = {}
     for tf32 in (False, True):
         seen.clear()
-        runner = graphs.GraphRunner(fast, job.frames, 1, 16, None, vocoder, masked=False,
-                                    vocoder_tf32=tf32)  # fmt: skip
+        runner = graphs.GraphRunner(
+            fast, job.frames, 1, 16, None, vocoder, masked=False, vocoder_tf32=tf32
+        )
         runner.capture()
         assert seen and set(seen) == {tf32}
         assert torch.backends.cuda.matmul.allow_tf32 is False
@@ -196,8 +197,16 @@ def test_background_warmup_speaks_at_once_then_compiles_and_captures_between_lin
     from tests.f5_tiny import tiny_files
 
     torch._dynamo.reset()
-    engine = F5Engine({**tiny_files(tmp_path), "device": "cuda", "cuda_graphs": True,
-                       "compile": True, "max_frames": 768, "seed": 3})  # fmt: skip
+    engine = F5Engine(
+        {
+            **tiny_files(tmp_path),
+            "device": "cuda",
+            "cuda_graphs": True,
+            "compile": True,
+            "max_frames": 768,
+            "seed": 3,
+        }
+    )
     engine.load({"default": Voice("default")}, lambda s: None)
     engine.warmup(lambda s: None)
     assert not engine.runners and engine.describe()["warm"] is False
@@ -229,8 +238,15 @@ def test_reload_with_a_shorter_clip_or_more_steps_captures_what_it_needs(tmp_pat
     from ishowtts.engines.f5 import F5Engine
     from tests.f5_tiny import tiny_files
 
-    engine = F5Engine({**tiny_files(tmp_path), "device": "cuda", "cuda_graphs": True,
-                       "max_frames": 1024, "seed": 3})  # fmt: skip
+    engine = F5Engine(
+        {
+            **tiny_files(tmp_path),
+            "device": "cuda",
+            "cuda_graphs": True,
+            "max_frames": 1024,
+            "seed": 3,
+        }
+    )
     engine.load({"default": Voice("default")}, lambda s: None)
     engine.warmup(lambda s: None)
     warm_fully(engine)
@@ -282,8 +298,10 @@ def test_student_graphs_match_student_eager(compiled):
     nref = job.cond.shape[0]
     jobs = {s: sampler.Job(job.cond, job.tokens, job.frames, noise=job.noise[:s]) for s in (4, 2)}
     # Eager results first, uncompiled (as the F5 graph tests do).
-    wants = {s: sampler.sample_student_eager(fast, [j], s, -1.0, schedules)[0][nref:]
-             for s, j in jobs.items()}  # fmt: skip
+    wants = {
+        s: sampler.sample_student_eager(fast, [j], s, -1.0, schedules)[0][nref:]
+        for s, j in jobs.items()
+    }
     if compiled:
         fast.compile()
     tol = 1e-4 if compiled else 1e-5
@@ -322,15 +340,21 @@ def _teacher_guided(dtype):
     teacher = synthetic.random_student(TINY_ARCH, seed=4, std=0.2).to("cuda", dtype)
     fast_t = fastdit.FastDiT(teacher.transformer, guided=True, mel_scale=fast.mel_scale)
     schedules = sampler.Schedules(fast_t)
-    plans = {(4, 1): schedules.teacher(4, 4, -1.0, 1.0),
-             (2, 1): schedules.teacher(4, 2, -1.0, 1.0),
-             (4, 2): schedules.teacher(6, 4, -1.0, 0.5, start=2)}  # fmt: skip
+    plans = {
+        (4, 1): schedules.teacher(4, 4, -1.0, 1.0),
+        (2, 1): schedules.teacher(4, 2, -1.0, 1.0),
+        (4, 2): schedules.teacher(6, 4, -1.0, 0.5, start=2),
+    }
     g = torch.Generator().manual_seed(12)
     jobs = {
-        k: sampler.Job(job.cond, job.tokens, job.frames,
-                       noise=torch.randn(k[0] + p.draws, job.frames, 100, generator=g).cuda())
+        k: sampler.Job(
+            job.cond,
+            job.tokens,
+            job.frames,
+            noise=torch.randn(k[0] + p.draws, job.frames, 100, generator=g).cuda(),
+        )
         for k, p in plans.items()
-    }  # fmt: skip
+    }
     return fast, fast_t, plans, jobs, sampler
 
 
@@ -347,10 +371,11 @@ def test_teacher_guided_graphs_match_eager(compiled):
     schedules = sampler.Schedules(fast)
     nref = jobs[4, 1].cond.shape[0]
     wants = {
-        k: sampler.sample_guided_start_eager(fast, fast_t, [jobs[k]], k[0], p, 2.0, -1.0,
-                                             schedules)[0][nref:]
+        k: sampler.sample_guided_start_eager(
+            fast, fast_t, [jobs[k]], k[0], p, 2.0, -1.0, schedules
+        )[0][nref:]
         for k, p in plans.items()
-    }  # fmt: skip
+    }
     j4 = jobs[4, 1]
     plain = sampler.Job(j4.cond, j4.tokens, j4.frames, noise=j4.noise[:4])
     want_plain = sampler.sample_student_eager(fast, [plain], 4, -1.0, schedules)[0][nref:]
@@ -362,11 +387,15 @@ def test_teacher_guided_graphs_match_eager(compiled):
     draws = max(p.draws for p in plans.values())
     frames = j4.frames
     for n, masked in ((frames + 30, True), (frames, False)):
-        runner = graphs.GraphRunner(fast, n, 1, 4, None, _vocoder(), masked, fast_t, evals,
-                                     draws)  # fmt: skip
+        runner = graphs.GraphRunner(fast, n, 1, 4, None, _vocoder(), masked, fast_t, evals, draws)
         runner.capture()
-        assert set(runner.graphs) == {"prepare", "step", "vocode", "teacher_prepare",
-                                      "teacher_step"}, runner.vocode_error  # fmt: skip
+        assert set(runner.graphs) == {
+            "prepare",
+            "step",
+            "vocode",
+            "teacher_prepare",
+            "teacher_step",
+        }, runner.vocode_error
         for k in ((4, 1), (2, 1), (4, 2), (4, 1)):  # replays reset cleanly
             got, audio = runner.run([jobs[k]], k[0], 2.0, -1.0, schedules, plans[k])[0]
             want = wants[k]
@@ -385,14 +414,24 @@ def test_teacher_guided_fp16_graph_close_to_fp32():
     fast32, teacher32, plans, jobs, sampler = _teacher_guided(torch.float32)
     job = jobs[4, 1]
     nref = job.cond.shape[0]
-    want = sampler.sample_guided_start_eager(fast32, teacher32, [job], 4, plans[4, 1], 2.0,
-                                             -1.0)[0][nref:]  # fmt: skip
+    want = sampler.sample_guided_start_eager(fast32, teacher32, [job], 4, plans[4, 1], 2.0, -1.0)[
+        0
+    ][nref:]
     fast, fast_t, plans16, _, _ = _teacher_guided(torch.float16)
     fast.compile()
     fast_t.compile()
     p = plans16[4, 1]
-    runner = graphs.GraphRunner(fast, job.frames, 1, 4, None, masked=False, teacher=fast_t,
-                                 teacher_evals=p.evals, teacher_draws=p.draws)  # fmt: skip
+    runner = graphs.GraphRunner(
+        fast,
+        job.frames,
+        1,
+        4,
+        None,
+        masked=False,
+        teacher=fast_t,
+        teacher_evals=p.evals,
+        teacher_draws=p.draws,
+    )
     runner.capture()
     got = runner.run([job], 4, 2.0, -1.0, sampler.Schedules(fast), p)[0][0]
     assert torch.isfinite(got).all()
@@ -412,9 +451,18 @@ def test_engine_with_teacher_steps_captures_the_teacher_graphs(tmp_path):
     student = synthetic.random_student(TINY_ARCH, seed=3, std=0.2)
     teacher = synthetic.random_student(TINY_ARCH, seed=4, std=0.2)
     path = synthetic.save_student(student, tmp_path / "s.pt", 1.7, teacher)
-    engine = F5Engine({"model": "DMOSpeech2", "checkpoint": str(path), "arch": dict(TINY_ARCH),
-                       "vocoder": str(save_vocoder(tmp_path / "vocos")), "device": "cuda",
-                       "teacher_steps": 4, "max_frames": 768, "seed": 3})  # fmt: skip
+    engine = F5Engine(
+        {
+            "model": "DMOSpeech2",
+            "checkpoint": str(path),
+            "arch": dict(TINY_ARCH),
+            "vocoder": str(save_vocoder(tmp_path / "vocos")),
+            "device": "cuda",
+            "teacher_steps": 4,
+            "max_frames": 768,
+            "seed": 3,
+        }
+    )
     engine.load({"default": Voice("default")}, lambda s: None)
     engine.warmup(lambda s: None)
     warm_fully(engine)  # the teacher compiled in the background too

@@ -81,8 +81,9 @@ def test_offline_hub_names_the_file_and_how_to_provide_it(tmp_path, monkeypatch)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     with pytest.raises(loader.ModelFileMissing) as err:
-        loader.resolve(loader.DEFAULT_CHECKPOINT, None, "F5 checkpoint", "checkpoint",
-                       str(tmp_path / "cache"))  # fmt: skip
+        loader.resolve(
+            loader.DEFAULT_CHECKPOINT, None, "F5 checkpoint", "checkpoint", str(tmp_path / "cache")
+        )
     msg = str(err.value)
     assert "model_1250000.safetensors" in msg and "SWivid/F5-TTS" in msg
     assert "HF_HUB_OFFLINE" in msg and "`checkpoint`" in msg and "local path" in msg
@@ -114,8 +115,9 @@ def test_unreachable_hub_is_found_by_a_probe_not_by_download_retries(tmp_path, m
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", recording)
     with pytest.raises(loader.ModelFileMissing) as err:
-        loader.resolve(loader.DEFAULT_CHECKPOINT, None, "F5 checkpoint", "checkpoint",
-                       str(tmp_path / "cache"))  # fmt: skip
+        loader.resolve(
+            loader.DEFAULT_CHECKPOINT, None, "F5 checkpoint", "checkpoint", str(tmp_path / "cache")
+        )
     assert calls == [True]  # the cache was looked at; no download was attempted
     msg = str(err.value)
     assert f"127.0.0.1:{port}" in msg and "unreachable" in msg

@@ -31,9 +31,14 @@ def setup(variant):
 
 def upstream_mel(cfm, ref_mel, chars, frames, steps, seed=123):
     out, _ = cfm.sample(
-        cond=ref_mel[None], text=[chars], duration=frames, steps=steps,
-        cfg_strength=2.0, sway_sampling_coef=-1.0, seed=seed,
-    )  # fmt: skip
+        cond=ref_mel[None],
+        text=[chars],
+        duration=frames,
+        steps=steps,
+        cfg_strength=2.0,
+        sway_sampling_coef=-1.0,
+        seed=seed,
+    )
     return out[0].float()
 
 
@@ -43,8 +48,9 @@ def test_fp32_matches_upstream(setup, steps):
     frames = ref_mel.shape[0] + 50
     want = upstream_mel(cfm, ref_mel, chars, frames, steps)
     fast = fastdit.FastDiT(cfm.transformer)
-    got = sampler.sample_eager(fast, [sampler.Job(ref_mel, tokens, frames, seed=123)], steps,
-                               2.0, -1.0)[0]  # fmt: skip
+    got = sampler.sample_eager(
+        fast, [sampler.Job(ref_mel, tokens, frames, seed=123)], steps, 2.0, -1.0
+    )[0]
     new = slice(ref_mel.shape[0], frames)
     assert want[new].abs().mean() > 0.1  # the random model really does something
     assert rel(got[new], want[new]) <= 1e-5
@@ -56,8 +62,10 @@ def test_padded_batch_matches_unpadded(setup):
     frames = ref_mel.shape[0] + 40
     want = upstream_mel(cfm, ref_mel, chars, frames, 16)
     fast = fastdit.FastDiT(cfm.transformer)
-    jobs = [sampler.Job(ref_mel, tokens, frames, seed=123),
-            sampler.Job(ref_mel, tokens, frames + 37, seed=5)]  # fmt: skip
+    jobs = [
+        sampler.Job(ref_mel, tokens, frames, seed=123),
+        sampler.Job(ref_mel, tokens, frames + 37, seed=5),
+    ]
     got = sampler.sample_eager(fast, jobs, 16, 2.0, -1.0)[0]
     new = slice(ref_mel.shape[0], frames)
     assert rel(got[new], want[new]) <= 1e-5
@@ -70,8 +78,9 @@ def test_half_precision_close_to_fp32_upstream(setup, variant, dtype, tol):
     want = upstream_mel(cfm, ref_mel, chars, frames, 16)
     half = tiny_cfm(0, variant).to(dtype)
     fast = fastdit.FastDiT(half.transformer)
-    got = sampler.sample_eager(fast, [sampler.Job(ref_mel, tokens, frames, seed=123)], 16,
-                               2.0, -1.0)[0]  # fmt: skip
+    got = sampler.sample_eager(
+        fast, [sampler.Job(ref_mel, tokens, frames, seed=123)], 16, 2.0, -1.0
+    )[0]
     new = slice(ref_mel.shape[0], frames)
     assert torch.isfinite(got).all()
     assert rel(got[new], want[new]) <= tol
@@ -156,9 +165,13 @@ def test_runner_requests_in_a_row_each_match_eager(setup):
     bodies = {"prepare": runner._prepare, "step": runner._step}
     runner.graphs = {k: types.SimpleNamespace(replay=f) for k, f in bodies.items()}  # type: ignore[misc]
     other = ref_mel[:-20] * 0.5 + 1.0
-    cases = [(ref_mel, tokens, n, 16, 2.0), (other, tokens[:7], n - 30, 16, 2.0),
-             (other, tokens[:7], n - 30, 7, 2.0), (ref_mel, tokens, n, 7, 1.0),
-             (ref_mel, tokens, n, 16, 2.0)]  # fmt: skip
+    cases = [
+        (ref_mel, tokens, n, 16, 2.0),
+        (other, tokens[:7], n - 30, 16, 2.0),
+        (other, tokens[:7], n - 30, 7, 2.0),
+        (ref_mel, tokens, n, 7, 1.0),
+        (ref_mel, tokens, n, 16, 2.0),
+    ]
     for cond, text, frames, steps, cfg in cases:
         job = sampler.Job(cond, text, frames, seed=frames + steps)
         want = sampler.sample_eager(fast, [job], steps, cfg, -1.0, schedules)[0]
@@ -175,8 +188,9 @@ def test_overlap_add_istft_is_vocos_istft(padding):
 
     ref = ISTFT(n_fft=1024, hop_length=256, win_length=1024, padding=padding)
     g = torch.Generator().manual_seed(0)
-    spec = torch.polar(torch.rand(2, 513, 40, generator=g) * 3,
-                       torch.rand(2, 513, 40, generator=g) * 6.3)  # fmt: skip
+    spec = torch.polar(
+        torch.rand(2, 513, 40, generator=g) * 3, torch.rand(2, 513, 40, generator=g) * 6.3
+    )
     want = ref(spec)
     got = graphs.ola_istft(spec, 1024, 256, ref.window, padding)
     assert got.shape == want.shape

@@ -52,8 +52,14 @@ def reference_student(dit, ref, tokens, frames, noise, scale, sway=-1.0):
     x1 = cond.clone()
     for i, t in enumerate(t_all):
         phi = (1 - t) * noise[i][None] + t * x1
-        pred = dit(x=phi, cond=cond, text=tokens[None], time=t[None], drop_audio_cond=False,
-                   drop_text=False)  # fmt: skip
+        pred = dit(
+            x=phi,
+            cond=cond,
+            text=tokens[None],
+            time=t[None],
+            drop_audio_cond=False,
+            drop_text=False,
+        )
         x1 = phi + (1 - t) * pred
     return (x1 * scale)[0]
 
@@ -120,8 +126,7 @@ def test_padded_student_batch_matches_reference(loaded, request_):
 
 
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float16, 1e-2), (torch.bfloat16, 3e-2)])
-def test_half_precision_student_close_to_fp32_reference(loaded, request_, student_file, dtype,
-                                                        tol):  # fmt: skip
+def test_half_precision_student_close_to_fp32_reference(loaded, request_, student_file, dtype, tol):
     _, scale = loaded
     ref, tokens = request_
     frames, noise, want = reference_case(loaded, request_, 50, 4, seed=9)
@@ -129,8 +134,9 @@ def test_half_precision_student_close_to_fp32_reference(loaded, request_, studen
     half = loader.build_cfm(loader.STUDENT_MODEL, TINY_ARCH, vocab)
     loader.load_weights(half, student_file, student=True)
     fast = fastdit.FastDiT(half.eval().to(dtype).transformer, guided=False, mel_scale=scale)
-    got = sampler.sample_student_eager(fast, [sampler.Job(ref, tokens, frames, noise=noise)], 4,
-                                       -1.0)[0]  # fmt: skip
+    got = sampler.sample_student_eager(
+        fast, [sampler.Job(ref, tokens, frames, noise=noise)], 4, -1.0
+    )[0]
     new = slice(ref.shape[0], frames)
     assert torch.isfinite(got).all() and rel(got[new], want[new]) <= tol
 
@@ -147,8 +153,14 @@ def test_guided_model_refused_by_the_student_sampler(loaded, request_):
 # ---- duration predictor ------------------------------------------------------------------
 
 # 8 heads, as the reference (the head count is not in the weights, so ``read`` assumes it).
-SMALL = {"vocab_size": 2545, "hidden": 32, "text_layers": 2, "cross_layers": 2, "heads": 8,
-         "classes": 301}  # fmt: skip
+SMALL = {
+    "vocab_size": 2545,
+    "hidden": 32,
+    "text_layers": 2,
+    "cross_layers": 2,
+    "heads": 8,
+    "classes": 301,
+}
 
 
 def _mha(x, mem, w_in, b_in, w_out, b_out, heads, mask=None):
@@ -189,8 +201,16 @@ def reference_predictor(sd, text_ids, mel, heads):
         return h @ sd[p + "linear2.weight"].T + sd[p + "linear2.bias"]
 
     def attn(x, mem, p, mask=None):
-        return _mha(x, mem, sd[p + "in_proj_weight"], sd[p + "in_proj_bias"],
-                    sd[p + "out_proj.weight"], sd[p + "out_proj.bias"], heads, mask)  # fmt: skip
+        return _mha(
+            x,
+            mem,
+            sd[p + "in_proj_weight"],
+            sd[p + "in_proj_bias"],
+            sd[p + "out_proj.weight"],
+            sd[p + "out_proj.bias"],
+            heads,
+            mask,
+        )
 
     dim = sd["text_embedder.weight"].shape[1]
     x = sd["text_embedder.weight"][text_ids] + pe(text_ids.shape[1], dim)
@@ -205,10 +225,10 @@ def reference_predictor(sd, text_ids, mel, heads):
     i = 0
     while f"decoder.layers.{i}.linear1.weight" in sd:
         p = f"decoder.layers.{i}."
-        y = _ln(y + attn(y, y, p + "self_attn.", causal), sd[p + "norm1.weight"],
-                sd[p + "norm1.bias"])  # fmt: skip
-        y = _ln(y + attn(y, x, p + "multihead_attn."), sd[p + "norm2.weight"],
-                sd[p + "norm2.bias"])  # fmt: skip
+        y = _ln(
+            y + attn(y, y, p + "self_attn.", causal), sd[p + "norm1.weight"], sd[p + "norm1.bias"]
+        )
+        y = _ln(y + attn(y, x, p + "multihead_attn."), sd[p + "norm2.weight"], sd[p + "norm2.bias"])
         y = _ln(y + ff(y, p), sd[p + "norm3.weight"], sd[p + "norm3.bias"])
         i += 1
     return y @ sd["predictor.weight"].T + sd["predictor.bias"]
@@ -258,11 +278,19 @@ def test_predictor_file_errors(tmp_path, student_file):
 @pytest.fixture(scope="module")
 def engine(student_file, predictor_file, tmp_path_factory):
     voc = save_vocoder(tmp_path_factory.mktemp("voc") / "vocos")
-    e = F5Engine({
-        "model": "DMOSpeech2", "checkpoint": str(student_file), "vocoder": str(voc),
-        "arch": dict(TINY_ARCH), "device": "cpu", "compile": False, "cuda_graphs": False,
-        "seed": 1, "duration_predictor": str(predictor_file),
-    })  # fmt: skip
+    e = F5Engine(
+        {
+            "model": "DMOSpeech2",
+            "checkpoint": str(student_file),
+            "vocoder": str(voc),
+            "arch": dict(TINY_ARCH),
+            "device": "cpu",
+            "compile": False,
+            "cuda_graphs": False,
+            "seed": 1,
+            "duration_predictor": str(predictor_file),
+        }
+    )
     lines: list[str] = []
     voices = {"rate": Voice("rate"), "learned": Voice("learned", options={"duration": "predictor"})}
     e.load(voices, lines.append)

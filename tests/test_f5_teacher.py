@@ -59,23 +59,36 @@ def request_():
 def fast_pair(models) -> tuple[fastdit.FastDiT, fastdit.FastDiT]:
     """Our student (unguided) and teacher (guided) over the loaded models."""
     student, teacher = models
-    return (fastdit.FastDiT(student.transformer, guided=False, mel_scale=SCALE),
-            fastdit.FastDiT(teacher.transformer, guided=True, mel_scale=SCALE))  # fmt: skip
+    return (
+        fastdit.FastDiT(student.transformer, guided=False, mel_scale=SCALE),
+        fastdit.FastDiT(teacher.transformer, guided=True, mel_scale=SCALE),
+    )
 
 
-def reference_generate(teacher, student, ref, tokens, frames, y0, noise_seq, student_noise,
-                       teacher_steps=16, stopping_time=0.07, start=1, eta=1.0, cfg=2.0,
-                       sway=-1.0):  # fmt: skip
+def reference_generate(
+    teacher,
+    student,
+    ref,
+    tokens,
+    frames,
+    y0,
+    noise_seq,
+    student_noise,
+    teacher_steps=16,
+    stopping_time=0.07,
+    start=1,
+    eta=1.0,
+    cfg=2.0,
+    sway=-1.0,
+):
     """``generate`` from its inputs on: ``_teacher_sampling`` then ``_student_sampling``."""
     cond = F.pad(ref / SCALE, (0, 0, 0, frames - ref.shape[0]))[None]
     text = tokens[None]
 
     def fn(t, x):
-        pred = teacher(x=x, cond=cond, text=text, time=t, drop_audio_cond=False,
-                       drop_text=False)  # fmt: skip
+        pred = teacher(x=x, cond=cond, text=text, time=t, drop_audio_cond=False, drop_text=False)
         if cfg > 1e-5:
-            null = teacher(x=x, cond=cond, text=text, time=t, drop_audio_cond=True,
-                           drop_text=True)  # fmt: skip
+            null = teacher(x=x, cond=cond, text=text, time=t, drop_audio_cond=True, drop_text=True)
             pred = pred + (pred - null) * cfg
         if eta > 0:
             step_idx = min(int((1.0 - t.item()) * len(noise_seq)), len(noise_seq) - 1)
@@ -98,8 +111,9 @@ def reference_generate(teacher, student, ref, tokens, frames, y0, noise_seq, stu
     for k, step in enumerate(steps[start:]):
         time = step[None]
         phi = (1 - step) * student_noise[k][None] + step * x1
-        pred = student(x=phi, cond=cond, text=text, time=time, drop_audio_cond=False,
-                       drop_text=False)  # fmt: skip
+        pred = student(
+            x=phi, cond=cond, text=text, time=time, drop_audio_cond=False, drop_text=False
+        )
         x1 = phi + (1 - step) * pred
     return (x1 * SCALE)[0]
 
@@ -133,8 +147,9 @@ def test_default_plan_is_the_reference_grid():
     [(4, 16, 0.07, 1.0, 1), (2, 8, 0.05, 0.0, 1), (3, 12, 0.07, 0.5, 1), (12, 24, 0.25, 1.0, 2)],
     ids=["reference defaults", "eta 0", "eta 0.5", "reference demo: student from step 2"],
 )
-def test_fp32_guided_start_matches_reference(models, request_, teacher_steps, ref_grid,
-                                             stopping_time, eta, start):  # fmt: skip
+def test_fp32_guided_start_matches_reference(
+    models, request_, teacher_steps, ref_grid, stopping_time, eta, start
+):
     student, teacher = models
     ref, tokens = request_
     frames = ref.shape[0] + 60
@@ -143,9 +158,20 @@ def test_fp32_guided_start_matches_reference(models, request_, teacher_steps, re
     noise_seq = [torch.randn(1, frames, 100, generator=g) for _ in range(ref_grid)]
     student_noise = torch.randn(4 - start, frames, 100, generator=g)
     with torch.no_grad():
-        want = reference_generate(teacher.transformer, student.transformer, ref, tokens, frames,
-                                  y0, noise_seq, student_noise, ref_grid, stopping_time,
-                                  start=start, eta=eta)  # fmt: skip
+        want = reference_generate(
+            teacher.transformer,
+            student.transformer,
+            ref,
+            tokens,
+            frames,
+            y0,
+            noise_seq,
+            student_noise,
+            ref_grid,
+            stopping_time,
+            start=start,
+            eta=eta,
+        )
     fast = fastdit.FastDiT(student.transformer, guided=False, mel_scale=SCALE)
     fast_t = fastdit.FastDiT(teacher.transformer, guided=True, mel_scale=SCALE)
     plan = sampler.Schedules(fast_t).teacher(teacher_steps, 4, -1.0, eta, start)
@@ -162,8 +188,9 @@ def test_fp32_guided_start_matches_reference(models, request_, teacher_steps, re
     assert rel(got[new], want[new]) <= 1e-5
     # The teacher matters: the student alone from step 0 gives something else.
     plain_noise = torch.nan_to_num(noise[:4])
-    alone = sampler.sample_student_eager(fast, [sampler.Job(ref, tokens, frames,
-                                                            noise=plain_noise)], 4, -1.0)[0]  # fmt: skip
+    alone = sampler.sample_student_eager(
+        fast, [sampler.Job(ref, tokens, frames, noise=plain_noise)], 4, -1.0
+    )[0]
     assert rel(alone[new], want[new]) > 0.05
 
 
@@ -191,15 +218,24 @@ def test_half_precision_close_to_fp32_reference(files, models, request_, dtype, 
     noise_seq = [torch.randn(1, frames, 100, generator=g) for _ in range(16)]
     student_noise = torch.randn(3, frames, 100, generator=g)
     with torch.no_grad():
-        want = reference_generate(teacher.transformer, student.transformer, ref, tokens, frames,
-                                  y0, noise_seq, student_noise)  # fmt: skip
+        want = reference_generate(
+            teacher.transformer,
+            student.transformer,
+            ref,
+            tokens,
+            frames,
+            y0,
+            noise_seq,
+            student_noise,
+        )
     vocab = upstream.load_vocab(str(upstream.vocab_path()))
     halves = []
     for is_teacher in (False, True):
         cfm = loader.build_cfm(loader.STUDENT_MODEL, TINY_ARCH, vocab)
         loader.load_weights(cfm, files[0], student=not is_teacher, teacher=is_teacher)
-        halves.append(fastdit.FastDiT(cfm.eval().to(dtype).transformer, guided=is_teacher,
-                                      mel_scale=SCALE))  # fmt: skip
+        halves.append(
+            fastdit.FastDiT(cfm.eval().to(dtype).transformer, guided=is_teacher, mel_scale=SCALE)
+        )
     fast, fast_t = halves
     plan = sampler.Schedules(fast_t).teacher(4, 4, -1.0, 1.0)
     noise = torch.stack([y0, *student_noise, *[noise_seq[15 - k][0] for k in range(plan.draws)]])
@@ -213,10 +249,13 @@ def test_the_teacher_is_read_from_its_own_keys(files, models):
     student, teacher = models
     raw = torch.load(str(files[0]), weights_only=True)["model_state_dict"]
     key = "transformer_blocks.0.attn.to_q.weight"
-    assert torch.equal(teacher.transformer.transformer_blocks[0].attn.to_q.weight,
-                       raw[loader.TEACHER_PREFIX + key])  # fmt: skip
-    assert not torch.equal(teacher.transformer.transformer_blocks[0].attn.to_q.weight,
-                           student.transformer.transformer_blocks[0].attn.to_q.weight)  # fmt: skip
+    assert torch.equal(
+        teacher.transformer.transformer_blocks[0].attn.to_q.weight, raw[loader.TEACHER_PREFIX + key]
+    )
+    assert not torch.equal(
+        teacher.transformer.transformer_blocks[0].attn.to_q.weight,
+        student.transformer.transformer_blocks[0].attn.to_q.weight,
+    )
 
 
 def test_samplers_refuse_the_wrong_models(models, request_):
@@ -240,42 +279,57 @@ def test_graph_runner_bookkeeping_on_the_cpu(models, request_):
     fast = fastdit.FastDiT(student.transformer, guided=False, mel_scale=SCALE)
     fast_t = fastdit.FastDiT(teacher.transformer, guided=True, mel_scale=SCALE)
     schedules, teacher_schedules = sampler.Schedules(fast), sampler.Schedules(fast_t)
-    plans = {(4, 1): teacher_schedules.teacher(4, 4, -1.0, 1.0),
-             (2, 1): teacher_schedules.teacher(4, 2, -1.0, 1.0),
-             (4, 2): teacher_schedules.teacher(6, 4, -1.0, 0.5, start=2)}  # fmt: skip
+    plans = {
+        (4, 1): teacher_schedules.teacher(4, 4, -1.0, 1.0),
+        (2, 1): teacher_schedules.teacher(4, 2, -1.0, 1.0),
+        (4, 2): teacher_schedules.teacher(6, 4, -1.0, 0.5, start=2),
+    }
     evals = max(p.evals for p in plans.values())
     draws = max(p.draws for p in plans.values())
     frames = ref.shape[0] + 50
     g = torch.Generator().manual_seed(3)
     for n, masked in ((frames + 30, True), (frames, False)):
         runner = graphs.GraphRunner(fast, n, 1, 4, None, None, masked, fast_t, evals, draws)
-        bodies = {"prepare": runner._prepare, "step": runner._step,
-                  "teacher_prepare": runner._teacher_prepare,
-                  "teacher_step": runner._teacher_step}  # fmt: skip
+        bodies = {
+            "prepare": runner._prepare,
+            "step": runner._step,
+            "teacher_prepare": runner._teacher_prepare,
+            "teacher_step": runner._teacher_step,
+        }
         runner.graphs = {k: types.SimpleNamespace(replay=f) for k, f in bodies.items()}  # type: ignore[misc]
         for steps, start in ((4, 1), (2, 1), (4, 2), (4, 1)):  # replays reset cleanly
             plan = plans[steps, start]
             noise = torch.randn(steps + plan.draws, frames, 100, generator=g)
             job = sampler.Job(ref, tokens, frames, noise=noise)
-            want = sampler.sample_guided_start_eager(fast, fast_t, [job], steps, plan, 2.0,
-                                                     -1.0, schedules)[0][ref.shape[0] :]  # fmt: skip
+            want = sampler.sample_guided_start_eager(
+                fast, fast_t, [job], steps, plan, 2.0, -1.0, schedules
+            )[0][ref.shape[0] :]
             got = runner.run([job], steps, 2.0, -1.0, schedules, plan)[0][0]
             assert torch.equal(got, want)
         job = sampler.Job(ref, tokens, frames, noise=torch.randn(4, frames, 100, generator=g))
         want = sampler.sample_student_eager(fast, [job], 4, -1.0, schedules)[0][ref.shape[0] :]
         assert torch.equal(runner.run([job], 4, 2.0, -1.0, schedules)[0][0], want)
         with pytest.raises(ValueError, match="teacher plan does not fit"):
-            runner.run([job], 4, 2.0, -1.0, schedules, sampler.Schedules(fast_t).teacher(
-                8, 4, -1.0, 1.0))  # fmt: skip
+            runner.run(
+                [job], 4, 2.0, -1.0, schedules, sampler.Schedules(fast_t).teacher(8, 4, -1.0, 1.0)
+            )
 
 
 # ---- the engine --------------------------------------------------------------------------
 
 
 def engine_options(checkpoint: Path, vocoder: Path, **more):
-    return {"model": "DMOSpeech2", "checkpoint": str(checkpoint), "vocoder": str(vocoder),
-            "arch": dict(TINY_ARCH), "device": "cpu", "compile": False, "cuda_graphs": False,
-            "seed": 1, **more}  # fmt: skip
+    return {
+        "model": "DMOSpeech2",
+        "checkpoint": str(checkpoint),
+        "vocoder": str(vocoder),
+        "arch": dict(TINY_ARCH),
+        "device": "cpu",
+        "compile": False,
+        "cuda_graphs": False,
+        "seed": 1,
+        **more,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -347,8 +401,10 @@ def test_say_names_the_missing_teacher_as_a_config_error(files, vocoder, tmp_pat
     out = tmp_path / "out.wav"
     result = subprocess.run(
         [sys.executable, "-m", "ishowtts", "say", "hello", "--out", str(out), "-c", str(config)],
-        capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("config error: engine.teacher_steps: ")

@@ -24,8 +24,9 @@ def _tool():
 def test_warmup_tool_reads_the_config_and_warms(tmp_path, capsys):
     opts = tiny_files(tmp_path / "m")
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"engine": {"type": "f5", **opts},
-                                      "voices": {"default": {}, "zh": {}}}))  # fmt: skip
+    config.write_text(
+        yaml.safe_dump({"engine": {"type": "f5", **opts}, "voices": {"default": {}, "zh": {}}})
+    )
     out = tmp_path / "summary.json"
     assert _tool().main(["--config", str(config), "--json", str(out)]) == 0
     summary = json.loads(out.read_text())

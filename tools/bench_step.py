@@ -83,9 +83,11 @@ def line_ms(runner: GraphRunner, job: Job, steps: int, schedules: Schedules) -> 
         graphs[name] = replay_ms(runner.graphs[name], runner, 5)
     replays = graphs["prepare"] + steps * graphs["step"] + graphs["vocode"]
     return {
-        **{k: statistics.median(v[1:]) for k, v in walls.items()}, "graphs_ms": replays,
-        "prepare_ms": graphs["prepare"], "vocode_ms": graphs["vocode"],
-    }  # fmt: skip
+        **{k: statistics.median(v[1:]) for k, v in walls.items()},
+        "graphs_ms": replays,
+        "prepare_ms": graphs["prepare"],
+        "vocode_ms": graphs["vocode"],
+    }
 
 
 def line_profile(runner: GraphRunner, job: Job, steps: int, schedules: Schedules) -> str:
@@ -97,8 +99,9 @@ def line_profile(runner: GraphRunner, job: Job, steps: int, schedules: Schedules
             mel, audio = runner.run([job], steps, 2.0, -1.0, schedules)[0]
             assert audio is not None
             fetch(audio, mel)
-    table: str = p.key_averages().table(sort_by="self_cpu_time_total", row_limit=14,
-                                        max_name_column_width=50)  # fmt: skip
+    table: str = p.key_averages().table(
+        sort_by="self_cpu_time_total", row_limit=14, max_name_column_width=50
+    )
     return table
 
 
@@ -191,14 +194,18 @@ def main(argv: list[str] | None = None) -> int:
             parts = frozenset(variant.split("+"))
             fuse = FUSIONS if "all" in parts else parts - {"none", "vocoder"}
             # "+vocoder": the vocoder's backbone compiled too (as the engine does)
-            vocoder.backbone = torch.compile(plain_backbone, dynamic=True) if "vocoder" in parts \
-                else plain_backbone  # fmt: skip
+            vocoder.backbone = (
+                torch.compile(plain_backbone, dynamic=True)
+                if "vocoder" in parts
+                else plain_backbone
+            )
             torch._dynamo.reset()  # each variant compiles afresh (no stale guards, no limit)
             fast = FastDiT(dit, fuse=fuse)
             if not a.no_compile:
                 fast.compile()
-            runner = GraphRunner(fast, n, 1, a.steps, vocoder=vocoder, masked=False, min_ref=nref,
-                                 vocoder_tf32=True)  # fmt: skip
+            runner = GraphRunner(
+                fast, n, 1, a.steps, vocoder=vocoder, masked=False, min_ref=nref, vocoder_tf32=True
+            )
             runner.capture()
             schedules = Schedules(fast)
             runner.run([job], a.steps, 2.0, -1.0, schedules)
@@ -209,21 +216,30 @@ def main(argv: list[str] | None = None) -> int:
             ms = replay_ms(runner.graphs["step"], runner, a.reps)
             flops = step_flops(fast, n)
             row: dict[str, Any] = {
-                "frames": n, "fuse": variant, "step_ms": ms, "tflops": flops / ms / 1e9,
-                "mfu": flops / ms / 1e9 / peak, "rel_err_vs_first": err, **line,
-            }  # fmt: skip
+                "frames": n,
+                "fuse": variant,
+                "step_ms": ms,
+                "tflops": flops / ms / 1e9,
+                "mfu": flops / ms / 1e9 / peak,
+                "rel_err_vs_first": err,
+                **line,
+            }
             if a.profile:
                 row["profile"] = kernel_table(runner.graphs["step"], runner)
                 row["line_profile"] = line_profile(runner, job, a.steps, schedules)
             result["rows"].append(row)
-            print(f"n={n} {variant:>24}: {ms:.3f} ms/step, {row['tflops']:.0f} TFLOP/s "
-                  f"(MFU {row['mfu'] * 100:.1f} %), rel err vs first {err:.2e}",
-                  flush=True)  # fmt: skip
+            print(
+                f"n={n} {variant:>24}: {ms:.3f} ms/step, {row['tflops']:.0f} TFLOP/s "
+                f"(MFU {row['mfu'] * 100:.1f} %), rel err vs first {err:.2e}",
+                flush=True,
+            )
             print("   one line: " + ", ".join(f"{k} {v:.2f}" for k, v in line.items()))
             if a.profile:
                 prof = row["profile"]
-                print(f"   kernels/step {prof['kernels_per_step']}: "
-                      + ", ".join(f"{k} {v:.3f}" for k, v in prof["kinds_ms"].items()))  # fmt: skip
+                print(
+                    f"   kernels/step {prof['kernels_per_step']}: "
+                    + ", ".join(f"{k} {v:.3f}" for k, v in prof["kinds_ms"].items())
+                )
                 for r in prof["top"]:
                     print(f"   {r['ms']:.4f} ms x{r['count']:<3} {r['name']}")
                 print(row["line_profile"])

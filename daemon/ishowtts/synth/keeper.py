@@ -237,11 +237,16 @@ class EngineKeeper:
                     self.warming = False
                     self.primary_error = describe(exc)
                     self.failovers += 1
-                    self.log.warning("engine_fallback", primary=self.primary_name,
-                                     fallback=self.fallback_name, at="start",
-                                     reason=self.primary_error, fatal=False,
-                                     hint="reading chat with the fallback voice; the primary "
-                                     "is retried in the background")  # fmt: skip
+                    self.log.warning(
+                        "engine_fallback",
+                        primary=self.primary_name,
+                        fallback=self.fallback_name,
+                        at="start",
+                        reason=self.primary_error,
+                        fatal=False,
+                        hint="reading chat with the fallback voice; the primary "
+                        "is retried in the background",
+                    )
                     wait = delay
                     continue
                 wait = delay = min(delay * 2, self.failover.retry_max_s)

@@ -142,8 +142,9 @@ class SynthWorker(EngineKeeper):
                 if not get.done():
                     wake = asyncio.ensure_future(self._wake.wait())
                     try:
-                        await asyncio.wait((get, wake), timeout=delay,
-                                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                        await asyncio.wait(
+                            (get, wake), timeout=delay, return_when=asyncio.FIRST_COMPLETED
+                        )
                     finally:
                         wake.cancel()
             return get.result()

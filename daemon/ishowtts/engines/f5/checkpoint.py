@@ -55,14 +55,18 @@ def sniff(path: Path, option: str = "checkpoint") -> str:
     if path.is_dir():
         found = sorted(p.name for p in path.iterdir() if p.suffix in (".safetensors", ".pt"))
         hint = f" (it holds {', '.join(found[:3])})" if found else ""
-        raise WeightsUnusable(option, f"{path} is a folder{hint}; set engine.{option} to the "
-                       f"checkpoint file itself")  # fmt: skip
+        raise WeightsUnusable(
+            option, f"{path} is a folder{hint}; set engine.{option} to the checkpoint file itself"
+        )
     try:
         with open(path, "rb") as f:
             head = f.read(64)
     except OSError as exc:  # e.g. the service's user may not read a file in someone's home
-        raise WeightsUnusable(option, f"{path} cannot be opened ({exc.strerror or exc}); make "
-                       f"it readable by the user the daemon runs as") from None  # fmt: skip
+        raise WeightsUnusable(
+            option,
+            f"{path} cannot be opened ({exc.strerror or exc}); make "
+            f"it readable by the user the daemon runs as",
+        ) from None
     if not head:
         raise WeightsUnusable(
             option,
@@ -266,9 +270,11 @@ def fit(
             if found
             else "set engine.model (and engine.arch) to the config it was trained with"
         )
-        how = [f"{what} {', '.join(keys[:2])}" + (f" (+{len(keys) - 2})" if len(keys) > 2 else "")
-               for what, keys in (("shapes", wrong), ("missing", missing),
-                                  ("unexpected", unexpected)) if keys]  # fmt: skip
+        how = [
+            f"{what} {', '.join(keys[:2])}" + (f" (+{len(keys) - 2})" if len(keys) > 2 else "")
+            for what, keys in (("shapes", wrong), ("missing", missing), ("unexpected", unexpected))
+            if keys
+        ]
         raise WeightsUnusable(
             "model", f"{path} does not fit engine.model {model}: {'; '.join(how)}; {fix}"
         )

@@ -37,9 +37,17 @@ def sinusoids(n: int, dim: int) -> Tensor:
 class DurationPredictor(nn.Module):
     pe: Tensor  # positional table, a (non-persistent) buffer
 
-    def __init__(self, vocab_size: int = 2545, n_mel: int = 100, hidden: int = 512,
-                 text_layers: int = 4, cross_layers: int = 4, heads: int = 8,
-                 classes: int = 301, max_len: int = 4096) -> None:  # fmt: skip
+    def __init__(
+        self,
+        vocab_size: int = 2545,
+        n_mel: int = 100,
+        hidden: int = 512,
+        text_layers: int = 4,
+        cross_layers: int = 4,
+        heads: int = 8,
+        classes: int = 301,
+        max_len: int = 4096,
+    ) -> None:
         super().__init__()
         self.vocab_size, self.classes, self.max_len = vocab_size, classes, max_len
         # Index vocab_size is the batch padding token.
@@ -66,8 +74,9 @@ class DurationPredictor(nn.Module):
         return self.predictor(out)
 
     @torch.no_grad()
-    def frames(self, tokens: Tensor, ref_mel: Tensor, rate_frames: int,
-               window: float = 0.7) -> int | None:  # fmt: skip
+    def frames(
+        self, tokens: Tensor, ref_mel: Tensor, rate_frames: int, window: float = 0.7
+    ) -> int | None:
         """New-speech frames for one request: ``tokens [L]`` (reference transcript, space, new
         text), ``ref_mel [M, n_mel]``, the speaking-rate estimate in frames. The most likely
         class within ``[0.7, 1.7) x`` the estimate; None when that window holds no class (an

@@ -133,8 +133,9 @@ class F5Engine:
             progress("f5: random weights (benchmark only)")
         else:
             progress(f"f5: loading checkpoint {path}")
-            scale = loader.load_weights(cfm, path, o.use_ema, self.student, model=o.model,
-                                        arch=o.arch, vocab=o.vocab)  # fmt: skip
+            scale = loader.load_weights(
+                cfm, path, o.use_ema, self.student, model=o.model, arch=o.arch, vocab=o.vocab
+            )
         _, _, MelSpec = upstream.classes()
         self._mel_spec = MelSpec(**loader.MEL)  # reference mels on the CPU, fp32
         self.cfm = cfm.eval().requires_grad_(False).to(self.device, self.dtype)
@@ -142,8 +143,14 @@ class F5Engine:
             o.vocoder, o.hub_cache, loader.VOCOS_MEL_24KHZ if o.random_weights else None
         )
         self.vocoder = vocoder.eval().requires_grad_(False).to(self.device)
-        self.fast = FastDiT(self.cfm.transformer, o.fused_conv, o.attention, fuse=fused_passes(o),
-                            guided=not self.student, mel_scale=scale)  # fmt: skip
+        self.fast = FastDiT(
+            self.cfm.transformer,
+            o.fused_conv,
+            o.attention,
+            fuse=fused_passes(o),
+            guided=not self.student,
+            mel_scale=scale,
+        )
         self.schedules = Schedules(self.fast)
         if self.student and o.teacher_steps:
             self.teacher = self._load_teacher(path, scale, progress)
@@ -169,15 +176,17 @@ class F5Engine:
             if teacher_scale != scale:
                 raise ValueError(f"{path}: teacher and student disagree on the mel scale")
         dit = cfm.transformer.eval().requires_grad_(False).to(self.device, self.dtype)
-        return FastDiT(dit, o.fused_conv, o.attention, guided=True, mel_scale=scale,
-                       fuse=fused_passes(o))  # fmt: skip
+        return FastDiT(
+            dit, o.fused_conv, o.attention, guided=True, mel_scale=scale, fuse=fused_passes(o)
+        )
 
     def _teacher_plan(self, steps: int) -> TeacherPlan | None:
         if self.teacher_schedules is None:
             return None
         o = self.options
-        return self.teacher_schedules.teacher(o.teacher_steps, steps, o.sway, o.teacher_eta,
-                                              o.student_start_step)  # fmt: skip
+        return self.teacher_schedules.teacher(
+            o.teacher_steps, steps, o.sway, o.teacher_eta, o.student_start_step
+        )
 
     @staticmethod
     def check_files(options: F5Options) -> dict[str, str]:
@@ -197,8 +206,9 @@ class F5Engine:
         min_frames = round(o.min_seconds * SAMPLE_RATE / HOP)
         loaded = {}
         for name, voice in voices.items():
-            v = load_voice(voice, self._mel_spec, self.device, limits, o.language, min_frames,
-                           o.duration)  # fmt: skip
+            v = load_voice(
+                voice, self._mel_spec, self.device, limits, o.language, min_frames, o.duration
+            )
             if self.teacher is not None and v.steps is not None and v.steps <= o.student_start_step:
                 raise ValueError(
                     f"voice {name!r}: steps {v.steps} leaves the student no step after the "
@@ -227,8 +237,9 @@ class F5Engine:
         if o.random_weights:
             torch.manual_seed(0)
             return duration.DurationPredictor().eval().requires_grad_(False).to(self.device)
-        path = loader.resolve(o.duration_predictor, None, "duration predictor",
-                              "duration_predictor", o.hub_cache)  # fmt: skip
+        path = loader.resolve(
+            o.duration_predictor, None, "duration predictor", "duration_predictor", o.hub_cache
+        )
         return duration.read(path, self.device)
 
     # ---- buckets and warm-up (warmer.py) ---------------------------------------------
@@ -316,8 +327,9 @@ class F5Engine:
             return runner.run([job], steps, o.cfg_strength, o.sway, self.schedules, plan)[0]
         if plan is not None:
             assert self.teacher is not None
-            full = sample_guided_start_eager(self.fast, self.teacher, [job], steps, plan,
-                                             o.cfg_strength, o.sway, self.schedules)  # fmt: skip
+            full = sample_guided_start_eager(
+                self.fast, self.teacher, [job], steps, plan, o.cfg_strength, o.sway, self.schedules
+            )
         elif self.student:
             full = sample_student_eager(self.fast, [job], steps, o.sway, self.schedules)
         else:

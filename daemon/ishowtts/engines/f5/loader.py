@@ -39,26 +39,36 @@ DEFAULT_STUDENT_CHECKPOINT = "hf://yl4579/DMOSpeech2/model_85000.pt"
 DEFAULT_DURATION_PREDICTOR = "hf://yl4579/DMOSpeech2/model_1500.pt"
 STUDENT_PREFIX = "feedforward_model."
 TEACHER_PREFIX = "guidance_model.real_unet."
-MEL = {"n_fft": 1024, "hop_length": 256, "win_length": 1024, "n_mel_channels": 100,
-       "target_sample_rate": 24000, "mel_spec_type": "vocos"}  # fmt: skip
+MEL = {
+    "n_fft": 1024,
+    "hop_length": 256,
+    "win_length": 1024,
+    "n_mel_channels": 100,
+    "target_sample_rate": 24000,
+    "mel_spec_type": "vocos",
+}
 
 # The published charactr/vocos-mel-24khz architecture, for --random-weights benchmarks.
 VOCOS_MEL_24KHZ = {
     "feature_extractor": {
         "class_path": "vocos.feature_extractors.MelSpectrogramFeatures",
-        "init_args": {"sample_rate": 24000, "n_fft": 1024, "hop_length": 256, "n_mels": 100,
-                      "padding": "center"},
+        "init_args": {
+            "sample_rate": 24000,
+            "n_fft": 1024,
+            "hop_length": 256,
+            "n_mels": 100,
+            "padding": "center",
+        },
     },
     "backbone": {
         "class_path": "vocos.models.VocosBackbone",
-        "init_args": {"input_channels": 100, "dim": 512, "intermediate_dim": 1536,
-                      "num_layers": 8},
+        "init_args": {"input_channels": 100, "dim": 512, "intermediate_dim": 1536, "num_layers": 8},
     },
     "head": {
         "class_path": "vocos.heads.ISTFTHead",
         "init_args": {"dim": 512, "n_fft": 1024, "hop_length": 256, "padding": "center"},
     },
-}  # fmt: skip
+}
 
 
 class ModelFileMissing(WeightsUnavailable, FileNotFoundError):
@@ -389,8 +399,9 @@ def check_vocoder(source: str) -> None:
     except WeightsUnavailable:
         return  # said elsewhere, with its fix
     if not isinstance(checkpoint.open_raw(weights, meta=True, option="vocoder"), Mapping):
-        raise WeightsUnusable("vocoder", f"{weights} holds no Vocos weights; set "
-                              f"engine.vocoder to a Vocos folder")  # fmt: skip
+        raise WeightsUnusable(
+            "vocoder", f"{weights} holds no Vocos weights; set engine.vocoder to a Vocos folder"
+        )
 
 
 def load_vocoder(
@@ -411,12 +422,17 @@ def load_vocoder(
     vocoder = Vocos.from_hparams(str(config))
     state = checkpoint.open_raw(weights, option="vocoder")  # corrupt files: one line
     if not isinstance(state, Mapping):
-        raise WeightsUnusable("vocoder", f"{weights} holds a {type(state).__name__}, not Vocos "
-                              f"weights; set engine.vocoder to a Vocos folder")  # fmt: skip
+        raise WeightsUnusable(
+            "vocoder",
+            f"{weights} holds a {type(state).__name__}, not Vocos "
+            f"weights; set engine.vocoder to a Vocos folder",
+        )
     try:
         vocoder.load_state_dict(state)
     except RuntimeError as exc:
         why = " ".join(str(exc).split())[:300]
-        raise WeightsUnusable("vocoder", f"{weights} does not fit {config}: {why}; set "
-                              f"engine.vocoder to a Vocos folder") from None  # fmt: skip
+        raise WeightsUnusable(
+            "vocoder",
+            f"{weights} does not fit {config}: {why}; set engine.vocoder to a Vocos folder",
+        ) from None
     return vocoder.eval()

@@ -152,8 +152,9 @@ def check_files(options: F5Options) -> dict[str, str]:
     path = loader.cached(source, options.hub_cache)
     if path is not None:
         try:
-            loader.check_checkpoint(path, options.model, options.arch, options.vocab,
-                                    options.use_ema)  # fmt: skip
+            loader.check_checkpoint(
+                path, options.model, options.arch, options.vocab, options.use_ema
+            )
         except WeightsUnusable as exc:
             return {exc.option: str(exc)}
     try:

@@ -41,8 +41,9 @@ class Schedules:
         self._cache: dict[tuple[int, float | None], tuple[Tensor, Tensor, Tensor]] = {}
         self._teacher: dict[tuple[int, int, float | None, float, int], TeacherPlan] = {}
 
-    def teacher(self, teacher_steps: int, steps: int, sway: float | None, eta: float,
-                start: int = 1) -> TeacherPlan:  # fmt: skip
+    def teacher(
+        self, teacher_steps: int, steps: int, sway: float | None, eta: float, start: int = 1
+    ) -> TeacherPlan:
         """The teacher-guided start before a ``steps``-step student taking over at its step
         ``start``, with this object's model (the teacher) giving the modulation tables; see
         ``teacher_plan``."""
@@ -51,9 +52,17 @@ class Schedules:
             t, dt, coef, slab = teacher_plan(teacher_steps, steps, sway, eta, start)
             mods, fmods = self.fast.modulation(t)
             dev = self.fast.device
-            self._teacher[key] = TeacherPlan(t.to(dev), dt.to(dev), coef.to(dev), slab.to(dev),
-                                             int(slab.max()) + 1 if eta > 0 else 0, mods, fmods,
-                                             steps, start)  # fmt: skip
+            self._teacher[key] = TeacherPlan(
+                t.to(dev),
+                dt.to(dev),
+                coef.to(dev),
+                slab.to(dev),
+                int(slab.max()) + 1 if eta > 0 else 0,
+                mods,
+                fmods,
+                steps,
+                start,
+            )
         return self._teacher[key]
 
     def student(self, steps: int, sway: float | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -105,8 +114,9 @@ class TeacherPlan:
         return len(self.t)
 
 
-def teacher_plan(teacher_steps: int, steps: int, sway: float | None, eta: float,
-                 start: int = 1) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+def teacher_plan(
+    teacher_steps: int, steps: int, sway: float | None, eta: float, start: int = 1
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(t, dt, coef, slab) of DMOSpeech 2's teacher-guided start (``_teacher_sampling``), fp32
     on the CPU. The reference lays a grid of N points over [0, 1] (sway applied), takes Euler
     steps with the guided teacher up to the first point past a stopping time, and from there
@@ -157,8 +167,7 @@ def noise_for(job: Job, mel: int, device: torch.device, draws: int | None = None
         if tuple(job.noise.shape) != shape:
             raise ValueError(f"job noise of shape {tuple(job.noise.shape)}, need {shape}")
         return job.noise.to(device, torch.float32)
-    return torch.randn(shape, generator=_generator(job, device), device=device,
-                       dtype=torch.float32)  # fmt: skip
+    return torch.randn(shape, generator=_generator(job, device), device=device, dtype=torch.float32)
 
 
 def draw_noise(out: Tensor, job: Job) -> None:
@@ -210,8 +219,14 @@ def batch_inputs(fast: FastDiT, jobs: list[Job], n: int) -> tuple[Tensor, Tensor
 
 
 @torch.no_grad()
-def sample_eager(fast: FastDiT, jobs: list[Job], steps: int, cfg: float, sway: float | None,
-                 schedules: Schedules | None = None) -> list[Tensor]:  # fmt: skip
+def sample_eager(
+    fast: FastDiT,
+    jobs: list[Job],
+    steps: int,
+    cfg: float,
+    sway: float | None,
+    schedules: Schedules | None = None,
+) -> list[Tensor]:
     """Mel ``[frames, mel]`` (fp32, reference part included) for each job."""
     n = max(j.frames for j in jobs)
     x, pre, mask, _ = batch_inputs(fast, jobs, n)
@@ -227,8 +242,13 @@ def sample_eager(fast: FastDiT, jobs: list[Job], steps: int, cfg: float, sway: f
 
 
 @torch.no_grad()
-def sample_student_eager(fast: FastDiT, jobs: list[Job], steps: int, sway: float | None,
-                         schedules: Schedules | None = None) -> list[Tensor]:  # fmt: skip
+def sample_student_eager(
+    fast: FastDiT,
+    jobs: list[Job],
+    steps: int,
+    sway: float | None,
+    schedules: Schedules | None = None,
+) -> list[Tensor]:
     """DMOSpeech 2's student sampler: at each step time t, a fresh noise ``z`` is mixed with
     the current clean estimate, ``phi = (1-t) z + t x1``, and one conditional forward gives
     the next estimate ``x1 = phi + (1-t) v(phi, t)``. The model works on mel / scale.
@@ -240,14 +260,31 @@ def sample_student_eager(fast: FastDiT, jobs: list[Job], steps: int, sway: float
     mask_arg = None if all(j.frames == n for j in jobs) else mask
     noise = noise_slabs(jobs, steps, n, fast.mel_dim, fast.device)
     cos, sin = rope_tables(n, fast.dim_head, fast.device)
-    x1 = _student_steps(fast, x1, noise, pre, (schedules or Schedules(fast)).student(steps, sway),
-                        0, cos, sin, mask_arg)  # fmt: skip
+    x1 = _student_steps(
+        fast,
+        x1,
+        noise,
+        pre,
+        (schedules or Schedules(fast)).student(steps, sway),
+        0,
+        cos,
+        sin,
+        mask_arg,
+    )
     return [x1[i, : j.frames] * fast.mel_scale for i, j in enumerate(jobs)]
 
 
-def _student_steps(fast: FastDiT, x1: Tensor, noise: Tensor, pre: Tensor,
-                   schedule: tuple[Tensor, Tensor, Tensor], start: int, cos: Tensor, sin: Tensor,
-                   mask: Tensor | None) -> Tensor:  # fmt: skip
+def _student_steps(
+    fast: FastDiT,
+    x1: Tensor,
+    noise: Tensor,
+    pre: Tensor,
+    schedule: tuple[Tensor, Tensor, Tensor],
+    start: int,
+    cos: Tensor,
+    sin: Tensor,
+    mask: Tensor | None,
+) -> Tensor:
     t, mods, fmods = schedule
     for i in range(start, len(t)):
         phi = (1 - t[i]) * noise[i] + t[i] * x1
@@ -256,9 +293,16 @@ def _student_steps(fast: FastDiT, x1: Tensor, noise: Tensor, pre: Tensor,
 
 
 @torch.no_grad()
-def sample_guided_start_eager(fast: FastDiT, teacher: FastDiT, jobs: list[Job], steps: int,
-                              plan: TeacherPlan, cfg: float, sway: float | None,
-                              schedules: Schedules | None = None) -> list[Tensor]:  # fmt: skip
+def sample_guided_start_eager(
+    fast: FastDiT,
+    teacher: FastDiT,
+    jobs: list[Job],
+    steps: int,
+    plan: TeacherPlan,
+    cfg: float,
+    sway: float | None,
+    schedules: Schedules | None = None,
+) -> list[Tensor]:
     """DMOSpeech 2 with the teacher-guided start: the teacher (an F5 model, guided by ``cfg``)
     takes the Euler steps of ``plan`` from noise, its last evaluation jumps to a clean-mel
     estimate, and the student refines that from its step 1 on (``sample_student_eager``).
@@ -284,6 +328,15 @@ def sample_guided_start_eager(fast: FastDiT, teacher: FastDiT, jobs: list[Job], 
         if plan.draws:
             x = x + plan.coef[e] * noise[steps + int(plan.slab[e])]
     pre = fast.prepare(cond, tokens, lengths, n)
-    x1 = _student_steps(fast, x, noise, pre, (schedules or Schedules(fast)).student(steps, sway),
-                        plan.start, cos, sin, mask_arg)  # fmt: skip
+    x1 = _student_steps(
+        fast,
+        x,
+        noise,
+        pre,
+        (schedules or Schedules(fast)).student(steps, sway),
+        plan.start,
+        cos,
+        sin,
+        mask_arg,
+    )
     return [x1[i, : j.frames] * fast.mel_scale for i, j in enumerate(jobs)]

@@ -17,8 +17,9 @@ from .duration import DurationPredictor
 from .upstream import UpstreamModule
 
 
-def random_student(arch: Mapping[str, Any] | None = None, seed: int = 0,
-                   std: float = 0.02) -> UpstreamModule:  # fmt: skip
+def random_student(
+    arch: Mapping[str, Any] | None = None, seed: int = 0, std: float = 0.02
+) -> UpstreamModule:
     """A CFM around a v0 F5 DiT (the student's architecture; ``arch`` overrides it), every
     layer random (upstream's zero-initialised ones included)."""
     torch.manual_seed(seed)
@@ -28,8 +29,9 @@ def random_student(arch: Mapping[str, Any] | None = None, seed: int = 0,
     return cfm.eval()
 
 
-def save_student(cfm: UpstreamModule, path: Path, scale: float,
-                 teacher: UpstreamModule | None = None) -> Path:  # fmt: skip
+def save_student(
+    cfm: UpstreamModule, path: Path, scale: float, teacher: UpstreamModule | None = None
+) -> Path:
     """Write ``cfm``'s DiT as a DMOSpeech2 checkpoint (a ``.pt``), with ``teacher``'s DiT
     (another ``random_student``, so the two differ) for the teacher-guided start."""
     state: dict[str, torch.Tensor] = {}

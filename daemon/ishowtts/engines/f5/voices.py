@@ -140,8 +140,15 @@ def prepare_voice(voice: Voice, limits: ClipLimits, language: str) -> tuple[Path
     return path, ref_text, read_clip(voice.name, path, limits)
 
 
-def load_voice(voice: Voice, mel_spec: nn.Module, device: torch.device, limits: ClipLimits,
-               language: str, min_frames: int, duration: str = "rate") -> LoadedVoice:  # fmt: skip
+def load_voice(
+    voice: Voice,
+    mel_spec: nn.Module,
+    device: torch.device,
+    limits: ClipLimits,
+    language: str,
+    min_frames: int,
+    duration: str = "rate",
+) -> LoadedVoice:
     path, ref_text, wave = prepare_voice(voice, limits, language)
     with torch.no_grad():
         mel = mel_spec(torch.from_numpy(wave)[None])[0].T.contiguous()  # [n, mel]

@@ -259,8 +259,11 @@ class Warmer:
         missing = [n for n in self.buckets() if n not in self.engine.runners]
         if not missing:
             self.done = True
-            log.info("f5_warm", buckets=len(self.engine.runners),
-                     after_ready_s=round(time.perf_counter() - self._ready_at, 2))  # fmt: skip
+            log.info(
+                "f5_warm",
+                buckets=len(self.engine.runners),
+                after_ready_s=round(time.perf_counter() - self._ready_at, 2),
+            )
             return None
         self._capture_one(missing[0], lambda line: log.debug("f5_background_warmup", step=line))
         return 0.0
@@ -305,14 +308,27 @@ class Warmer:
         min_ref = min((v.frames for v in e.voices.values()), default=0)
         return max_steps, plans, min_ref
 
-    def runner(self, n: int, fast: FastDiT, teacher: FastDiT | None, vocoder: Any,
-               pool: Any) -> GraphRunner:  # fmt: skip
+    def runner(
+        self, n: int, fast: FastDiT, teacher: FastDiT | None, vocoder: Any, pool: Any
+    ) -> GraphRunner:
         o = self.engine.options
         max_steps, plans, min_ref = self._sizes()
         evals = max((p.evals for p in plans.values() if p is not None), default=0)
         draws = max((p.draws for p in plans.values() if p is not None), default=0)
-        return GraphRunner(fast, n, 1, max_steps, pool, vocoder, not o.quantise_duration,
-                           teacher, evals, draws, min_ref, o.vocoder_tf32)  # fmt: skip
+        return GraphRunner(
+            fast,
+            n,
+            1,
+            max_steps,
+            pool,
+            vocoder,
+            not o.quantise_duration,
+            teacher,
+            evals,
+            draws,
+            min_ref,
+            o.vocoder_tf32,
+        )
 
     def _capture_one(self, n: int, progress: Progress) -> None:
         e = self.engine
