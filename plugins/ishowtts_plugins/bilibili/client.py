@@ -115,9 +115,14 @@ class LiveSocketConnector(SessionConnector):
         if target.auth_body:
             return target.auth_body
         auth = {
-            "uid": target.uid, "roomid": target.room_id, "protover": 3,
-            "buvid": target.buvid, "platform": "web", "type": 2, "key": target.token,
-        }  # fmt: skip
+            "uid": target.uid,
+            "roomid": target.room_id,
+            "protover": 3,
+            "buvid": target.buvid,
+            "platform": "web",
+            "type": 2,
+            "key": target.token,
+        }
         return json.dumps(auth).encode()
 
     async def _connect(
@@ -248,9 +253,12 @@ class BilibiliConnector(LiveSocketConnector):
         self.options: BilibiliOptions = options
         self.room = str(options.room)
         self.creds = Credentials.from_env(
-            options.sessdata_env, options.bili_jct_env, options.buvid3_env,
-            options.buvid4_env, options.dedeuserid_env,
-        )  # fmt: skip
+            options.sessdata_env,
+            options.bili_jct_env,
+            options.buvid3_env,
+            options.buvid4_env,
+            options.dedeuserid_env,
+        )
         self.mapper = CommandMapper(
             self.room,
             memory=options.dedupe_memory,
@@ -292,9 +300,12 @@ class BilibiliConnector(LiveSocketConnector):
             self.log.info("bilibili_risk_control_cleared", after=self._risk_streak)
             self._risk_streak = 0
         self.log.info(
-            "bilibili_room_resolved", room=o.room, room_id=target.room_id,
-            servers=len(target.urls), logged_in=self.creds.logged_in,
-        )  # fmt: skip
+            "bilibili_room_resolved",
+            room=o.room,
+            room_id=target.room_id,
+            servers=len(target.urls),
+            logged_in=self.creds.logged_in,
+        )
         return target
 
     def _warn_masked(self) -> None:

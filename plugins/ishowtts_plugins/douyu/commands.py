@@ -103,9 +103,12 @@ class DouyuMapper:
         name = m.get("gfn") or (price.name if price else "") or "礼物"
         fen = price.fen if price else 0
         return self._event(
-            Kind.GIFT, _user(m), amount=fen * count / FEN_PER_CNY, gift_name=name,
+            Kind.GIFT,
+            _user(m),
+            amount=fen * count / FEN_PER_CNY,
+            gift_name=name,
             gift_count=count,
-        )  # fmt: skip
+        )
 
     def _super_chat(self, m: Mapping[str, str]) -> Outcome:
         """``comm_chatmsg`` carries several kinds of pinned message; ``superDanmu`` is the paid
@@ -117,9 +120,13 @@ class DouyuMapper:
         if not inner.get("txt") or fen <= 0:
             raise MalformedMessage("superDanmu without text or price")
         return self._event(
-            Kind.SUPER_CHAT, _user(inner), text=inner["txt"], amount=fen / FEN_PER_CNY,
-            gift_name="超级弹幕", raw_id=inner.get("cid", ""),
-        )  # fmt: skip
+            Kind.SUPER_CHAT,
+            _user(inner),
+            text=inner["txt"],
+            amount=fen / FEN_PER_CNY,
+            gift_name="超级弹幕",
+            raw_id=inner.get("cid", ""),
+        )
 
     def _noble(self, m: Mapping[str, str], verb: str) -> Outcome:
         # Sent to every room; drid is the room it was bought in.

@@ -72,18 +72,28 @@ class Notices:
         tenure = self._int(t.get("msg-param-multimonth-tenure", "0"), 0)
         amount = 0.0 if tenure > 0 else round(price * prepaid, 2)
         return self._event(
-            Kind.GUARD, self._user(msg), text=text, amount=amount, gift_name=tier,
-            gift_count=cumulative, raw_id=t.get("id", ""),
-        )  # fmt: skip
+            Kind.GUARD,
+            self._user(msg),
+            text=text,
+            amount=amount,
+            gift_name=tier,
+            gift_count=cumulative,
+            raw_id=t.get("id", ""),
+        )
 
     def _upgrade(self, msg: Message, text: str) -> Outcome:
         """A gifted or Prime sub continued as a paid one (giftpaidupgrade, primepaidupgrade...)."""
         t = msg.tags
         tier, price = _plan(t, default="1000")
         return self._event(
-            Kind.GUARD, self._user(msg), text=text or t.get("system-msg", ""), amount=price,
-            gift_name=tier, gift_count=1, raw_id=t.get("id", ""),
-        )  # fmt: skip
+            Kind.GUARD,
+            self._user(msg),
+            text=text or t.get("system-msg", ""),
+            amount=price,
+            gift_name=tier,
+            gift_count=1,
+            raw_id=t.get("id", ""),
+        )
 
     def _mass_gift(self, msg: Message, _text: str) -> Outcome:
         t = msg.tags
@@ -93,10 +103,14 @@ class Notices:
         if community:
             self.recent.check_and_add(f"community:{community}")
         return self._event(
-            Kind.GIFT, self._user(msg), text=t.get("system-msg", ""),
-            amount=round(price * count, 2), gift_name=f"{tier} sub", gift_count=count,
+            Kind.GIFT,
+            self._user(msg),
+            text=t.get("system-msg", ""),
+            amount=round(price * count, 2),
+            gift_name=f"{tier} sub",
+            gift_count=count,
             raw_id=t.get("id", ""),
-        )  # fmt: skip
+        )
 
     def _gift(self, msg: Message, _text: str) -> Outcome:
         t = msg.tags
@@ -107,10 +121,14 @@ class Notices:
         tier, price = _plan(t)
         months = self._months(t, "msg-param-gift-months")  # a 12-month gift is 12 months' price
         return self._event(
-            Kind.GIFT, self._user(msg), text=t.get("msg-param-recipient-display-name", ""),
-            amount=round(price * months, 2), gift_name=f"{tier} sub", gift_count=1,
+            Kind.GIFT,
+            self._user(msg),
+            text=t.get("msg-param-recipient-display-name", ""),
+            amount=round(price * months, 2),
+            gift_name=f"{tier} sub",
+            gift_count=1,
             raw_id=t.get("id", ""),
-        )  # fmt: skip
+        )
 
     def _charity(self, msg: Message, text: str) -> Outcome:
         t = msg.tags
@@ -120,39 +138,57 @@ class Notices:
         )
         usd = usd_number(value, t.get("msg-param-donation-currency", "USD"))
         return self._event(
-            Kind.SUPER_CHAT, self._user(msg), text=text or t.get("system-msg", ""), amount=usd,
-            gift_name=t.get("msg-param-charity-name", "charity"), raw_id=t.get("id", ""),
-        )  # fmt: skip
+            Kind.SUPER_CHAT,
+            self._user(msg),
+            text=text or t.get("system-msg", ""),
+            amount=usd,
+            gift_name=t.get("msg-param-charity-name", "charity"),
+            raw_id=t.get("id", ""),
+        )
 
     def _one_tap(self, msg: Message, _text: str) -> Outcome:
         t = msg.tags
         bits = max(0, self._int(t.get("msg-param-bits-spent", "0"), 0))
         return self._event(
-            Kind.GIFT, self._user(msg), amount=round(bits * USD_PER_BIT, 2),
-            gift_name=t.get("msg-param-gift-id", "") or "bits", gift_count=1,
+            Kind.GIFT,
+            self._user(msg),
+            amount=round(bits * USD_PER_BIT, 2),
+            gift_name=t.get("msg-param-gift-id", "") or "bits",
+            gift_count=1,
             raw_id=t.get("id", ""),
-        )  # fmt: skip
+        )
 
     def _raid(self, msg: Message, _text: str) -> Outcome:
         t = msg.tags
         viewers = self._int(t.get("msg-param-viewerCount", "0"), 0)
         system = t.get("system-msg") or f"{viewers} raiders have joined"
         return self._event(
-            Kind.SYSTEM, self._user(msg), text=system, gift_count=max(1, viewers),
+            Kind.SYSTEM,
+            self._user(msg),
+            text=system,
+            gift_count=max(1, viewers),
             raw_id=t.get("id", ""),
-        )  # fmt: skip
+        )
 
     def _announcement(self, msg: Message, text: str) -> Outcome:
         return self._event(Kind.DANMAKU, self._user(msg), text=text, raw_id=msg.tags.get("id", ""))
 
     _handlers: dict[str, Callable[[Notices, Message, str], Outcome]] = {
-        "sub": _sub, "resub": _sub, "extendsub": _upgrade,
-        "giftpaidupgrade": _upgrade, "anongiftpaidupgrade": _upgrade, "primepaidupgrade": _upgrade,
-        "submysterygift": _mass_gift, "anonsubmysterygift": _mass_gift,
-        "subgift": _gift, "anonsubgift": _gift,
-        "charitydonation": _charity, "onetapgiftredeemed": _one_tap,
-        "raid": _raid, "announcement": _announcement,
-    }  # fmt: skip
+        "sub": _sub,
+        "resub": _sub,
+        "extendsub": _upgrade,
+        "giftpaidupgrade": _upgrade,
+        "anongiftpaidupgrade": _upgrade,
+        "primepaidupgrade": _upgrade,
+        "submysterygift": _mass_gift,
+        "anonsubmysterygift": _mass_gift,
+        "subgift": _gift,
+        "anonsubgift": _gift,
+        "charitydonation": _charity,
+        "onetapgiftredeemed": _one_tap,
+        "raid": _raid,
+        "announcement": _announcement,
+    }
 
 
 def mirrored(tags: Mapping[str, str]) -> bool:
