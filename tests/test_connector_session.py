@@ -202,3 +202,35 @@ def test_counter_overflow_adds_up() -> None:
     for i in range(10_000):
         c[f"unknown:{i}"] += 1
     assert len(c) == 3 and sum(c.values()) == 10_000
+
+
+async def test_a_stop_during_a_side_jobs_cleanup_is_not_lost(server: PollServer) -> None:
+    """The connector's task, cancelled (stopped) while ``alongside`` waits for its side job (a
+    heartbeat finishing a send) to end, must end too. The old cleanup swallowed that
+    cancellation with the side job's: the connector ran on, and a server asking it to reconnect
+    kept it reconnecting forever while ``stop()`` waited (seen under load in the Twitch tests)."""
+    conn = connector(server.url)
+    in_cleanup, release = asyncio.Event(), asyncio.Event()
+    after_block = asyncio.Event()
+
+    async def heartbeat() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            in_cleanup.set()
+            await release.wait()  # slow to stop: the owner's cancel lands meanwhile
+
+    async def session_body() -> None:
+        async with conn.alongside(heartbeat(), "heartbeat"):
+            await asyncio.sleep(0)
+        after_block.set()  # reached only if the owner's cancellation was swallowed
+        await asyncio.sleep(3600)
+
+    owner = asyncio.create_task(session_body())
+    await until(in_cleanup.is_set)
+    owner.cancel()
+    await asyncio.sleep(0.01)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(owner, 5)
+    assert not after_block.is_set()

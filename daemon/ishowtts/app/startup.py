@@ -6,7 +6,6 @@ the output waited for until it plays, the whole start given up when a stop comes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -17,6 +16,7 @@ from ..audio.player import Player
 from ..config import Config
 from ..connectors import Connector
 from ..synth.worker import SynthWorker
+from ..tasks import cancel_and_wait
 
 log = structlog.get_logger("ishowtts")
 
@@ -69,9 +69,7 @@ async def unless_stopped(
         if not started.done():
             await asyncio.wait((started,), timeout=grace_s)
         if not started.done():
-            started.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await started
+            await cancel_and_wait(started)
             raise StartupCancelled(f"hung while {doing()}")
         started.result()
     finally:

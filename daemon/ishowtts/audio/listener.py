@@ -32,6 +32,7 @@ import structlog
 
 from ..backoff import Backoff
 from ..config.listen import ListenConfig
+from ..tasks import cancel_and_wait
 from .mixer import Mixer
 
 log = structlog.get_logger("ishowtts.audio.listener")
@@ -86,9 +87,7 @@ class Listener:
     async def stop(self) -> None:
         self._running = False
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         await self._end_process()
         self._release()

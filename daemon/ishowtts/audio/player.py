@@ -25,6 +25,7 @@ import structlog
 from ..backoff import Backoff
 from ..config import PlayerConfig
 from ..events import AudioChunk, Utterance
+from ..tasks import cancel_and_wait
 from ..threads import DaemonExecutor
 from .devices import (
     NoSoundOutput,
@@ -210,9 +211,7 @@ class Player:
     async def stop(self) -> None:
         self._running = False
         if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            await cancel_and_wait(self._supervisor)
             self._supervisor = None
         if self._open:
             await self._close_output()

@@ -9,7 +9,6 @@ id-dedupe and malformed-frame reporting; finite or local sources (replay, http) 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ import structlog
 
 from .. import registry
 from ..events import ChatEvent, ConnectorItem
+from ..tasks import cancel_and_wait
 from .counters import BoundedCounter
 
 GROUP = registry.CONNECTORS
@@ -125,9 +125,7 @@ class BaseConnector:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         if self.state not in (ConnectorState.FAILED, ConnectorState.FINISHED):
             self.set_state(ConnectorState.STOPPED)
 

@@ -51,6 +51,7 @@ from ..backoff import Backoff
 from ..confload import Section
 from ..events import ChatEvent, ConnectorItem, Retraction
 from ..recent import Recent
+from ..tasks import cancel_and_wait
 from .base import BaseConnector, ConnectorContext, ConnectorState
 
 # Malformed frames: the first few are logged, then every MALFORMED_EVERY-th (a flood must not
@@ -241,9 +242,7 @@ class SessionConnector(BaseConnector):
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     # -- messages ------------------------------------------------------------------------------
     async def deliver(self, outcome: Outcome) -> None:

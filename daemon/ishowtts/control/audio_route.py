@@ -11,13 +11,13 @@ anything else is counted and skipped. Close codes tell the page what to do next.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Callable
 
 import structlog
 from aiohttp import WSMsgType, web
 
+from ..tasks import cancel_and_wait
 from .audio_fanout import AudioFanout, Listener, ListenersFull
 from .http import AUDIO_PATH, error, token_ok
 
@@ -99,9 +99,7 @@ class AudioRoute:
         except ConnectionError:
             listener.stop("closed")
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await cancel_and_wait(reader)
             self.fanout.remove(listener)
         why = listener.gone or "closed"
         return CODES.get(why, NORMAL), why

@@ -17,6 +17,7 @@ from ..control.api import ApiError, ControlApi, resolve_token
 from ..engines import WeightsUnusable
 from ..errors import Failure, exit_code
 from ..pipeline.statefile import StateInUse
+from ..tasks import cancel_and_wait
 from .notify import (
     Notifier,
     feed_watchdog,
@@ -101,9 +102,8 @@ class ReloadNotices:
 
 
 async def _cancelled(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
+    with contextlib.suppress(Exception):  # a teardown: its task's own failure was logged
+        await cancel_and_wait(task)
 
 
 async def _say_stopping(daemon: Daemon, announce: asyncio.Task[None]) -> None:

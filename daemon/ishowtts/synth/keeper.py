@@ -27,6 +27,7 @@ import structlog
 
 from ..config import FailoverConfig
 from ..engines import Engine, Voice
+from ..tasks import cancel_and_wait
 from ..threads import DaemonExecutor
 
 
@@ -355,9 +356,7 @@ class EngineKeeper:
 
     async def _stop_recovery(self) -> None:
         if self._recovery is not None:
-            self._recovery.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._recovery
+            await cancel_and_wait(self._recovery)
             self._recovery = None
 
     def close(self, timeout: float | None = None) -> bool:

@@ -12,7 +12,6 @@ captures its CUDA graphs there, one bucket a call), so a line is never held up b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +25,7 @@ from ..engines import LANGUAGE_VOICE, Engine, EngineBroken, Voice, synthesize
 from ..engines.faults import unrecoverable
 from ..events import AudioChunk, Utterance
 from ..queue.ledger import Ledger, Terminal
+from ..tasks import cancel_and_wait
 from .keeper import DEFAULT_FAILOVER, EngineKeeper, WorkerState, describe
 
 
@@ -107,9 +107,7 @@ class SynthWorker(EngineKeeper):
     async def stop(self) -> None:
         await self._stop_recovery()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:
