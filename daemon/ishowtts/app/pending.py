@@ -79,17 +79,14 @@ def _row(e: ChatEvent) -> dict[str, Any]:
 def load(path: Path) -> list[ChatEvent]:
     """The saved events (the file stays until they are heard: see ``Restored``). A damaged
     file is set aside."""
-    data = statefile.read(path, "pending", MAX_BYTES)
-    if data is None:
-        return []
-    if not isinstance(data, dict) or not isinstance(data.get("events"), list):
-        statefile.set_aside(path, "pending", statefile.BadState("no 'events' list"))
+    rows = statefile.read_list(path, "pending", "events", MAX_BYTES)
+    if rows is None:
         return []
     events: list[ChatEvent] = []
     seen: set[str] = set()
     skipped = 0
     now_wall, now_mono = time.time(), time.monotonic()
-    for row in data["events"][:MAX_EVENTS]:
+    for row in rows[:MAX_EVENTS]:
         try:
             event = _event(row, now_wall, now_mono)
         except (TypeError, ValueError, KeyError, ArithmeticError):

@@ -120,12 +120,10 @@ class MuteList:
     def load(self) -> None:
         """Read the file (the daemon does so once it holds the file's lock)."""
         path = self.path
-        data = None if path is None else statefile.read(path, "mutes", MAX_FILE_BYTES)
-        if path is None or data is None:
-            return
-        entries = data.get("users") if isinstance(data, dict) else None
-        if not isinstance(entries, list):
-            statefile.set_aside(path, "mutes", statefile.BadState("no 'users' list"))
+        entries = (
+            None if path is None else statefile.read_list(path, "mutes", "users", MAX_FILE_BYTES)
+        )
+        if path is None or entries is None:
             return
         skipped = 0
         for entry in entries[:MAX_MUTES]:

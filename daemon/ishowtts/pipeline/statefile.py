@@ -148,6 +148,19 @@ def read(path: Path, what: str, max_bytes: int) -> Any | None:
         return None
 
 
+def read_list(path: Path, what: str, key: str, max_bytes: int) -> list[Any] | None:
+    """The list a state file keeps under ``key`` (``{"key": [...]}``), or None: no file, or one
+    that cannot be used (set aside, as by ``read``, also when it holds no such list)."""
+    data = read(path, what, max_bytes)
+    if data is None:
+        return None
+    rows = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(rows, list):
+        set_aside(path, what, BadState(f"no {key!r} list"))
+        return None
+    return rows
+
+
 def _read_at_most(fd: int, limit: int) -> bytes:
     parts: list[bytes] = []
     while limit > 0 and (part := os.read(fd, min(limit, 1 << 20))):

@@ -161,12 +161,8 @@ class ViewerVoices:
         self.save_error = statefile.write(self.path, {"version": 1, "choices": rows}, "voices")
 
     def _load(self, path: Path) -> None:
-        data = statefile.read(path, "voices", MAX_FILE_BYTES)
-        if data is None:
-            return
-        rows = data.get("choices") if isinstance(data, dict) else None
-        if not isinstance(rows, list):
-            statefile.set_aside(path, "voices", statefile.BadState("no 'choices' list"))
+        rows = statefile.read_list(path, "voices", "choices", MAX_FILE_BYTES)
+        if rows is None:
             return
         skipped = 0
         for row in rows[-self.cfg.max_users :]:
