@@ -4,6 +4,8 @@ itself stopped with SIGTERM and started again (docs/coldstart.md).
 
     python tools/bench_coldstart.py --random-weights                 # engines, then the daemon
     python tools/bench_coldstart.py --random-weights --models f5 --no-daemon --json out.json
+    python tools/bench_coldstart.py --random-weights --models '' --restarts 3 --quick \
+        --variant before=/tmp/before/daemon --variant after=daemon  # the daemon, two trees
 
 Engine rows: each run is a fresh process, so imports and torch's in-memory caches start cold;
 "fresh" gets a new, empty compile cache (inductor and Triton), "kept" the one the fresh run
@@ -13,10 +15,14 @@ the rest warms between them (their time to first audio), the compiled functions 
 bucket's graphs captured, then a warm line.
 
 Daemon rows: ``ishowtts run`` on random-weight F5 with the eSpeak NG fallback and ``player.device:
-none``. The first start (empty cache) is timed and fills the cache; SIGTERM; the second start is
-timed: ready (the fallback speaks), F5 in (swapped in), first F5 audio (a ``POST /say`` sent when
-F5 is in, until its first sample leaves the mixer: the ``speaking`` line), every bucket warm.
-Random weights cost the trained models' compute; the audio is noise.
+none``. The first start (empty cache) is timed and fills the cache; SIGTERM; then ``--restarts``
+starts with the cache kept, each timed: ready (the fallback speaks), F5 in (swapped in), first
+F5 audio (a ``POST /say`` sent when F5 is in, until its first sample leaves the mixer: the
+``speaking`` line), compiled, every bucket warm. ``--variant old=PATH --variant new=daemon``
+times two trees of the daemon in one run, their restarts interleaved (the host's import time
+drifts by seconds between runs and machines: compare within a run). ``--profile-dir`` adds one
+kept-cache start per variant under tools/stack_sampler.py. Random weights cost the trained
+models' compute; the audio is noise.
 """
 
 from __future__ import annotations
@@ -116,11 +122,14 @@ def free_port() -> int:
 class Daemon:
     """``ishowtts run`` as a process, its JSON log lines timed as they come."""
 
-    def __init__(self, config: Path, port: int) -> None:
+    def __init__(self, config: Path, port: int, env: dict[str, str], profile: Path | None) -> None:
         self.port = port
+        cmd = [sys.executable, "-m", "ishowtts", "run", "-c", str(config)]
+        if profile is not None:  # under the stack sampler (diagnosis: a little slower)
+            sampler = str(Path(__file__).parent / "stack_sampler.py")
+            cmd = [sys.executable, sampler, "record", str(profile), "--", *cmd[1:]]
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "ishowtts", "run", "-c", str(config)],
-                                     stderr=subprocess.PIPE, text=True)  # fmt: skip
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[tuple[float, dict[str, Any]]] = []
         self.other: list[str] = []  # not JSON: a traceback, say
         threading.Thread(target=self._read, daemon=True).start()
@@ -155,8 +164,11 @@ class Daemon:
         return code, round(time.monotonic() - t, 2)
 
 
-def one_start(config: Path, port: int, warm_timeout: float) -> dict[str, Any]:
-    d = Daemon(config, port)
+def one_start(config: Path, port: int, env: dict[str, str], wait_s: float,
+              profile: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """One start, timed; ``wait_s``: how long to wait for the compile and then every bucket
+    (0: stop once the first F5 line is heard)."""
+    d = Daemon(config, port, env, profile)
     out: dict[str, Any] = {}
     for key, event in (("ready_s", "ready"), ("f5_in_s", "engine_ready")):
         got = d.when(lambda r, e=event: r.get("event") == e, 180)
@@ -173,24 +185,50 @@ def one_start(config: Path, port: int, warm_timeout: float) -> dict[str, Any]:
     got = d.when(lambda r: r.get("event") == "speaking" and r.get("id") == uid, 60)
     out["first_f5_audio_s"] = round(got[0], 2) if got else None
     out["first_f5_ttfa_ms"] = got[1].get("ttfa_ms") if got else None
-    got = d.when(lambda r: r.get("event") == "f5_warm", warm_timeout)
-    out["warm_s"] = round(got[0], 2) if got else None
+    for key, event in (("compiled_s", "f5_compiled"), ("warm_s", "f5_warm")):
+        got = d.when(lambda r, e=event: r.get("event") == e, wait_s) if wait_s else None
+        out[key] = round(got[0], 2) if got else None
     out["exit_code"], out["stop_s"] = d.stop()
     return out
 
 
-def daemon_restart(root: Path, warm_timeout: float) -> dict[str, Any]:
+def daemon_restarts(root: Path, a: argparse.Namespace) -> dict[str, Any]:
+    """Per variant (a tree of the daemon, by its PYTHONPATH): a start with an empty compile
+    cache, which fills it, then ``a.restarts`` starts with that cache kept, the variants'
+    restarts interleaved so that the host's drift hits them alike."""
     port = free_port()
-    config = root / "config.yaml"
-    engine = {"type": "f5", "random_weights": True, "fallback": "espeak",
-              "compile_cache": str(root / "cache"), "language": "zh"}  # fmt: skip
-    settings = {"engine": engine, "voices": {"default": {}}, "connectors": [],
-                "player": {"device": "none"}, "api": {"host": "127.0.0.1", "port": port},
-                "log": {"format": "json"}}  # fmt: skip
-    config.write_text(json.dumps(settings))  # JSON is YAML
-    first = one_start(config, port, warm_timeout)
-    second = one_start(config, port, warm_timeout)  # SIGTERM, then started again
-    return {"fresh_cache": first, "kept_cache": second}
+    variants = dict(v.split("=", 1) for v in a.variant) or {"tree": ""}
+    envs, configs = {}, {}
+    for name, path in variants.items():
+        env = dict(os.environ)
+        if path:
+            env["PYTHONPATH"] = os.pathsep.join([str(Path(path).resolve()),
+                                                 env.get("PYTHONPATH", "")])  # fmt: skip
+        engine = {"type": "f5", "random_weights": True, "fallback": "espeak",
+                  "compile_cache": str(root / f"cache-{name}"), "language": "zh"}  # fmt: skip
+        settings = {"engine": engine, "voices": {"default": {}}, "connectors": [],
+                    "player": {"device": "none"}, "api": {"host": "127.0.0.1", "port": port},
+                    "log": {"format": "json"}, **json.loads(a.settings)}  # fmt: skip
+        configs[name] = root / f"config-{name}.yaml"
+        configs[name].write_text(json.dumps(settings))  # JSON is YAML
+        envs[name] = env
+
+    out: dict[str, Any] = {}
+    for name in variants:
+        row = one_start(configs[name], port, envs[name], a.warm_timeout)
+        print(json.dumps({name: {"fresh_cache": row}}), flush=True)
+        out[name] = {"fresh_cache": row, "kept_cache": []}
+    for i in range(a.restarts):  # SIGTERM, then started again
+        for name in variants:
+            wait = a.warm_timeout if i == 0 and not a.quick else 0.0
+            row = one_start(configs[name], port, envs[name], wait)
+            print(json.dumps({name: {"kept_cache": row}}), flush=True)
+            out[name]["kept_cache"].append(row)
+    for name in variants if a.profile_dir else ():  # one more each, sampled (not in the table)
+        path = Path(a.profile_dir) / f"{name}-kept.jsonl"
+        out[name]["profiled"] = one_start(configs[name], port, envs[name], 0.0, path)
+        print(json.dumps({name: {"profiled": out[name]["profiled"]}}), flush=True)
+    return out
 
 
 def print_tables(r: dict[str, Any]) -> None:
@@ -208,18 +246,27 @@ def print_tables(r: dict[str, Any]) -> None:
               f"| {row['ready_s']:.1f} | **{row['first_audio_s']:.1f}** "
               f"| {row.get('compiled_s', float('nan')):.1f} | {row['warm_s']:.1f} "
               f"({row['buckets']}) | {d} | {row['warm_ttfa_ms']:.0f} |")  # fmt: skip
-    if "daemon" in r:
-        print("\n## Daemon: start, SIGTERM, start again (s from `ishowtts run`)")
-        print("| start | ready (speaking) | F5 in | first F5 audio (TTFA ms) | all buckets "
-              "| exit |")  # fmt: skip
-        print("|---|---|---|---|---|---|")
-        for key, row in r["daemon"].items():
+    for variant, starts in r.get("daemon", {}).items():
+        print(f"\n## Daemon ({variant}): start, SIGTERM, start again (s from `ishowtts run`)")
+        print("| start | ready (speaking) | F5 in | first F5 audio (TTFA ms) | compiled "
+              "| all buckets | exit |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|")
+        rows = [("fresh_cache", starts["fresh_cache"])]
+        rows += [(f"kept_cache {i + 1}", row) for i, row in enumerate(starts["kept_cache"])]
+        for key, row in rows:
             if "error" in row:
                 print(f"| {key} | {row['error']} |")
                 continue
             print(f"| {key} | {row['ready_s']} ({row['speaking_at_ready']}) | {row['f5_in_s']} "
                   f"| **{row['first_f5_audio_s']}** ({row['first_f5_ttfa_ms']}) "
-                  f"| {row['warm_s']} | {row['exit_code']} in {row['stop_s']} s |")  # fmt: skip
+                  f"| {row['compiled_s']} | {row['warm_s']} "
+                  f"| {row['exit_code']} in {row['stop_s']} s |")  # fmt: skip
+        kept = [row for row in starts["kept_cache"] if row.get("first_f5_audio_s") is not None]
+        if kept:
+            med = {k: statistics.median(row[k] for row in kept)
+                   for k in ("ready_s", "f5_in_s", "first_f5_audio_s")}  # fmt: skip
+            print(f"| kept, median of {len(kept)} | {med['ready_s']:.2f} | {med['f5_in_s']:.2f} "
+                  f"| **{med['first_f5_audio_s']:.2f}** | | | |")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,6 +275,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="f5,student")
     ap.add_argument("--no-daemon", action="store_true")
     ap.add_argument("--warm-timeout", type=float, default=240.0)
+    ap.add_argument("--restarts", type=int, default=1, help="daemon starts with the cache kept")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=PATH",
+                    help="a daemon tree to time (its folder goes first on PYTHONPATH); "
+                    "repeat to compare trees in one run")  # fmt: skip
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="restarts stop at the first F5 line (no wait for every bucket)",
+    )
+    ap.add_argument("--profile-dir", help="one more kept-cache start per variant, sampled by "
+                    "tools/stack_sampler.py into this folder")  # fmt: skip
+    ap.add_argument(
+        "--settings",
+        default="{}",
+        help='more config sections for the daemon, as JSON: {"languages": {"detect": false}} '
+        "where Lingua is not installed",
+    )
     ap.add_argument("--json")
     ap.add_argument("--arch", default="{}", help="model.arch overrides as JSON (tests: tiny)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -250,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row), flush=True)
                 result["engines"].append(row)
         if not a.no_daemon:
-            result["daemon"] = daemon_restart(Path(tmp), a.warm_timeout)
+            result["daemon"] = daemon_restarts(Path(tmp), a)
             print(json.dumps(result["daemon"]), flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1))

@@ -7,6 +7,7 @@
 #   tools/gpu_run.sh daemon    tools/bench_daemon.py: the whole daemon, F5 and student
 #   tools/gpu_run.sh step      tools/bench_step.py: one F5 step, fusion variants ($STEP_ARGS)
 #   tools/gpu_run.sh coldstart tools/bench_coldstart.py: fresh/kept cache, F5 and student, daemon
+#                              ($COLDSTART_ARGS: more of its options)
 set -uo pipefail
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
@@ -34,8 +35,8 @@ for what in "$@"; do
       python3 tools/bench_daemon.py --random-weights --quiet 60 --seconds 60 \
         --json "$OUT/daemon.json" 2>&1 | tee "$OUT/daemon.log" ;;
     coldstart)
-      python3 tools/bench_coldstart.py --random-weights --json "$OUT/coldstart.json" 2>&1 \
-        | tee "$OUT/coldstart.log" ;;
+      python3 tools/bench_coldstart.py --random-weights --json "$OUT/coldstart.json" \
+        ${COLDSTART_ARGS:-} 2>&1 | tee "$OUT/coldstart.log" ;;
     step)
       python3 tools/bench_step.py --profile --json "$OUT/step.json" ${STEP_ARGS:-} 2>&1 \
         | tee "$OUT/step.log" ;;
