@@ -16,7 +16,7 @@ CHECK = """
 import torch, torch.nn.functional as F
 from ishowtts.engines.f5 import convkernel as ck
 from ishowtts.engines.f5.fastdit import conv_mish
-conv_mish_op = ck.register()
+conv_mish_op = torch.ops.ishowtts.conv_mish
 torch.manual_seed(0)
 for dtype, tol in ((torch.float32, 1e-5), (torch.float16, 3e-3)):
     for b, n, g, cg, k in ((2, 37, 2, 16, 5), (1, 70, 2, 32, 31)):
@@ -51,7 +51,6 @@ def test_kernel_on_cuda_at_f5_shape(dtype):
     from ishowtts.engines.f5 import convkernel as ck
     from ishowtts.engines.f5.fastdit import conv_mish, conv_mish_fused
 
-    ck.register()  # as FastDiT does when it takes the fused path
     torch.manual_seed(2)
     y = torch.randn(2, 997, 1024, device="cuda")
     w, b = torch.randn(1024, 64, 31, device="cuda") * 0.02, torch.randn(1024, device="cuda")

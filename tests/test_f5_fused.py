@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ishowtts.engines.f5 import fastdit, fused, rope
+from ishowtts.engines.f5 import fastdit, rope
 from tests.triton_interpret import assert_passes_in_interpreter
 
 pytest.importorskip("triton")
@@ -17,7 +17,6 @@ CHECK = """
 import torch
 from ishowtts.engines.f5 import fused
 from ishowtts.engines.f5.rope import rope_heads_major, rope_kernel, rope_rows, rope_tables
-fused.register_rope()
 torch.manual_seed(0)
 for dtype, tol in ((torch.float32, 1e-6), (torch.float16, 2e-3)):
     for b, n, heads, dh, rot in ((2, 37, 4, 32, None), (1, 21, 4, 64, 1), (1, 5, 2, 128, 2), (2, 9, 2, 32, 1)):
@@ -74,7 +73,6 @@ def test_linear_gelu_is_the_tanh_gelu(dtype):
 @cuda
 @pytest.mark.parametrize("rot", [None, 1])
 def test_rope_kernel_on_cuda(rot):
-    fused.register_rope()  # as FastDiT does when it takes the fused path
     qkv = torch.randn(2, 993, 3, 16, 64, device="cuda").half()
     cos, sin = rope.rope_tables(993, 64, qkv.device)
     want = rope.rope_heads_major(qkv.float(), cos, sin, rot)

@@ -11,10 +11,6 @@ then bias and Mish in registers. Nothing is materialised.
 
 from __future__ import annotations
 
-import functools
-import os
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
@@ -23,9 +19,8 @@ try:
     import triton.language as tl
 except ImportError:  # a CPU-only install: the torch path in fastdit is used
     triton = None
-if not hasattr(torch.library, "triton_op"):  # torch < 2.6 (older JetPack wheels)
+if not hasattr(torch.library, "custom_op"):  # torch < 2.4 (older JetPack wheels)
     triton = None
-INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 
 def available(device: torch.device, channels_per_group: int) -> bool:
@@ -75,14 +70,8 @@ if triton is not None:
             mask=(rows < n)[:, None],
         )
 
-
-@functools.cache
-def register() -> Callable[[Tensor, Tensor, Tensor], Tensor]:
-    """Define the ``ishowtts::conv_mish`` op (``torch.ops.ishowtts.conv_mish``) once, when a
-    model takes the fused path (``FastDiT``): ``triton_op`` imports torch._inductor (~2 s),
-    which config validation, the fallback voice and a CPU run never need."""
-
-    @torch.library.triton_op("ishowtts::conv_mish", mutates_args=())
+    # Launched as it is on the eager path, the op ``ishowtts::conv_mish`` in compiled code
+    # (why both: fused.py).
     def conv_mish(y: Tensor, w_packed: Tensor, bias: Tensor) -> Tensor:
         """``mish(conv1d(y, groups=G, padding=K//2) + bias)`` on channels-last ``y [B,N,C]``
         with ``w_packed`` from ``pack_weight``."""
@@ -92,13 +81,15 @@ def register() -> Callable[[Tensor, Tensor, Tensor], Tensor]:
         block_n = 64
         precision = "ieee" if y.dtype == torch.float32 else "tf32"  # fp16/bf16 ignore it
         grid = (triton.cdiv(n, block_n), groups, bsz)
-        # Under TRITON_INTERPRET=1 (tests on the CPU) the kernel is not a JITFunction to wrap.
-        kernel = _conv_mish_kernel if INTERPRET else torch.library.wrap_triton(_conv_mish_kernel)
-        kernel[grid](
+        _conv_mish_kernel[grid](
             y, w_packed, bias, out, n,
             C=c, CG=cg, K=k, BLOCK_N=block_n, PRECISION=precision,
             num_warps=4, num_stages=3,
         )  # fmt: skip
         return out
 
-    return conv_mish
+    _conv_mish_op = torch.library.custom_op("ishowtts::conv_mish", conv_mish, mutates_args=())
+
+    @_conv_mish_op.register_fake
+    def _(y: Tensor, w_packed: Tensor, bias: Tensor) -> Tensor:
+        return torch.empty_like(y)

@@ -140,7 +140,10 @@ class F5Engine:
         self._mel_spec = MelSpec(**loader.MEL)  # reference mels on the CPU, fp32
         self.cfm = cfm.eval().requires_grad_(False).to(self.device, self.dtype)
         vocoder = loader.load_vocoder(
-            o.vocoder, o.hub_cache, loader.VOCOS_MEL_24KHZ if o.random_weights else None
+            o.vocoder,
+            o.hub_cache,
+            loader.VOCOS_MEL_24KHZ if o.random_weights else None,
+            device=self.device,
         )
         self.vocoder = vocoder.eval().requires_grad_(False).to(self.device)
         self.fast = FastDiT(

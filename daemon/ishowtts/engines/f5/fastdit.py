@@ -25,7 +25,7 @@ from torch import Tensor
 
 from . import convkernel, fused
 from .attention import ATTENTION, prefer
-from .rope import rope_heads_major, rope_kernel, rope_rows
+from .rope import rope_heads_major, rope_kernel, rope_kernel_launched, rope_rows
 from .upstream import UpstreamModule
 
 # Upstream's empirically pruned step schedules (t = index / 32), used when the count matches.
@@ -76,6 +76,7 @@ def _dynamic(*dims: tuple[Tensor | None, int]) -> None:
 
 
 BlockWeights = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
+Kernels = tuple[Callable[..., Any], Callable[..., Any]]  # (eager, compiled)
 
 
 def grouped_conv(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
@@ -95,9 +96,15 @@ def conv_mish(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
 
 
 def conv_mish_fused(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
-    """The same with the Triton kernel (the op ``convkernel.register`` defines); ``w`` packed
-    by ``convkernel.pack_weight``."""
+    """The same with the Triton kernel, through its op (compiled code); ``w`` packed by
+    ``convkernel.pack_weight``."""
     return torch.ops.ishowtts.conv_mish(y.contiguous(), w, b)
+
+
+def conv_mish_launched(y: Tensor, w: Tensor, b: Tensor, groups: int) -> Tensor:
+    """``conv_mish_fused`` with the kernel launched directly (the eager path: fused.py says
+    why)."""
+    return convkernel.conv_mish(y.contiguous(), w, b)
 
 
 def embed(x: Tensor, pre: Tensor, w_x: Tensor, conv1_w: Tensor, conv1_b: Tensor, conv2_w: Tensor,
@@ -216,13 +223,12 @@ class FastDiT:
         conv = dit.input_embed.conv_pos_embed.conv1d
         self.groups: int = conv[0].groups
         self.conv = (conv[0].weight, conv[0].bias, conv[2].weight, conv[2].bias)
-        self.conv_fn: Callable[..., Tensor] = conv_mish
+        conv_fns: Kernels = (conv_mish, conv_mish)
         if fused_conv and convkernel.available(proj.weight.device, conv[0].weight.shape[1]):
             w1, b1, w2, b2 = self.conv
             self.conv = (convkernel.pack_weight(w1, self.groups), b1,
                          convkernel.pack_weight(w2, self.groups), b2)  # fmt: skip
-            self.conv_fn = conv_mish_fused
-            convkernel.register()
+            conv_fns = (conv_mish_launched, conv_mish_fused)
         self.blocks: list[BlockWeights] = [
             (
                 torch.cat([b.attn.to_q.weight, b.attn.to_k.weight, b.attn.to_v.weight]),
@@ -245,15 +251,20 @@ class FastDiT:
         if fuse is not None and not fuse <= FUSIONS:
             raise ValueError(f"unknown fusions {sorted(fuse - FUSIONS)}; known {sorted(FUSIONS)}")
         self.fuse = usable if fuse is None else fuse & usable
-        self.ff_in: Callable[..., Tensor] = (
-            torch.ops.ishowtts.linear_gelu if "gelu" in self.fuse else linear_gelu
-        )
-        self.rope: Callable[..., tuple[Tensor, Tensor, Tensor]] = rope_heads_major
+        ff_in: Kernels = (linear_gelu, linear_gelu)
+        if "gelu" in self.fuse:
+            ff_in = (fused.linear_gelu, torch.ops.ishowtts.linear_gelu)
+        rope: Kernels = (rope_heads_major, rope_heads_major)
         if "rows" in self.fuse:
-            self.rope = rope_rows
+            rope = (rope_rows, rope_rows)
         if "rope" in self.fuse:
-            self.rope = rope_kernel
-            fused.register_rope()
+            rope = (rope_kernel_launched, rope_kernel)
+        # (eager, compiled) of each kernel the step functions are handed: our fused kernels
+        # run as plain launches eagerly and as custom ops in compiled code (fused.py says why).
+        self.kernels: dict[str, Kernels] = {"conv_fn": conv_fns, "ff_in": ff_in, "rope": rope}
+        self.conv_fn: Callable[..., Tensor] = conv_fns[0]
+        self.ff_in: Callable[..., Tensor] = ff_in[0]
+        self.rope: Callable[..., tuple[Tensor, Tensor, Tensor]] = rope[0]
         # Attention kernel choice: fixed at trace time in compiled code, so every call (warm-up
         # and capture included) runs under the same choice. "auto": cuDNN first on CUDA (3 %
         # faster a step than flash on an H100), torch's own choice elsewhere.
@@ -293,6 +304,8 @@ class FastDiT:
                  "prepare_fn": self._prepare_padded, "head_fn": head}  # fmt: skip
         for name, fn in (fns or plain).items():
             setattr(self, name, fn)
+        for name, (eager, compiled) in self.kernels.items():
+            setattr(self, name, eager if fns is None else compiled)
         self.mark_dynamic = fns is not None
 
     def compile(self, **kwargs: Any) -> None:

@@ -14,10 +14,6 @@ those passes were a quarter of the step. Two of them go here:
 
 from __future__ import annotations
 
-import functools
-import os
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
@@ -26,24 +22,30 @@ try:
     import triton.language as tl
 except ImportError:  # a CPU-only install, or a board without Triton: the torch path is used
     triton = None
-if not hasattr(torch.library, "triton_op"):  # torch < 2.6 (older JetPack wheels)
-    triton = None
-INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
-
-
-# torch.library.custom_op arrived in torch 2.4; older JetPack wheels run the unfused GELU.
+# torch.library.custom_op arrived in torch 2.4; older JetPack wheels run the unfused paths.
 CUSTOM_OPS = hasattr(torch.library, "custom_op")
+if not CUSTOM_OPS:
+    triton = None
+
+# Each kernel is a plain function, called as it is on the eager path, and a custom op of the
+# same (``torch.ops.ishowtts.*``) for compiled code, where inductor must keep it whole. The eager
+# path stays off the ops: a custom op's first call imports torch._dynamo (its kernels are
+# wrapped in ``torch._disable_dynamo``), ~5 s on the H200 host, on the way to a start's first
+# line. Not ``triton_op`` either: that imports torch._inductor at definition, for inlining the
+# kernel, which buys nothing here (the compiled step runs inside CUDA graphs).
+
+
+def linear_gelu(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """``gelu_tanh(x @ w.T + b)`` over the last dimension of ``x``."""
+    flat = x.reshape(-1, x.shape[-1])
+    out = torch._addmm_activation(b, flat, w.t(), use_gelu=True)
+    return out.view(*x.shape[:-1], w.shape[0])
+
 
 if CUSTOM_OPS:
+    _linear_gelu_op = torch.library.custom_op("ishowtts::linear_gelu", linear_gelu, mutates_args=())
 
-    @torch.library.custom_op("ishowtts::linear_gelu", mutates_args=())
-    def linear_gelu(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
-        """``gelu_tanh(x @ w.T + b)`` over the last dimension of ``x``."""
-        flat = x.reshape(-1, x.shape[-1])
-        out = torch._addmm_activation(b, flat, w.t(), use_gelu=True)
-        return out.view(*x.shape[:-1], w.shape[0])
-
-    @linear_gelu.register_fake
+    @_linear_gelu_op.register_fake
     def _(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
         return x.new_empty(*x.shape[:-1], w.shape[0])
 
@@ -79,14 +81,6 @@ if triton is not None:
         tl.store(out_ptr + r[:, None] * (2 * D) + c[None, :], y.to(out_ptr.dtype.element_ty),
                  mask=live)  # fmt: skip
 
-
-@functools.cache
-def register_rope() -> Callable[[Tensor, Tensor, Tensor, int], Tensor]:
-    """Define the ``ishowtts::rope_qk`` op (``torch.ops.ishowtts.rope_qk``) once, when a model
-    takes the fused path (``FastDiT``): ``triton_op`` imports torch._inductor (~2 s), which
-    config validation, the fallback voice and a CPU run never need."""
-
-    @torch.library.triton_op("ishowtts::rope_qk", mutates_args=())
     def rope_qk(qkv: Tensor, cos: Tensor, sin: Tensor, rope_heads: int) -> Tensor:
         """q and k of ``qkv [B,N,3,H,dh]`` (contiguous) rotated, ``[B,N,2,H,dh]``: angles
         from ``cos``/``sin`` ``[N, dh/2]`` (fp32), adjacent channels paired; only the first
@@ -96,11 +90,15 @@ def register_rope() -> Callable[[Tensor, Tensor, Tensor, int], Tensor]:
         out = qkv.new_empty(bsz, n, 2, heads, dh)
         bm, bc = 16, 256
         grid = (triton.cdiv(bsz * n, bm), triton.cdiv(2 * d, bc))
-        kernel = _rope_kernel if INTERPRET else torch.library.wrap_triton(_rope_kernel)
-        kernel[grid](
+        _rope_kernel[grid](
             qkv, cos, sin, out, bsz * n, n,
             D=d, DH=dh, ROT=rope_heads * dh, BM=bm, BC=bc, num_warps=4,
         )  # fmt: skip
         return out
 
-    return rope_qk
+    _rope_qk_op = torch.library.custom_op("ishowtts::rope_qk", rope_qk, mutates_args=())
+
+    @_rope_qk_op.register_fake
+    def _(qkv: Tensor, cos: Tensor, sin: Tensor, rope_heads: int) -> Tensor:
+        bsz, n, _, heads, dh = qkv.shape
+        return qkv.new_empty(bsz, n, 2, heads, dh)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import fused  # also defines torch.ops.ishowtts.rope_qk
+
 
 def rope_tables(n: int, dim_head: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """cos and sin of the rotary angles, ``[n, dim_head/2]``, fp32 (x-transformers' layout:
@@ -58,7 +60,14 @@ def rope_rows(qkv: Tensor, cos: Tensor, sin: Tensor,
 
 def rope_kernel(qkv: Tensor, cos: Tensor, sin: Tensor,
                 rope_heads: int | None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-    """``rope_rows`` as one Triton kernel (the op ``fused.register_rope`` defines)."""
+    """``rope_rows`` as one Triton kernel, through its op (compiled code)."""
     qk = torch.ops.ishowtts.rope_qk(qkv, cos, sin, qkv.shape[3] if rope_heads is None
                                     else rope_heads)  # fmt: skip
+    return _heads(qk, qkv)
+
+
+def rope_kernel_launched(qkv: Tensor, cos: Tensor, sin: Tensor,
+                         rope_heads: int | None) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """``rope_kernel`` with the kernel launched directly (the eager path: fused.py says why)."""
+    qk = fused.rope_qk(qkv, cos, sin, qkv.shape[3] if rope_heads is None else rope_heads)
     return _heads(qk, qkv)

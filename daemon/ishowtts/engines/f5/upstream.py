@@ -13,6 +13,7 @@ import importlib.util
 import sys
 import threading
 import types
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -45,16 +46,39 @@ def _lazy_getattr(name: str) -> Any:
 
 class _ImportedOnUse(types.ModuleType):
     """Stands in ``sys.modules`` for a module until its first attribute is asked for, then
-    imports it and forwards to it (whoever imported the placeholder keeps working)."""
+    imports it and forwards to it (whoever imported the placeholder keeps working). For a
+    plain module (not a package), names in ``calls`` are functions from the start, which import
+    the module when first called: ``from module import name`` takes the attribute at once."""
 
-    _lock = threading.Lock()
+    # Re-entrant: the real import can reach another placeholder (or this one) in this thread.
+    _lock = threading.RLock()
+    # Asked of every module by code walking sys.modules (inspect.getmodule reads each one's
+    # __file__: pydantic does it when it builds a model), so no use of this one.
+    _NOT_A_USE = frozenset({"__file__", "__cached__"})
 
-    def __getattr__(self, attr: str) -> Any:
+    def __init__(self, name: str, calls: tuple[str, ...] = ()) -> None:
+        super().__init__(name)
+        self._package = not calls  # a package's __path__ is a use: a submodule is imported
+        for attr in calls:
+            setattr(self, attr, self._forwarder(attr))
+
+    def _forwarder(self, attr: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return getattr(self._real(), attr)(*args, **kwargs)
+
+        call.__name__ = call.__qualname__ = attr
+        return call
+
+    def _real(self) -> types.ModuleType:
         with self._lock:
             if sys.modules.get(self.__name__) is self:
                 del sys.modules[self.__name__]
-            real = importlib.import_module(self.__name__)
-        return getattr(real, attr)
+            return importlib.import_module(self.__name__)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr in self._NOT_A_USE or (attr == "__path__" and not self._package):
+            raise AttributeError(attr)
+        return getattr(self._real(), attr)
 
 
 def _register_light_model_package() -> None:
@@ -65,6 +89,10 @@ def _register_light_model_package() -> None:
     # line, for relative-position code F5 never runs. The compile imports them later.
     if "einx" not in sys.modules:
         sys.modules["einx"] = _ImportedOnUse("einx")
+    # Upstream's modules.py takes librosa's mel filters at its top (numba, llvmlite, scipy:
+    # ~0.8 s here, more on slow hosts) for the BigVGAN mel, which a Vocos model never computes.
+    if "librosa.filters" not in sys.modules:
+        sys.modules["librosa.filters"] = _ImportedOnUse("librosa.filters", calls=("mel",))
     importlib.import_module("f5_tts")
     mod = types.ModuleType("f5_tts.model")
     mod.__path__ = [str(package_dir() / "model")]

@@ -2,7 +2,9 @@
 
 1. ``ready``: the eager path warmed by one utterance per voice, with the plain step functions
    (no torch.compile, no CUDA graphs). The engine speaks from here on.
-2. In a thread of its own, torch.compile of the step functions and of the vocoder: they run
+2. In a thread of its own, started ``COMPILE_AFTER_S`` after ready by the first ``step`` (so that
+   its imports, seconds of GIL-bound work, stay off the switch to F5 and its first line),
+   torch.compile of the step functions and of the vocoder: they run
    once on a throwaway runner of the smallest bucket, through twins of the FastDiTs that share
    their weights, so what the engine speaks with is untouched meanwhile. The compile steps
    aside while a line is made (``Pause``): the two threads share the GIL, and torch releases
@@ -43,6 +45,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger("ishowtts.engine.f5")
 
 POLL_S = 0.25  # how soon to ask again while the compile thread works
+# The compile thread starts this long after ready. It begins with torch._dynamo's and
+# torch._inductor's imports (seconds on a slow host, holding the GIL in long stretches): right
+# at ready they would slow the switch to F5 and its first line, through the event loop too,
+# which waits for the GIL each time it wakes.
+COMPILE_AFTER_S = 2.0
 # The compile waits at most this long for a line (then goes on until the line ends): a pause
 # at the wrong moment (holding a lock or a module import the line needs) cannot hang the line.
 MAX_PAUSE_S = 1.0
@@ -106,6 +113,7 @@ class Warmer:
         self.engine = engine
         self.done = False
         self._compiling: Future[Compiled | None] | None = None
+        self._to_compile: int | None = None  # the bucket the compile runs on, until it starts
         self._ready_at = 0.0
         self.pause = Pause()
         self.graph_vocoder: Any = None  # with the compiled backbone, once there is one
@@ -160,9 +168,12 @@ class Warmer:
         self._utterances()  # before the compile thread: the two would share the GIL
         self._ready_at = time.perf_counter()
         if e.options.compile and self.buckets():
-            pool = DaemonExecutor("f5-compile")  # a compile running at exit never delays it
-            self._compiling = pool.submit(self._compile_twins, self.buckets()[0])
-            pool.shutdown(wait=False)
+            self._to_compile = self.buckets()[0]  # started by ``step``
+
+    def _start_compile(self, n: int) -> None:
+        pool = DaemonExecutor("f5-compile")  # a compile running at exit never delays it
+        self._compiling = pool.submit(self._compile_twins, n)
+        pool.shutdown(wait=False)
 
     def _utterances(self) -> None:
         """One real utterance per voice: kernels, cuBLAS/cuDNN plans, the text front end."""
@@ -250,6 +261,12 @@ class Warmer:
         None when all is warm, else how soon to call again (0: at once)."""
         if self.done:
             return None
+        if self._to_compile is not None:
+            if time.perf_counter() - self._ready_at < COMPILE_AFTER_S:
+                return POLL_S
+            self._start_compile(self._to_compile)
+            self._to_compile = None
+            return POLL_S
         if self._compiling is not None:
             if not self._compiling.done():
                 return POLL_S
