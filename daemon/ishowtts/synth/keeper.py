@@ -157,8 +157,17 @@ class EngineKeeper:
         """Speak with the fallback at once; build the primary in the background and swap it
         in between lines once it is ready."""
         assert self.fallback_factory is not None
-        self._fallback = await self._in_thread(self._build, self.fallback_factory, progress)
-        self.engine, self.speaking, self.warming = self._fallback, "fallback", True
+        # The primary's build starts first, beside the fallback's: it is the long one (F5 on
+        # a GPU), and every second before it starts is a second later for its first line.
+        self.speaking, self.warming = "fallback", True
+        self._recovery = asyncio.create_task(self._recover(first_s=0.0), name="synth-warming")
+        try:
+            self._fallback = await self._in_thread(self._build, self.fallback_factory, progress)
+        except BaseException:
+            self.speaking, self.warming = "none", False
+            await self._stop_recovery()
+            raise
+        self.engine = self._fallback
         self.log.info(
             "engine_warming",
             primary=self.primary_name,
@@ -167,7 +176,6 @@ class EngineKeeper:
         )
         if self.on_switch is not None:
             self.on_switch("fallback")
-        self._recovery = asyncio.create_task(self._recover(first_s=0.0), name="synth-warming")
 
     async def _failover(
         self, why: BaseException, progress: Callable[[str], None], at_start: bool = False
