@@ -162,3 +162,30 @@ async def test_new_voices_resume_the_deferred_warm_up() -> None:
     await wait_for(lambda: engine.left == 0)  # the idle worker is woken for it
     await worker.stop()
     worker.close()
+
+
+async def test_the_primary_starts_building_beside_the_fallback() -> None:
+    """The primary's build (F5: the long one) does not wait for the fallback's."""
+    cls = slow(steps=0)
+    loading = threading.Event()
+
+    class Marking(cls):  # type: ignore[valid-type, misc]
+        def load(self, voices, progress) -> None:  # type: ignore[no-untyped-def]
+            loading.set()
+            super().load(voices, progress)
+
+    def fallback():  # type: ignore[no-untyped-def]
+        assert loading.wait(5), "the fallback was built before the primary's build began"
+        return build("espeak")
+
+    ledger, source = Ledger(), QueueSource()
+    worker = SynthWorker(Marking, VOICES, source, ledger, 100.0, fallback_factory=fallback,
+                         failover=NO_RETRY, primary_name="tone", behind_fallback=True)  # fmt: skip
+    await worker.load(lambda _: None)
+    assert worker.speaking == "fallback" and worker.warming
+    worker.sink = RecordingSink(24000)
+    worker.start()
+    cls.release.set()
+    await wait_for(lambda: worker.speaking == "primary")
+    await worker.stop()
+    worker.close()
