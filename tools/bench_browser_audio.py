@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import itertools
 import random
 import sys
@@ -51,6 +52,7 @@ voices: {default: {}}
 speech: {templates: {danmaku: "{text}"}}
 filters: {rate: null}
 player: {device: none}
+airtime: {max_share: 1}  # lines waiting for airtime would read as TTFA
 api: {port: 0, max_audio_listeners: 16}
 log: {level: warning}
 """
@@ -59,6 +61,37 @@ PHRASES = [
     "nice play!", "主播今天唱得真好听，再来一首吧", "前面的别刷屏了", "晚上好", "求BGM名字",
     "lol that was close", "这个boss怎么打啊", "笑死我了",
 ]  # fmt: skip
+
+
+class Stalls:
+    """When the daemon's process stalled: the event loop woken late, and garbage collections
+    (each with its time from the start), to line up with underruns and gaps."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.late: list[tuple[float, float]] = []  # (at, seconds late) over 40 ms
+        self.gc: list[tuple[float, int, float]] = []  # (at, generation, seconds) over 20 ms
+        self._gc_start = 0.0
+
+    def collecting(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_start = time.monotonic()
+        elif (took := time.monotonic() - self._gc_start) > 0.02:
+            self.gc.append((self._gc_start - self.t0, info["generation"], took))
+
+    async def watch(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.01)
+            if (late := time.monotonic() - before - 0.01) > 0.04:
+                self.late.append((before - self.t0, late))
+
+    def summary(self) -> str:
+        late = sorted(self.late, key=lambda x: -x[1])[:5]
+        gcs = sorted(self.gc, key=lambda x: -x[2])[:5]
+        worst = ", ".join(f"{s * 1e3:.0f} ms at {t:.0f} s" for t, s in late) or "none"
+        slow = "".join(f", gen {g} {s * 1e3:.0f} ms at {t:.0f} s" for t, g, s in gcs)
+        return f"loop woken late (worst 5): {worst}; collections over 20 ms: {len(self.gc)}{slow}"
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -163,6 +196,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     task = asyncio.create_task(daemon.run())
     rnd, counter = random.Random(args.seed), itertools.count(1)
     result: dict[str, Any] = {}
+    stalls = Stalls()
+    gc.callbacks.append(stalls.collecting)
+    watcher = asyncio.create_task(stalls.watch())
     try:
         await asyncio.wait_for(daemon.ready.wait(), 60)
         player = daemon.player
@@ -191,9 +227,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for name, _ in pages
             ]
             before = [await page.evaluate("({...window.ishowttsVoice})") for _, page in pages]
-            print(
-                f"# phase 2: {args.seconds:g} s of chat, {args.listeners} listener(s)", flush=True
-            )
+            print(f"# phase 2: {args.seconds:g} s of chat, {args.listeners} listener(s), from "
+                  f"{time.monotonic() - stalls.t0:.0f} s", flush=True)  # fmt: skip
             result["listening"] = await phase(daemon, ttfa, args.seconds, rnd, counter)
             await asyncio.sleep(1.0)  # the pages' buffers play out
             player.taps.remove(out.tap)
@@ -210,6 +245,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             listeners.append(row)
         result["listeners"] = listeners
     finally:
+        watcher.cancel()
+        gc.callbacks.remove(stalls.collecting)
+        result["stalls"] = stalls.summary()
         daemon.request_stop()
         await asyncio.wait_for(task, 30)
         await api.stop()
@@ -244,6 +282,7 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> None:
     f = r["fanout"]
     print(f"fan-out: dropped {f['dropped']}, blocks lost to a stalled loop {f['lost_blocks']}; "
           f"daemon xruns {r['xruns']}")  # fmt: skip
+    print(f"stalls: {r['stalls']}")
 
 
 def main(argv: list[str] | None = None) -> int:
