@@ -136,7 +136,10 @@ async def test_deferred_warm_up_runs_only_while_no_line_waits() -> None:
     worker, sink, ledger, source, _ = await start(cls, behind=False)
     engine = primary_of(worker)
     engine.source = source
-    await wait_for(lambda: len(engine.pieces) >= 1)
+    # The line comes in the middle of the second piece: at a piece's end it would race the
+    # worker's choice of the next (a line and a piece starting in the same instant).
+    await wait_for(lambda: len(engine.waiting_at_start) >= 2)
+    await asyncio.sleep(cls.step_s / 2)
     line = say(ledger, source, "a line during the warm-up")
     await wait_for(lambda: done(sink, line))
     assert engine.left > 0  # spoken before the rest of the warm-up, not after it
