@@ -14,12 +14,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .fused import CUSTOM_OPS
+
 try:
     import triton
     import triton.language as tl
 except ImportError:  # a CPU-only install: the torch path in fastdit is used
     triton = None
-if not hasattr(torch.library, "custom_op"):  # torch < 2.4 (older JetPack wheels)
+if not CUSTOM_OPS:  # torch < 2.4 (older JetPack wheels): the torch path
     triton = None
 
 
