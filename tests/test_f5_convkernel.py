@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.triton_interpret import assert_passes_in_interpreter
+from tests.scripts import assert_passes_in_interpreter
 
 pytest.importorskip("triton")
 

@@ -242,6 +242,8 @@ def test_background_warmup_speaks_at_once_then_compiles_and_captures_between_lin
 FIRST_LINE = """
 import sys
 from pathlib import Path
+import structlog
+structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout: "ok"
 from ishowtts.engines import Voice
 from ishowtts.engines.f5 import F5Engine, rope
 from tests.f5_tiny import tiny_files
@@ -262,14 +264,9 @@ print("ok")
 def test_ready_and_the_first_line_import_neither_dynamo_nor_inductor(tmp_path):
     """Up to the first line the fused kernels run as plain launches: a custom op's first call
     imports torch._dynamo, which took 5 s of a start on the H200 host."""
-    import subprocess
-    import sys
-    from pathlib import Path
+    from tests.scripts import assert_script_passes
 
-    run = subprocess.run([sys.executable, "-c", FIRST_LINE, str(tmp_path)], capture_output=True,
-                         text=True, timeout=600, cwd=Path(__file__).parent.parent)  # fmt: skip
-    last = run.stdout.strip().splitlines()[-1:]  # after the engine's log lines
-    assert run.returncode == 0 and last == ["ok"], run.stderr[-3000:] + run.stdout[-1000:]
+    assert_script_passes(FIRST_LINE, str(tmp_path))
 
 
 def test_reload_with_a_shorter_clip_or_more_steps_captures_what_it_needs(tmp_path):

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ishowtts.engines.f5 import fastdit, rope
-from tests.triton_interpret import assert_passes_in_interpreter
+from tests.scripts import assert_passes_in_interpreter
 
 pytest.importorskip("triton")
 

@@ -5,13 +5,9 @@ compile imports what it needs later."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.triton_interpret import assert_passes_in_interpreter
+from tests.scripts import assert_passes_in_interpreter, assert_script_passes
 
 pytest.importorskip("triton")
 
@@ -63,6 +59,4 @@ print("ok")
 
 
 def test_building_the_model_leaves_dynamo_einx_and_librosa_until_used():
-    run = subprocess.run([sys.executable, "-c", BUILD], capture_output=True, text=True,
-                         timeout=300, cwd=Path(__file__).parent.parent)  # fmt: skip
-    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
+    assert_script_passes(BUILD, timeout=300)
