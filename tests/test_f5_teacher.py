@@ -142,6 +142,32 @@ def test_default_plan_is_the_reference_grid():
     assert slab[-1] == 23 - int((1 - t[-1].item()) * 24)
 
 
+def reference_run(models, request_, frames, seed, grid=16, stopping_time=0.07, start=1,
+                  **kw):  # type: ignore[no-untyped-def]  # fmt: skip
+    """The reference's output for the request at ``frames`` from noise drawn with ``seed`` (its
+    start, ``grid`` draws, one per student step from ``start``), and that noise in our layout
+    for a plan of ``draws`` (``noise_for(draws)``): draw 0 the teacher's start, then one per
+    student step (those before ``start`` unused), then the reference's draws from its last
+    one down."""
+    student, teacher = models
+    ref, tokens = request_
+    g = torch.Generator().manual_seed(seed)
+    y0 = torch.randn(frames, 100, generator=g)
+    noise_seq = [torch.randn(1, frames, 100, generator=g) for _ in range(grid)]
+    student_noise = torch.randn(4 - start, frames, 100, generator=g)
+    with torch.no_grad():
+        want = reference_generate(teacher.transformer, student.transformer, ref, tokens, frames,
+                                  y0, noise_seq, student_noise, grid, stopping_time,
+                                  start=start, **kw)  # fmt: skip
+
+    def noise_for(draws: int) -> torch.Tensor:
+        unused = [torch.full_like(y0, float("nan"))] * (start - 1)
+        drawn = [noise_seq[grid - 1 - k][0] for k in range(draws)]
+        return torch.stack([y0, *unused, *student_noise, *drawn])
+
+    return want, noise_for
+
+
 @pytest.mark.parametrize(
     ("teacher_steps", "ref_grid", "stopping_time", "eta", "start"),
     [(4, 16, 0.07, 1.0, 1), (2, 8, 0.05, 0.0, 1), (3, 12, 0.07, 0.5, 1), (12, 24, 0.25, 1.0, 2)],
@@ -150,37 +176,14 @@ def test_default_plan_is_the_reference_grid():
 def test_fp32_guided_start_matches_reference(
     models, request_, teacher_steps, ref_grid, stopping_time, eta, start
 ):
-    student, teacher = models
     ref, tokens = request_
     frames = ref.shape[0] + 60
-    g = torch.Generator().manual_seed(11)
-    y0 = torch.randn(frames, 100, generator=g)
-    noise_seq = [torch.randn(1, frames, 100, generator=g) for _ in range(ref_grid)]
-    student_noise = torch.randn(4 - start, frames, 100, generator=g)
-    with torch.no_grad():
-        want = reference_generate(
-            teacher.transformer,
-            student.transformer,
-            ref,
-            tokens,
-            frames,
-            y0,
-            noise_seq,
-            student_noise,
-            ref_grid,
-            stopping_time,
-            start=start,
-            eta=eta,
-        )
-    fast = fastdit.FastDiT(student.transformer, guided=False, mel_scale=SCALE)
-    fast_t = fastdit.FastDiT(teacher.transformer, guided=True, mel_scale=SCALE)
+    want, noise_for = reference_run(models, request_, frames, 11, ref_grid, stopping_time,
+                                    start=start, eta=eta)  # fmt: skip
+    fast, fast_t = fast_pair(models)
     plan = sampler.Schedules(fast_t).teacher(teacher_steps, 4, -1.0, eta, start)
     assert plan.evals == teacher_steps + 1
-    # Our layout: draw 0 the teacher's start, then one per student step (those before
-    # ``start`` unused), then the reference's noise draws from its last one down.
-    unused = [torch.full_like(y0, float("nan"))] * (start - 1)
-    drawn = [noise_seq[ref_grid - 1 - k][0] for k in range(plan.draws)]
-    noise = torch.stack([y0, *unused, *student_noise, *drawn])
+    noise = noise_for(plan.draws)
     job = sampler.Job(ref, tokens, frames, noise=noise)
     got = sampler.sample_guided_start_eager(fast, fast_t, [job], 4, plan, 2.0, -1.0)[0]
     new = slice(ref.shape[0], frames)
@@ -210,24 +213,9 @@ def test_padded_batch_matches_single(models, request_):
 
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float16, 1e-2), (torch.bfloat16, 3e-2)])
 def test_half_precision_close_to_fp32_reference(files, models, request_, dtype, tol):
-    student, teacher = models
     ref, tokens = request_
     frames = ref.shape[0] + 50
-    g = torch.Generator().manual_seed(9)
-    y0 = torch.randn(frames, 100, generator=g)
-    noise_seq = [torch.randn(1, frames, 100, generator=g) for _ in range(16)]
-    student_noise = torch.randn(3, frames, 100, generator=g)
-    with torch.no_grad():
-        want = reference_generate(
-            teacher.transformer,
-            student.transformer,
-            ref,
-            tokens,
-            frames,
-            y0,
-            noise_seq,
-            student_noise,
-        )
+    want, noise_for = reference_run(models, request_, frames, 9)
     vocab = upstream.load_vocab(str(upstream.vocab_path()))
     halves = []
     for is_teacher in (False, True):
@@ -238,8 +226,7 @@ def test_half_precision_close_to_fp32_reference(files, models, request_, dtype, 
         )
     fast, fast_t = halves
     plan = sampler.Schedules(fast_t).teacher(4, 4, -1.0, 1.0)
-    noise = torch.stack([y0, *student_noise, *[noise_seq[15 - k][0] for k in range(plan.draws)]])
-    job = sampler.Job(ref, tokens, frames, noise=noise)
+    job = sampler.Job(ref, tokens, frames, noise=noise_for(plan.draws))
     got = sampler.sample_guided_start_eager(fast, fast_t, [job], 4, plan, 2.0, -1.0)[0]
     new = slice(ref.shape[0], frames)
     assert torch.isfinite(got).all() and rel(got[new], want[new]) <= tol
